@@ -1,0 +1,357 @@
+//! Matrix products for the kernels, on the `gemm` crate (chosen by measurement: see
+//! `docs/gemm-choice.md`), plus hand-written single-row paths.
+//!
+//! All matrices are row-major slices with an explicit row stride (`ld*`), so a direction's
+//! columns inside a bidirectional output `[T, B, 2H]` are used in place, never copied. Every
+//! function either overwrites `c` or accumulates into it (`acc`). A product with a single row
+//! (batch 1, the streaming step) does not go through `gemm`, which is slow on GEMV shapes, but
+//! through fused dot-product / axpy loops.
+
+use crate::float::Float;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Below this many multiply-adds a product runs on one thread: splitting it costs more than it
+/// saves on the small per-step shapes (measured: two threads slow `32 x 64 x 256` down).
+const PARALLEL_MIN_WORK: usize = 1 << 20;
+
+/// The number of threads matrix products use: `set_num_threads`, else the `UNFOLD_THREADS`
+/// environment variable, else the available cores.
+pub fn num_threads() -> usize {
+    let n = THREADS.load(Ordering::Relaxed);
+    if n > 0 {
+        return n;
+    }
+    let n = std::env::var("UNFOLD_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+    set_num_threads(n);
+    n
+}
+
+/// Sets the number of threads (at least 1) used by matrix products and parallel loops.
+///
+/// The first call also sizes rayon's global pool; later calls only lower or raise how many of
+/// its workers a product asks for.
+pub fn set_num_threads(n: usize) {
+    let n = n.max(1);
+    THREADS.store(n, Ordering::Relaxed);
+    // Fails harmlessly if the pool already exists.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+}
+
+fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
+    let threads = num_threads();
+    if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK {
+        gemm::Parallelism::Rayon(threads)
+    } else {
+        gemm::Parallelism::None
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn check(len: usize, rows: usize, cols: usize, ld: usize, name: &str) {
+    if rows > 0 && cols > 0 {
+        assert!(
+            ld >= cols && (rows - 1) * ld + cols <= len,
+            "{name}: buffer of {len} too small for {rows}x{cols} with stride {ld}"
+        );
+    }
+}
+
+/// Raw strided product `c = [acc ? c : 0] + a * b` where each operand is given by pointer,
+/// row stride and column stride.
+#[allow(clippy::too_many_arguments)]
+unsafe fn raw<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut T,
+    c_rs: usize,
+    acc: bool,
+    a: *const T,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const T,
+    b_rs: usize,
+    b_cs: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !acc {
+            for i in 0..m {
+                for j in 0..n {
+                    *c.add(i * c_rs + j) = T::ZERO;
+                }
+            }
+        }
+        return;
+    }
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c,
+        1,
+        c_rs as isize,
+        acc,
+        a,
+        a_cs as isize,
+        a_rs as isize,
+        b,
+        b_cs as isize,
+        b_rs as isize,
+        T::ONE,
+        T::ONE,
+        false,
+        false,
+        false,
+        parallelism(m, n, k),
+    );
+}
+
+/// `c[m,n] (+)= a[m,k] * w[n,k]^T`: the layer products `x W^T` and `h W_hh^T`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nt<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    w: &[T],
+    ldw: usize,
+    c: &mut [T],
+    ldc: usize,
+    acc: bool,
+) {
+    check(a.len(), m, k, lda, "gemm_nt a");
+    check(w.len(), n, k, ldw, "gemm_nt w");
+    check(c.len(), m, n, ldc, "gemm_nt c");
+    if m <= 2 {
+        for i in 0..m {
+            let ai = &a[i * lda..i * lda + k];
+            let ci = &mut c[i * ldc..i * ldc + n];
+            gemv_rows(ai, w, ldw, ci, acc);
+        }
+        return;
+    }
+    unsafe {
+        raw(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            ldc,
+            acc,
+            a.as_ptr(),
+            lda,
+            1,
+            w.as_ptr(),
+            1,
+            ldw,
+        )
+    }
+}
+
+/// `c[m,n] (+)= a[m,k] * b[k,n]`: the backward products `dgates W`.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_nn<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    acc: bool,
+) {
+    check(a.len(), m, k, lda, "gemm_nn a");
+    check(b.len(), k, n, ldb, "gemm_nn b");
+    check(c.len(), m, n, ldc, "gemm_nn c");
+    if m <= 2 {
+        for i in 0..m {
+            let ai = &a[i * lda..i * lda + k];
+            let ci = &mut c[i * ldc..i * ldc + n];
+            axpy_rows(ai, b, ldb, ci, acc);
+        }
+        return;
+    }
+    unsafe {
+        raw(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            ldc,
+            acc,
+            a.as_ptr(),
+            lda,
+            1,
+            b.as_ptr(),
+            ldb,
+            1,
+        )
+    }
+}
+
+/// `c[m,n] (+)= a[k,m]^T * b[k,n]`: the weight gradients, with `k = T * B` rows.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_tn<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    acc: bool,
+) {
+    check(a.len(), k, m, lda, "gemm_tn a");
+    check(b.len(), k, n, ldb, "gemm_tn b");
+    check(c.len(), m, n, ldc, "gemm_tn c");
+    unsafe {
+        raw(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            ldc,
+            acc,
+            a.as_ptr(),
+            1,
+            lda,
+            b.as_ptr(),
+            ldb,
+            1,
+        )
+    }
+}
+
+/// Lanes of the hand-written dot product: enough independent accumulators for the compiler to
+/// fill vector registers without reassociating floating-point sums itself.
+const LANES: usize = 16;
+
+/// Dot product with `LANES` independent partial sums.
+#[inline(always)]
+pub fn dot<T: Float>(x: &[T], y: &[T]) -> T {
+    let n = x.len().min(y.len());
+    let (x, y) = (&x[..n], &y[..n]);
+    let mut acc = [T::ZERO; LANES];
+    let chunks = n / LANES;
+    for c in 0..chunks {
+        let xs = &x[c * LANES..c * LANES + LANES];
+        let ys = &y[c * LANES..c * LANES + LANES];
+        for l in 0..LANES {
+            acc[l] += xs[l] * ys[l];
+        }
+    }
+    let mut tail = T::ZERO;
+    for i in chunks * LANES..n {
+        tail += x[i] * y[i];
+    }
+    let mut s = T::ZERO;
+    for a in acc {
+        s += a;
+    }
+    s + tail
+}
+
+/// `c[j] (+)= dot(a, w[j, :])` for every row j of w.
+pub fn gemv_rows<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool) {
+    let k = a.len();
+    for (j, cj) in c.iter_mut().enumerate() {
+        let d = dot(a, &w[j * ldw..j * ldw + k]);
+        *cj = if acc { *cj + d } else { d };
+    }
+}
+
+/// `c (+)= sum_k a[k] * b[k, :]`.
+pub fn axpy_rows<T: Float>(a: &[T], b: &[T], ldb: usize, c: &mut [T], acc: bool) {
+    let n = c.len();
+    if !acc {
+        c.fill(T::ZERO);
+    }
+    for (kk, &ak) in a.iter().enumerate() {
+        if ak == T::ZERO {
+            continue;
+        }
+        let row = &b[kk * ldb..kk * ldb + n];
+        for (cj, &bj) in c.iter_mut().zip(row) {
+            *cj += ak * bj;
+        }
+    }
+}
+
+/// Adds the rows `a[k, n]` (row stride `lda`) into `c[n]`: the bias gradients.
+pub fn sum_rows<T: Float>(k: usize, n: usize, a: &[T], lda: usize, c: &mut [T]) {
+    for r in 0..k {
+        for (cj, &aj) in c[..n].iter_mut().zip(&a[r * lda..r * lda + n]) {
+            *cj += aj;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn rand(n: usize, r: &mut Rng) -> Vec<f64> {
+        (0..n).map(|_| r.uniform_range(-1.0, 1.0)).collect()
+    }
+
+    /// Every product against a plain triple loop over many sizes, strides and both modes.
+    #[test]
+    fn products_match_reference() {
+        let mut r = Rng::new(3);
+        for &(m, n, k) in &[(1, 5, 7), (2, 3, 1), (3, 17, 9), (33, 40, 65), (8, 1, 3), (5, 4, 0)] {
+            let pad = 3;
+            let a = rand(m * (k + pad), &mut r);
+            let w = rand(n * (k + pad), &mut r);
+            let b = rand(k * (n + pad), &mut r);
+            let at = rand(k * (m + pad), &mut r);
+            for acc in [false, true] {
+                let c0 = rand(m * (n + pad), &mut r);
+                let ldc = n + pad;
+                let mut c1 = c0.clone();
+                gemm_nt(m, n, k, &a, k + pad, &w, k + pad, &mut c1, ldc, acc);
+                let mut c2 = c0.clone();
+                gemm_nn(m, n, k, &a, k + pad, &b, n + pad, &mut c2, ldc, acc);
+                let mut c3 = c0.clone();
+                gemm_tn(m, n, k, &at, m + pad, &b, n + pad, &mut c3, ldc, acc);
+                for i in 0..m {
+                    for j in 0..n {
+                        let base = if acc { c0[i * ldc + j] } else { 0.0 };
+                        let (mut e1, mut e2, mut e3) = (base, base, base);
+                        for kk in 0..k {
+                            e1 += a[i * (k + pad) + kk] * w[j * (k + pad) + kk];
+                            e2 += a[i * (k + pad) + kk] * b[kk * (n + pad) + j];
+                            e3 += at[kk * (m + pad) + i] * b[kk * (n + pad) + j];
+                        }
+                        assert!((c1[i * ldc + j] - e1).abs() < 1e-12, "nt {m} {n} {k}");
+                        assert!((c2[i * ldc + j] - e2).abs() < 1e-12, "nn {m} {n} {k}");
+                        assert!((c3[i * ldc + j] - e3).abs() < 1e-12, "tn {m} {n} {k}");
+                    }
+                    // Padding columns are never written.
+                    for j in n..ldc {
+                        assert_eq!(c1[i * ldc + j], c0[i * ldc + j]);
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,327 @@
+//! The time loops of one direction of one layer: forward (training and inference share it) and
+//! backward through time. The layer (`recurrent.rs`) owns buffers and stacking; these functions
+//! only borrow slices and never allocate.
+//!
+//! Variable lengths follow PyTorch's packed sequences: step t of sequence b is active when
+//! `t < len[b]`. An inactive step writes a zero output, leaves the state untouched and gets zero
+//! gradients; the reverse direction therefore starts at each sequence's own last step.
+
+use crate::float::Float;
+use crate::kernels::elman::{self, Activation};
+use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::kernels::{gru, lstm};
+use crate::layers::config::CellKind;
+use crate::layers::params::CellParams;
+
+/// Sizes and order of one direction's sweep.
+#[derive(Clone, Copy)]
+pub(crate) struct Sweep<'a> {
+    pub kind: CellKind,
+    pub hidden: usize,
+    pub batch: usize,
+    pub steps: usize,
+    pub lengths: &'a [usize],
+    pub reverse: bool,
+    pub input_size: usize,
+}
+
+impl Sweep<'_> {
+    fn gh(&self) -> usize {
+        self.kind.gates() * self.hidden
+    }
+
+    /// The time index of the `s`-th step in forward order.
+    #[inline]
+    fn fwd_t(&self, s: usize) -> usize {
+        if self.reverse {
+            self.steps - 1 - s
+        } else {
+            s
+        }
+    }
+
+    /// Whether h(t-1) of active step `t` of sequence `b` is the initial state.
+    #[inline]
+    fn is_first(&self, t: usize, b: usize) -> bool {
+        if self.reverse {
+            t + 1 >= self.lengths[b]
+        } else {
+            t == 0
+        }
+    }
+
+    /// The time index of the state before active step `t` (when not the initial state).
+    #[inline]
+    fn prev_t(&self, t: usize) -> usize {
+        if self.reverse {
+            t + 1
+        } else {
+            t - 1
+        }
+    }
+}
+
+fn activation(kind: CellKind) -> Activation {
+    if kind == CellKind::RnnRelu {
+        Activation::Relu
+    } else {
+        Activation::Tanh
+    }
+}
+
+/// Forward of one direction.
+///
+/// - `x`: `[T*B, I]` input; `gates`: `[T*B, G*H]` receives the (activated) gates;
+/// - `store`: `[T*B, H]` c(t) (LSTM) or h_n (GRU) for backward, `None` in inference;
+/// - `out`: this direction's output columns, row stride `out_ld` (`[T*B, H]` view);
+/// - `h`, `c`: `[B, H]` running state, initial state on entry, final state on exit;
+/// - `hp`: `[B, G*H]` scratch.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward<T: Float>(
+    sw: &Sweep,
+    p: &CellParams<T>,
+    x: &[T],
+    gates: &mut [T],
+    mut store: Option<&mut [T]>,
+    out: &mut [T],
+    out_ld: usize,
+    h: &mut [T],
+    c: &mut [T],
+    hp: &mut [T],
+) {
+    let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
+    let tb = sw.steps * bsz;
+    let bias = !p.b_ih.is_empty();
+    let is_gru = sw.kind == CellKind::Gru;
+    // Input projection of the whole sequence: one GEMM on top of the broadcast biases.
+    if bias {
+        let row = &mut hp[..gh];
+        row.copy_from_slice(&p.b_ih);
+        if !is_gru {
+            for (r, &b) in row.iter_mut().zip(&p.b_hh) {
+                *r += b;
+            }
+        }
+        for r in 0..tb {
+            gates[r * gh..(r + 1) * gh].copy_from_slice(&hp[..gh]);
+        }
+    }
+    gemm_nt(
+        tb,
+        gh,
+        sw.input_size,
+        x,
+        sw.input_size,
+        &p.w_ih,
+        sw.input_size,
+        gates,
+        gh,
+        bias,
+    );
+    let act = activation(sw.kind);
+    for s in 0..sw.steps {
+        let t = sw.fwd_t(s);
+        let g_t = &mut gates[t * bsz * gh..(t + 1) * bsz * gh];
+        if is_gru {
+            if bias {
+                for b in 0..bsz {
+                    hp[b * gh..(b + 1) * gh].copy_from_slice(&p.b_hh);
+                }
+            }
+            gemm_nt(bsz, gh, hs, h, hs, &p.w_hh, hs, hp, gh, bias);
+        } else {
+            gemm_nt(bsz, gh, hs, h, hs, &p.w_hh, hs, g_t, gh, true);
+        }
+        for b in 0..bsz {
+            let r = t * bsz + b;
+            let o = &mut out[r * out_ld..r * out_ld + hs];
+            let st = store.as_deref_mut().map(|s| &mut s[r * hs..(r + 1) * hs]);
+            if t >= sw.lengths[b] {
+                o.fill(T::ZERO);
+                if let Some(st) = st {
+                    st.fill(T::ZERO);
+                }
+                continue;
+            }
+            let g = &mut g_t[b * gh..(b + 1) * gh];
+            let hb = &mut h[b * hs..(b + 1) * hs];
+            match sw.kind {
+                CellKind::RnnTanh | CellKind::RnnRelu => elman::forward_row(act, g, hb, o),
+                CellKind::Lstm => {
+                    lstm::forward_row(g, &mut c[b * hs..(b + 1) * hs], hb, o, st);
+                }
+                CellKind::Gru => gru::forward_row(g, &hp[b * gh..(b + 1) * gh], hb, o, st),
+            }
+        }
+    }
+}
+
+/// Buffers of one direction's backward (all borrowed from the layer's cache).
+pub(crate) struct BackwardBufs<'a, T> {
+    /// `[T*B, I]` this layer's input.
+    pub x: &'a [T],
+    /// `[T*B, G*H]` forward gates on entry, pre-activation gradients on exit.
+    pub gates: &'a mut [T],
+    /// `[T*B, H]` c(t) (LSTM) or h_n (GRU; becomes its gradient); unused otherwise.
+    pub store: &'a mut [T],
+    /// This direction's outputs (row stride `out_ld`).
+    pub out: &'a [T],
+    /// Gradient on this direction's outputs (row stride `out_ld`), if any.
+    pub dout: Option<&'a [T]>,
+    /// Row stride of `out` and `dout`.
+    pub out_ld: usize,
+    /// `[B, H]` initial h and c.
+    pub h0: &'a [T],
+    /// `[B, H]` initial c (LSTM only).
+    pub c0: &'a [T],
+    /// `[B, H]` gradient on the final h (c) on entry, on the initial h (c) on exit.
+    pub dh: &'a mut [T],
+    /// See `dh`.
+    pub dc: &'a mut [T],
+    /// `[B, G*H]` scratch for the hidden-projection gradient of one step (GRU).
+    pub ws: &'a mut [T],
+    /// `[B, G*H]` scratch: each sequence's hidden-projection gradient at its first step.
+    pub first: &'a mut [T],
+}
+
+/// Backward through time of one direction: accumulates parameter gradients into `grads` and,
+/// when `dx` is given, writes (or adds, `dx_acc`) the input gradient `[T*B, I]`.
+pub(crate) fn backward<T: Float>(
+    sw: &Sweep,
+    p: &CellParams<T>,
+    bufs: BackwardBufs<T>,
+    grads: &mut CellParams<T>,
+    dx: Option<&mut [T]>,
+    dx_acc: bool,
+) {
+    let BackwardBufs {
+        x,
+        gates,
+        store,
+        out,
+        dout,
+        out_ld,
+        h0,
+        c0,
+        dh,
+        dc,
+        ws,
+        first,
+    } = bufs;
+    let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
+    let tb = sw.steps * bsz;
+    let is_gru = sw.kind == CellKind::Gru;
+    let act = activation(sw.kind);
+    first.fill(T::ZERO);
+    for s in (0..sw.steps).rev() {
+        let t = sw.fwd_t(s);
+        for b in 0..bsz {
+            let r = t * bsz + b;
+            if t >= sw.lengths[b] {
+                gates[r * gh..(r + 1) * gh].fill(T::ZERO);
+                if is_gru {
+                    ws[b * gh..(b + 1) * gh].fill(T::ZERO);
+                    store[r * hs..(r + 1) * hs].fill(T::ZERO);
+                }
+                continue;
+            }
+            let dhb = &mut dh[b * hs..(b + 1) * hs];
+            if let Some(d) = dout {
+                for (a, &v) in dhb.iter_mut().zip(&d[r * out_ld..r * out_ld + hs]) {
+                    *a += v;
+                }
+            }
+            let first_step = sw.is_first(t, b);
+            let pr = if first_step {
+                usize::MAX
+            } else {
+                sw.prev_t(t) * bsz + b
+            };
+            let grow = &mut gates[r * gh..(r + 1) * gh];
+            match sw.kind {
+                CellKind::RnnTanh | CellKind::RnnRelu => {
+                    elman::backward_row(act, &out[r * out_ld..r * out_ld + hs], dhb, grow);
+                    dhb.fill(T::ZERO);
+                }
+                CellKind::Lstm => {
+                    let (c_t, c_prev) = if first_step {
+                        (&store[r * hs..(r + 1) * hs], &c0[b * hs..(b + 1) * hs])
+                    } else {
+                        (&store[r * hs..(r + 1) * hs], &store[pr * hs..(pr + 1) * hs])
+                    };
+                    lstm::backward_row(grow, c_t, c_prev, dhb, &mut dc[b * hs..(b + 1) * hs]);
+                    dhb.fill(T::ZERO);
+                }
+                CellKind::Gru => {
+                    let h_prev = if first_step {
+                        &h0[b * hs..(b + 1) * hs]
+                    } else {
+                        &out[pr * out_ld..pr * out_ld + hs]
+                    };
+                    gru::backward_row(
+                        grow,
+                        &mut store[r * hs..(r + 1) * hs],
+                        &mut ws[b * gh..(b + 1) * gh],
+                        h_prev,
+                        dhb,
+                    );
+                }
+            }
+            if first_step {
+                let src = if is_gru {
+                    &ws[b * gh..(b + 1) * gh]
+                } else {
+                    &gates[r * gh..(r + 1) * gh]
+                };
+                first[b * gh..(b + 1) * gh].copy_from_slice(src);
+            }
+        }
+        // dh(t-1) += dhp(t) W_hh for every row (inactive rows have dhp = 0: their carry stays).
+        let dhp: &[T] = if is_gru {
+            ws
+        } else {
+            &gates[t * bsz * gh..(t + 1) * bsz * gh]
+        };
+        gemm_nn(bsz, hs, gh, dhp, gh, &p.w_hh, hs, dh, hs, true);
+    }
+
+    // Weight gradients of the whole sequence as large GEMMs.
+    let i = sw.input_size;
+    gemm_tn(gh, i, tb, gates, gh, x, i, &mut grads.w_ih, i, true);
+    let bias = !p.b_ih.is_empty();
+    if bias {
+        sum_rows(tb, gh, gates, gh, &mut grads.b_ih);
+    }
+    if sw.steps > 1 {
+        let k = (sw.steps - 1) * bsz;
+        // Row t of dhp pairs with h(t-1): the output one step earlier in this direction's order.
+        let (dhp_off, out_off) = if sw.reverse {
+            (0, bsz * out_ld)
+        } else {
+            (bsz, 0)
+        };
+        let hprev = &out[out_off..];
+        if is_gru {
+            let (gw_rz, gw_n) = grads.w_hh.split_at_mut(2 * hs * hs);
+            gemm_tn(2 * hs, hs, k, &gates[dhp_off * gh..], gh, hprev, out_ld, gw_rz, hs, true);
+            gemm_tn(hs, hs, k, &store[dhp_off * hs..], hs, hprev, out_ld, gw_n, hs, true);
+        } else {
+            let a = &gates[dhp_off * gh..];
+            gemm_tn(gh, hs, k, a, gh, hprev, out_ld, &mut grads.w_hh, hs, true);
+        }
+    }
+    // The steps whose h(t-1) is the initial state.
+    gemm_tn(gh, hs, bsz, first, gh, h0, hs, &mut grads.w_hh, hs, true);
+    if bias {
+        if is_gru {
+            let (b_rz, b_n) = grads.b_hh.split_at_mut(2 * hs);
+            sum_rows(tb, 2 * hs, gates, gh, b_rz);
+            sum_rows(tb, hs, store, hs, b_n);
+        } else {
+            sum_rows(tb, gh, gates, gh, &mut grads.b_hh);
+        }
+    }
+    if let Some(dx) = dx {
+        gemm_nn(tb, i, gh, gates, gh, &p.w_ih, i, dx, i, dx_acc);
+    }
+}

@@ -1,0 +1,666 @@
+//! The recurrent layer: RNN (tanh/ReLU), LSTM or GRU; stacked; uni- or bidirectional; with
+//! PyTorch's parameter names and layout.
+//!
+//! Four ways to run it, one set of parameters:
+//! - [`Recurrent::forward_train`] keeps in a [`TrainCache`] exactly what backward needs;
+//! - [`Recurrent::backward`] (BPTT) accumulates every parameter gradient and gives the gradients
+//!   of the input sequence and of the initial state;
+//! - [`Recurrent::forward_infer`] keeps nothing beyond reusable scratch ([`InferWorkspace`]);
+//! - [`Recurrent::step`] advances one time step from a state the caller holds.
+//!
+//! Sequences are time-major `[T, B, F]` with optional per-sequence lengths (PyTorch packed
+//! semantics). Buffers grow on first use and are reused: the time loop never allocates.
+
+use crate::error::{check_len, Error, Result};
+use crate::float::Float;
+use crate::layers::config::{CellKind, RecurrentConfig};
+use crate::layers::direction::{self, BackwardBufs, Sweep};
+use crate::layers::params::{CellParams, ParamSpec, Parameters};
+use crate::layers::state::RecurrentState;
+use crate::rng::Rng;
+
+/// A stacked, optionally bidirectional recurrent layer. Also serves as the container of its own
+/// gradients (same names, same shapes): see [`Recurrent::zeros_like`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recurrent<T> {
+    config: RecurrentConfig,
+    /// Cells indexed by `layer * directions + direction`.
+    cells: Vec<CellParams<T>>,
+}
+
+/// Gradients of a [`Recurrent`] layer have the same structure as its parameters.
+pub type RecurrentGrads<T> = Recurrent<T>;
+
+/// Resizes `v` to `n` without shrinking its capacity; new elements are zero.
+fn ensure<T: Float>(v: &mut Vec<T>, n: usize) {
+    v.resize(n, T::ZERO);
+}
+
+impl<T: Float> Recurrent<T> {
+    /// A layer with PyTorch's default initialisation: every weight and bias uniform in
+    /// `[-1/sqrt(H), 1/sqrt(H)]`, drawn from `seed`.
+    pub fn new(config: RecurrentConfig, seed: u64) -> Result<Self> {
+        let mut layer = Self::zeros(config)?;
+        let k = 1.0 / (layer.config.hidden_size as f64).sqrt();
+        let mut rng = Rng::new(seed);
+        for s in layer.param_slices_mut() {
+            for v in s.iter_mut() {
+                *v = T::from_f64(rng.uniform_range(-k, k));
+            }
+        }
+        Ok(layer)
+    }
+
+    /// A layer whose parameters are all zero (also the shape of its gradients).
+    pub fn zeros(config: RecurrentConfig) -> Result<Self> {
+        config.validate()?;
+        let gh = config.kind.gates() * config.hidden_size;
+        let mut cells = Vec::new();
+        for l in 0..config.num_layers {
+            for _ in 0..config.directions() {
+                cells.push(CellParams::zeros(
+                    gh,
+                    config.layer_input_size(l),
+                    config.hidden_size,
+                    config.bias,
+                ));
+            }
+        }
+        Ok(Recurrent { config, cells })
+    }
+
+    /// An all-zero layer of the same configuration: the gradient buffer for this layer.
+    pub fn zeros_like(&self) -> Self {
+        Self::zeros(self.config.clone()).expect("configuration already validated")
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RecurrentConfig {
+        &self.config
+    }
+
+    /// The weights of one layer and direction (0 forward, 1 reverse).
+    pub fn cell(&self, layer: usize, dir: usize) -> &CellParams<T> {
+        &self.cells[layer * self.config.directions() + dir]
+    }
+
+    /// Mutable weights of one layer and direction.
+    pub fn cell_mut(&mut self, layer: usize, dir: usize) -> &mut CellParams<T> {
+        let d = self.config.directions();
+        &mut self.cells[layer * d + dir]
+    }
+
+    fn check_input(
+        &self,
+        x: &[T],
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+        init: Option<&RecurrentState<T>>,
+    ) -> Result<()> {
+        check_len("input [T, B, I]", steps * batch * self.config.input_size, x.len())?;
+        if let Some(l) = lengths {
+            check_len("lengths", batch, l.len())?;
+            if let Some((b, &len)) = l.iter().enumerate().find(|(_, &len)| len > steps) {
+                return Err(Error::Shape {
+                    what: format!("lengths[{b}]"),
+                    expected: format!("<= {steps} (the number of steps)"),
+                    got: len.to_string(),
+                });
+            }
+        }
+        if let Some(s) = init {
+            s.check(&self.config, batch, "initial state")?;
+        }
+        Ok(())
+    }
+
+    /// Training forward over `x` (`[steps, batch, input_size]`), from `init` (zeros if `None`).
+    /// Outputs and final state are read from the cache ([`TrainCache::output`],
+    /// [`TrainCache::final_state`]); everything backward needs stays in it.
+    pub fn forward_train(
+        &self,
+        x: &[T],
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+        init: Option<&RecurrentState<T>>,
+        cache: &mut TrainCache<T>,
+    ) -> Result<()> {
+        self.check_input(x, steps, batch, lengths, init)?;
+        let cfg = &self.config;
+        let (hs, nd, nl) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
+        let gh = cfg.kind.gates() * hs;
+        let tb = steps * batch;
+        cache.prepare(cfg, steps, batch, lengths);
+        cache.input.clear();
+        cache.input.extend_from_slice(x);
+        match init {
+            Some(s) => cache.init.copy_from(s),
+            None => cache.init = RecurrentState::zeros(cfg, batch),
+        }
+        let TrainCache {
+            input,
+            outputs,
+            gates,
+            stores,
+            lengths,
+            init,
+            final_state,
+            hp,
+            ..
+        } = cache;
+        final_state.copy_from(init);
+        for l in 0..nl {
+            let (before, rest) = outputs.split_at_mut(l);
+            let x_l: &[T] = if l == 0 { input } else { &before[l - 1] };
+            let out = &mut rest[0];
+            for d in 0..nd {
+                let idx = l * nd + d;
+                let sw = Sweep {
+                    kind: cfg.kind,
+                    hidden: hs,
+                    batch,
+                    steps,
+                    lengths,
+                    reverse: d == 1,
+                    input_size: cfg.layer_input_size(l),
+                };
+                let st = if cfg.kind == CellKind::Lstm || cfg.kind == CellKind::Gru {
+                    Some(&mut stores[idx][..tb * hs])
+                } else {
+                    None
+                };
+                let hsl = idx * batch * hs..(idx + 1) * batch * hs;
+                let c_slice = if cfg.kind.has_cell_state() {
+                    &mut final_state.c[hsl.clone()]
+                } else {
+                    &mut []
+                };
+                direction::forward(
+                    &sw,
+                    &self.cells[idx],
+                    x_l,
+                    &mut gates[idx][..tb * gh],
+                    st,
+                    &mut out[d * hs..],
+                    nd * hs,
+                    &mut final_state.h[hsl],
+                    c_slice,
+                    hp,
+                );
+            }
+        }
+        cache.ready = true;
+        Ok(())
+    }
+
+    /// Backward through time after [`Recurrent::forward_train`].
+    ///
+    /// `dout` is the gradient on the outputs `[T, B, D*H]` (values at padded steps are ignored),
+    /// `dfinal` the gradient on the final state; either may be absent (zero). Parameter gradients
+    /// are *added* to `grads` (zero them once per optimisation step). When `need_input_grad`,
+    /// [`TrainCache::dinput`] holds the input gradient; [`TrainCache::dinit`] always holds the
+    /// initial-state gradient. The cache's forward buffers are consumed: call forward again
+    /// before another backward.
+    pub fn backward(
+        &self,
+        cache: &mut TrainCache<T>,
+        dout: Option<&[T]>,
+        dfinal: Option<&RecurrentState<T>>,
+        grads: &mut RecurrentGrads<T>,
+        need_input_grad: bool,
+    ) -> Result<()> {
+        if !cache.ready {
+            return Err(Error::InvalidCall(
+                "backward needs a training forward first (each forward allows one backward)"
+                    .into(),
+            ));
+        }
+        if grads.config != self.config {
+            return Err(Error::InvalidCall(
+                "gradient buffer has a different configuration than the layer".into(),
+            ));
+        }
+        let cfg = &self.config;
+        let (steps, batch) = (cache.steps, cache.batch);
+        let (hs, nd, nl) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
+        let gh = cfg.kind.gates() * hs;
+        let tb = steps * batch;
+        let od = nd * hs;
+        if let Some(d) = dout {
+            check_len("dout [T, B, D*H]", tb * od, d.len())?;
+        }
+        if let Some(s) = dfinal {
+            s.check(cfg, batch, "final-state gradient")?;
+        }
+        cache.ready = false;
+        let TrainCache {
+            input,
+            outputs,
+            gates,
+            stores,
+            lengths,
+            init,
+            dinit,
+            dbuf,
+            dinput,
+            ws,
+            first,
+            ..
+        } = cache;
+        match dfinal {
+            Some(s) => dinit.copy_from(s),
+            None => {
+                *dinit = RecurrentState::zeros(cfg, batch);
+            }
+        }
+        // dbuf[0] holds the gradient on the current layer's output, dbuf[1] receives the
+        // gradient on its input (the previous layer's output); they swap after each layer.
+        ensure(&mut dbuf[0], tb * od);
+        ensure(&mut dbuf[1], tb * od);
+        match dout {
+            Some(d) => dbuf[0].copy_from_slice(d),
+            None => dbuf[0].fill(T::ZERO),
+        }
+        ensure(dinput, if need_input_grad { tb * cfg.input_size } else { 0 });
+        for l in (0..nl).rev() {
+            let x_l: &[T] = if l == 0 { input } else { &outputs[l - 1] };
+            let (dcur, dnext) = dbuf.split_at_mut(1);
+            let dx: Option<&mut Vec<T>> = if l > 0 {
+                Some(&mut dnext[0])
+            } else if need_input_grad {
+                Some(dinput)
+            } else {
+                None
+            };
+            let mut dx = dx;
+            for d in 0..nd {
+                let idx = l * nd + d;
+                let sw = Sweep {
+                    kind: cfg.kind,
+                    hidden: hs,
+                    batch,
+                    steps,
+                    lengths,
+                    reverse: d == 1,
+                    input_size: cfg.layer_input_size(l),
+                };
+                let hsl = idx * batch * hs..(idx + 1) * batch * hs;
+                let has_c = cfg.kind.has_cell_state();
+                let (h0, c0): (&[T], &[T]) = (
+                    &init.h[hsl.clone()],
+                    if has_c { &init.c[hsl.clone()] } else { &[] },
+                );
+                let (dh, dc): (&mut [T], &mut [T]) = if has_c {
+                    (&mut dinit.h[hsl.clone()], &mut dinit.c[hsl])
+                } else {
+                    (&mut dinit.h[hsl], &mut [])
+                };
+                let bufs = BackwardBufs {
+                    x: x_l,
+                    gates: &mut gates[idx][..tb * gh],
+                    store: &mut stores[idx][..],
+                    out: &outputs[l][d * hs..],
+                    dout: Some(&dcur[0][d * hs..]),
+                    out_ld: od,
+                    h0,
+                    c0,
+                    dh,
+                    dc,
+                    ws,
+                    first,
+                };
+                direction::backward(
+                    &sw,
+                    &self.cells[idx],
+                    bufs,
+                    &mut grads.cells[idx],
+                    dx.as_deref_mut().map(|v| &mut v[..]),
+                    d > 0,
+                );
+            }
+            dbuf.swap(0, 1);
+        }
+        Ok(())
+    }
+
+    /// Inference forward: same results as [`Recurrent::forward_train`], keeping nothing for
+    /// backward. Outputs and final state are read from the workspace.
+    pub fn forward_infer(
+        &self,
+        x: &[T],
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+        init: Option<&RecurrentState<T>>,
+        ws: &mut InferWorkspace<T>,
+    ) -> Result<()> {
+        self.check_input(x, steps, batch, lengths, init)?;
+        let cfg = &self.config;
+        let (hs, nd, nl) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
+        let gh = cfg.kind.gates() * hs;
+        let tb = steps * batch;
+        ws.steps = steps;
+        ws.batch = batch;
+        ws.lengths.clear();
+        match lengths {
+            Some(l) => ws.lengths.extend_from_slice(l),
+            None => ws.lengths.resize(batch, steps),
+        }
+        match init {
+            Some(s) => ws.state.copy_from(s),
+            None => ws.state = RecurrentState::zeros(cfg, batch),
+        }
+        ensure(&mut ws.gates, tb * gh);
+        ensure(&mut ws.hp, batch * gh);
+        for o in ws.outs.iter_mut() {
+            ensure(o, tb * nd * hs);
+        }
+        ws.last = 0;
+        for l in 0..nl {
+            let (a, b) = ws.outs.split_at_mut(1);
+            let (src, dst) = if l % 2 == 0 {
+                (&a[0], &mut b[0])
+            } else {
+                (&b[0], &mut a[0])
+            };
+            let x_l: &[T] = if l == 0 { x } else { src };
+            for d in 0..nd {
+                let idx = l * nd + d;
+                let sw = Sweep {
+                    kind: cfg.kind,
+                    hidden: hs,
+                    batch,
+                    steps,
+                    lengths: &ws.lengths,
+                    reverse: d == 1,
+                    input_size: cfg.layer_input_size(l),
+                };
+                let hsl = idx * batch * hs..(idx + 1) * batch * hs;
+                let c_slice = if cfg.kind.has_cell_state() {
+                    &mut ws.state.c[hsl.clone()]
+                } else {
+                    &mut []
+                };
+                direction::forward(
+                    &sw,
+                    &self.cells[idx],
+                    x_l,
+                    &mut ws.gates[..tb * gh],
+                    None,
+                    &mut dst[d * hs..],
+                    nd * hs,
+                    &mut ws.state.h[hsl],
+                    c_slice,
+                    &mut ws.hp,
+                );
+            }
+            ws.last = if l % 2 == 0 { 1 } else { 0 };
+        }
+        Ok(())
+    }
+
+    /// One streaming step: advances `state` (`[L, B, H]`, held by the caller) by one input row
+    /// per sequence (`x`: `[B, I]`) and returns the top layer's new h (`[B, H]`). Allocates
+    /// nothing once `ws` has been used with this batch size. Unidirectional layers only.
+    pub fn step<'s>(
+        &self,
+        x: &[T],
+        state: &'s mut RecurrentState<T>,
+        ws: &mut StepWorkspace<T>,
+    ) -> Result<&'s [T]> {
+        let cfg = &self.config;
+        if cfg.bidirectional {
+            return Err(Error::InvalidCall(
+                "a bidirectional layer cannot be stepped: its reverse direction needs the whole \
+                 sequence"
+                    .into(),
+            ));
+        }
+        let batch = state.batch;
+        check_len("step input [B, I]", batch * cfg.input_size, x.len())?;
+        state.check(cfg, batch, "state")?;
+        let (hs, nl) = (cfg.hidden_size, cfg.num_layers);
+        let gh = cfg.kind.gates() * hs;
+        ensure(&mut ws.gates, batch * gh);
+        ensure(&mut ws.hp, batch * gh);
+        ensure(&mut ws.out, batch * hs);
+        if ws.lengths.len() != batch {
+            ws.lengths.clear();
+            ws.lengths.resize(batch, 1);
+        }
+        for l in 0..nl {
+            let sw = Sweep {
+                kind: cfg.kind,
+                hidden: hs,
+                batch,
+                steps: 1,
+                lengths: &ws.lengths,
+                reverse: false,
+                input_size: cfg.layer_input_size(l),
+            };
+            let hsl = l * batch * hs..(l + 1) * batch * hs;
+            let c_slice = if cfg.kind.has_cell_state() {
+                &mut state.c[hsl.clone()]
+            } else {
+                &mut []
+            };
+            // Layer l > 0 reads layer l-1's new h straight from the state.
+            let (below, h_l) = state.h.split_at_mut(hsl.start);
+            let x_l: &[T] = if l == 0 {
+                x
+            } else {
+                &below[(l - 1) * batch * hs..]
+            };
+            direction::forward(
+                &sw,
+                &self.cells[l],
+                x_l,
+                &mut ws.gates,
+                None,
+                &mut ws.out,
+                hs,
+                &mut h_l[..batch * hs],
+                c_slice,
+                &mut ws.hp,
+            );
+        }
+        Ok(&state.h[(nl - 1) * batch * hs..nl * batch * hs])
+    }
+}
+
+impl<T: Float> Parameters<T> for Recurrent<T> {
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        let cfg = &self.config;
+        let gh = cfg.kind.gates() * cfg.hidden_size;
+        let mut v = Vec::new();
+        for l in 0..cfg.num_layers {
+            for d in 0..cfg.directions() {
+                let sfx = if d == 1 { "_reverse" } else { "" };
+                let i = cfg.layer_input_size(l);
+                v.push(ParamSpec {
+                    name: format!("weight_ih_l{l}{sfx}"),
+                    shape: vec![gh, i],
+                });
+                v.push(ParamSpec {
+                    name: format!("weight_hh_l{l}{sfx}"),
+                    shape: vec![gh, cfg.hidden_size],
+                });
+                if cfg.bias {
+                    v.push(ParamSpec {
+                        name: format!("bias_ih_l{l}{sfx}"),
+                        shape: vec![gh],
+                    });
+                    v.push(ParamSpec {
+                        name: format!("bias_hh_l{l}{sfx}"),
+                        shape: vec![gh],
+                    });
+                }
+            }
+        }
+        v
+    }
+
+    fn param_slices(&self) -> Vec<&[T]> {
+        let mut v: Vec<&[T]> = Vec::new();
+        for c in &self.cells {
+            v.push(&c.w_ih);
+            v.push(&c.w_hh);
+            if self.config.bias {
+                v.push(&c.b_ih);
+                v.push(&c.b_hh);
+            }
+        }
+        v
+    }
+
+    fn param_slices_mut(&mut self) -> Vec<&mut [T]> {
+        let bias = self.config.bias;
+        let mut v: Vec<&mut [T]> = Vec::new();
+        for c in &mut self.cells {
+            v.push(&mut c.w_ih);
+            v.push(&mut c.w_hh);
+            if bias {
+                v.push(&mut c.b_ih);
+                v.push(&mut c.b_hh);
+            }
+        }
+        v
+    }
+}
+
+/// What a training forward keeps for backward, plus backward's scratch. Create once with
+/// `TrainCache::default()` and reuse: buffers only grow.
+#[derive(Debug, Default)]
+pub struct TrainCache<T> {
+    steps: usize,
+    batch: usize,
+    ready: bool,
+    lengths: Vec<usize>,
+    input: Vec<T>,
+    /// Per layer: `[T, B, D*H]` outputs (zero at padded steps).
+    outputs: Vec<Vec<T>>,
+    /// Per layer and direction: `[T, B, G*H]` gates, then their gradients.
+    gates: Vec<Vec<T>>,
+    /// Per layer and direction: `[T, B, H]` c(t) (LSTM) or h_n (GRU).
+    stores: Vec<Vec<T>>,
+    init: RecurrentState<T>,
+    final_state: RecurrentState<T>,
+    hp: Vec<T>,
+    dinit: RecurrentState<T>,
+    dbuf: [Vec<T>; 2],
+    dinput: Vec<T>,
+    ws: Vec<T>,
+    first: Vec<T>,
+}
+
+impl<T: Float> TrainCache<T> {
+    fn prepare(
+        &mut self,
+        cfg: &RecurrentConfig,
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+    ) {
+        let (hs, nd, nl) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
+        let gh = cfg.kind.gates() * hs;
+        let tb = steps * batch;
+        self.steps = steps;
+        self.batch = batch;
+        self.ready = false;
+        self.lengths.clear();
+        match lengths {
+            Some(l) => self.lengths.extend_from_slice(l),
+            None => self.lengths.resize(batch, steps),
+        }
+        self.outputs.resize_with(nl, Vec::new);
+        for o in &mut self.outputs {
+            ensure(o, tb * nd * hs);
+        }
+        self.gates.resize_with(nl * nd, Vec::new);
+        self.stores.resize_with(nl * nd, Vec::new);
+        let store_len = match cfg.kind {
+            CellKind::Lstm | CellKind::Gru => tb * hs,
+            _ => 0,
+        };
+        for (g, s) in self.gates.iter_mut().zip(self.stores.iter_mut()) {
+            ensure(g, tb * gh);
+            ensure(s, store_len);
+        }
+        ensure(&mut self.hp, batch * gh);
+        ensure(&mut self.ws, batch * gh);
+        ensure(&mut self.first, batch * gh);
+    }
+
+    /// `[T, B, D*H]` outputs of the top layer (zero at padded steps).
+    pub fn output(&self) -> &[T] {
+        self.outputs.last().map(|v| &v[..]).unwrap_or(&[])
+    }
+
+    /// Final state `[L*D, B, H]`, each sequence's at its own last step.
+    pub fn final_state(&self) -> &RecurrentState<T> {
+        &self.final_state
+    }
+
+    /// `[T, B, I]` gradient on the input (after a backward with `need_input_grad`).
+    pub fn dinput(&self) -> &[T] {
+        &self.dinput
+    }
+
+    /// Gradient on the initial state (after a backward).
+    pub fn dinit(&self) -> &RecurrentState<T> {
+        &self.dinit
+    }
+
+    /// Bytes held by the cache's buffers.
+    pub fn bytes(&self) -> usize {
+        let f = |v: &Vec<T>| v.capacity() * std::mem::size_of::<T>();
+        let mut n = f(&self.input) + f(&self.hp) + f(&self.dinput) + f(&self.ws) + f(&self.first);
+        n += self.outputs.iter().map(f).sum::<usize>();
+        n += self.gates.iter().map(f).sum::<usize>();
+        n += self.stores.iter().map(f).sum::<usize>();
+        n += self.dbuf.iter().map(f).sum::<usize>();
+        n
+    }
+}
+
+/// Scratch of [`Recurrent::forward_infer`]: two ping-pong layer outputs, one gate buffer.
+#[derive(Debug, Default)]
+pub struct InferWorkspace<T> {
+    steps: usize,
+    batch: usize,
+    lengths: Vec<usize>,
+    gates: Vec<T>,
+    hp: Vec<T>,
+    outs: [Vec<T>; 2],
+    last: usize,
+    state: RecurrentState<T>,
+}
+
+impl<T: Float> InferWorkspace<T> {
+    /// `[T, B, D*H]` outputs of the top layer.
+    pub fn output(&self) -> &[T] {
+        let n = self.outs[self.last].len();
+        &self.outs[self.last][..n]
+    }
+
+    /// Final state `[L*D, B, H]`.
+    pub fn final_state(&self) -> &RecurrentState<T> {
+        &self.state
+    }
+
+    /// (steps, batch) of the last run.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.steps, self.batch)
+    }
+}
+
+/// Scratch of [`Recurrent::step`].
+#[derive(Debug, Default)]
+pub struct StepWorkspace<T> {
+    gates: Vec<T>,
+    hp: Vec<T>,
+    out: Vec<T>,
+    lengths: Vec<usize>,
+}

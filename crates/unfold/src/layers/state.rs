@@ -1,0 +1,66 @@
+//! The state a recurrent layer carries between steps or chunks: h (and c for LSTM).
+
+use crate::error::{check_len, Result};
+use crate::float::Float;
+use crate::layers::config::RecurrentConfig;
+
+/// Hidden state of a recurrent layer, PyTorch layout `[num_layers * directions, B, H]`
+/// (layer-major, forward before reverse). `c` is empty unless the cell is an LSTM.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecurrentState<T> {
+    /// `[L * D, B, H]` hidden states.
+    pub h: Vec<T>,
+    /// `[L * D, B, H]` LSTM cell states, or empty.
+    pub c: Vec<T>,
+    /// Batch size B.
+    pub batch: usize,
+}
+
+impl<T: Float> RecurrentState<T> {
+    /// The all-zero state (PyTorch's default initial state).
+    pub fn zeros(config: &RecurrentConfig, batch: usize) -> Self {
+        let n = config.num_layers * config.directions() * batch * config.hidden_size;
+        RecurrentState {
+            h: vec![T::ZERO; n],
+            c: if config.kind.has_cell_state() {
+                vec![T::ZERO; n]
+            } else {
+                Vec::new()
+            },
+            batch,
+        }
+    }
+
+    /// Checks the shapes against a layer configuration and batch size.
+    pub fn check(&self, config: &RecurrentConfig, batch: usize, what: &str) -> Result<()> {
+        let n = config.num_layers * config.directions() * batch * config.hidden_size;
+        check_len(&format!("{what}.h"), n, self.h.len())?;
+        let nc = if config.kind.has_cell_state() { n } else { 0 };
+        check_len(&format!("{what}.c"), nc, self.c.len())
+    }
+
+    /// Sets h and c to zero.
+    pub fn reset(&mut self) {
+        self.h.fill(T::ZERO);
+        self.c.fill(T::ZERO);
+    }
+
+    /// Copies another state of the same shape into this one, without allocating. This is how a
+    /// final state is carried into the next chunk in truncated BPTT: values only, no gradient
+    /// path back across the border.
+    pub fn copy_from(&mut self, other: &RecurrentState<T>) {
+        self.h.clone_from(&other.h);
+        self.c.clone_from(&other.c);
+        self.batch = other.batch;
+    }
+}
+
+impl<T> Default for RecurrentState<T> {
+    fn default() -> Self {
+        RecurrentState {
+            h: Vec::new(),
+            c: Vec::new(),
+            batch: 0,
+        }
+    }
+}

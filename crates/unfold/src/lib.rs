@@ -1,0 +1,22 @@
+//! # unfold
+//!
+//! Recurrent and recursive neural networks on hand-written CPU kernels with exact
+//! back-propagation through time. The layers go kernels -> recurrent layers -> models ->
+//! training; this crate holds all of them, the `unfold` binary is a thin front end.
+//!
+//! Start with [`layers::Recurrent`]: an RNN, LSTM or GRU layer (stacked, bidirectional,
+//! variable-length) with PyTorch's parameter names, loadable from and savable to safetensors
+//! files PyTorch reads ([`checkpoint`]).
+
+pub mod bench;
+pub mod checkpoint;
+pub mod error;
+pub mod float;
+pub mod kernels;
+pub mod layers;
+pub mod rng;
+
+pub use error::{Error, Result};
+pub use float::Float;
+pub use kernels::gemm::{num_threads, set_num_threads};
+pub use layers::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
