@@ -1,1 +1,113 @@
-fn main(){}
+//! The `unfold` command-line tool: a thin front end over the `unfold` library.
+//!
+//! Raw arguments become validated settings here; the library does the work and returns typed
+//! errors, which are reported with context and a non-zero exit status.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+/// Recurrent and recursive neural networks: train, sample, evaluate and benchmark.
+#[derive(Parser)]
+#[command(name = "unfold", version, about)]
+struct Cli {
+    /// Threads for matrix products (default: the UNFOLD_THREADS variable, else all cores).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmark the recurrent kernels on the standard configurations (T = 100, f32).
+    Bench {
+        /// Print one JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Run only this configuration (e.g. lstm-h256-b32); repeatable.
+        #[arg(long = "config")]
+        configs: Vec<String>,
+        /// Only these modes: train, infer, stream (default: all that apply).
+        #[arg(long = "mode")]
+        modes: Vec<String>,
+        /// Minimum measuring time per measurement, in seconds.
+        #[arg(long, default_value_t = 1.0)]
+        seconds: f64,
+    },
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        unfold::set_num_threads(n);
+    }
+    match cli.command {
+        Command::Bench {
+            json,
+            configs,
+            modes,
+            seconds,
+        } => bench(json, &configs, &modes, seconds),
+    }
+}
+
+fn bench(json: bool, configs: &[String], modes: &[String], seconds: f64) -> Result<()> {
+    use unfold::bench::{find, run, Mode, CONFIGS};
+    anyhow::ensure!(
+        seconds.is_finite() && seconds >= 0.0,
+        "--seconds must be a non-negative number"
+    );
+    let selected: Vec<&unfold::bench::BenchConfig> = if configs.is_empty() {
+        CONFIGS.iter().collect()
+    } else {
+        configs
+            .iter()
+            .map(|n| find(n))
+            .collect::<Result<_, _>>()
+            .context("--config")?
+    };
+    let wanted: Vec<Mode> = modes
+        .iter()
+        .map(|m| match m.as_str() {
+            "train" => Ok(Mode::Train),
+            "infer" => Ok(Mode::Infer),
+            "stream" => Ok(Mode::Stream),
+            other => anyhow::bail!("--mode {other:?}: expected train, infer or stream"),
+        })
+        .collect::<Result<_>>()?;
+    if !json {
+        println!(
+            "{:<18} {:<7} {:>14} {:>12} {:>8}",
+            "config", "mode", "tokens/s", "us/step", "threads"
+        );
+    }
+    for c in selected {
+        for &mode in c.modes() {
+            if !wanted.is_empty() && !wanted.contains(&mode) {
+                continue;
+            }
+            let r = run(c, mode, seconds).with_context(|| format!("benchmark {}", c.name))?;
+            if json {
+                println!("{}", r.to_json());
+            } else {
+                println!(
+                    "{:<18} {:<7} {:>14.0} {:>12.2} {:>8}",
+                    r.config,
+                    mode.name(),
+                    r.tokens_per_s,
+                    r.us_per_step,
+                    r.threads
+                );
+            }
+        }
+    }
+    Ok(())
+}

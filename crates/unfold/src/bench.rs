@@ -1,0 +1,273 @@
+//! The standard benchmark ladder: training step, inference forward and streaming step latency
+//! for fixed configurations (T = 100, input size = H, f32, zero initial state).
+//!
+//! `tools/torch_bench.py` runs the same configurations in PyTorch and prints the same JSON, so
+//! the two are compared side by side, in one run, on one machine (`tools/bench_compare.py`).
+
+use crate::error::{Error, Result};
+use crate::layers::{
+    CellKind, InferWorkspace, Recurrent, RecurrentConfig, RecurrentState, StepWorkspace, TrainCache,
+};
+use crate::rng::Rng;
+use std::time::Instant;
+
+/// Sequence length of every non-streaming configuration.
+pub const STEPS: usize = 100;
+
+/// What a benchmark run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Forward with cache + backward (no input gradient, no optimizer).
+    Train,
+    /// Inference forward.
+    Infer,
+    /// One streaming step, batch 1.
+    Stream,
+}
+
+impl Mode {
+    /// `train`, `infer` or `stream`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Train => "train",
+            Mode::Infer => "infer",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+/// One named configuration of the ladder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BenchConfig {
+    /// Name, e.g. `lstm-h256-b32`.
+    pub name: &'static str,
+    /// Cell.
+    pub kind: CellKind,
+    /// Hidden size (and input size).
+    pub hidden: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Stacked layers.
+    pub layers: usize,
+    /// Bidirectional.
+    pub bidirectional: bool,
+    /// Streaming configuration (batch 1, one step at a time).
+    pub stream: bool,
+}
+
+const fn cfg(
+    name: &'static str,
+    kind: CellKind,
+    hidden: usize,
+    batch: usize,
+    layers: usize,
+    bidirectional: bool,
+    stream: bool,
+) -> BenchConfig {
+    BenchConfig {
+        name,
+        kind,
+        hidden,
+        batch,
+        layers,
+        bidirectional,
+        stream,
+    }
+}
+
+/// The standard configurations, in order.
+pub const CONFIGS: [BenchConfig; 13] = [
+    cfg("lstm-h64-b1", CellKind::Lstm, 64, 1, 1, false, false),
+    cfg("lstm-h64-b32", CellKind::Lstm, 64, 32, 1, false, false),
+    cfg("lstm-h256-b32", CellKind::Lstm, 256, 32, 1, false, false),
+    cfg("lstm-h256-b64", CellKind::Lstm, 256, 64, 1, false, false),
+    cfg("lstm-h512-b64", CellKind::Lstm, 512, 64, 1, false, false),
+    cfg("gru-h256-b32", CellKind::Gru, 256, 32, 1, false, false),
+    cfg("rnn-h256-b32", CellKind::RnnTanh, 256, 32, 1, false, false),
+    cfg("lstm2-h256-b32", CellKind::Lstm, 256, 32, 2, false, false),
+    cfg("bilstm-h256-b32", CellKind::Lstm, 256, 32, 1, true, false),
+    cfg("lstm-h64-stream", CellKind::Lstm, 64, 1, 1, false, true),
+    cfg("lstm-h256-stream", CellKind::Lstm, 256, 1, 1, false, true),
+    cfg("gru-h64-stream", CellKind::Gru, 64, 1, 1, false, true),
+    cfg("gru-h256-stream", CellKind::Gru, 256, 1, 1, false, true),
+];
+
+/// Finds a configuration by name.
+pub fn find(name: &str) -> Result<&'static BenchConfig> {
+    CONFIGS.iter().find(|c| c.name == name).ok_or_else(|| {
+        let names: Vec<&str> = CONFIGS.iter().map(|c| c.name).collect();
+        Error::InvalidConfig(format!(
+            "unknown benchmark configuration {name:?}; known: {}",
+            names.join(", ")
+        ))
+    })
+}
+
+impl BenchConfig {
+    /// The modes this configuration is measured in.
+    pub fn modes(&self) -> &'static [Mode] {
+        if self.stream {
+            &[Mode::Stream]
+        } else {
+            &[Mode::Train, Mode::Infer]
+        }
+    }
+
+    fn layer_config(&self) -> RecurrentConfig {
+        RecurrentConfig::new(self.kind, self.hidden, self.hidden)
+            .layers(self.layers)
+            .bidirectional(self.bidirectional)
+    }
+}
+
+/// One measurement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BenchResult {
+    /// Configuration name.
+    pub config: String,
+    /// What was measured.
+    pub mode: Mode,
+    /// Tokens (sequence elements, batch x steps) per second.
+    pub tokens_per_s: f64,
+    /// Microseconds per time step (the whole batch).
+    pub us_per_step: f64,
+    /// Threads used by the matrix products.
+    pub threads: usize,
+}
+
+impl BenchResult {
+    /// The JSON line `unfold bench --json` prints.
+    pub fn to_json(&self) -> String {
+        format!(
+            "{{\"config\": \"{}\", \"mode\": \"{}\", \"tokens_per_s\": {:.1}, \"us_per_step\": {:.3}, \"threads\": {}}}",
+            self.config,
+            self.mode.name(),
+            self.tokens_per_s,
+            self.us_per_step,
+            self.threads
+        )
+    }
+}
+
+/// Runs `f` after warm-up until both `min_reps` repetitions and `min_secs` seconds are reached;
+/// returns the median duration of one call in seconds.
+fn median_time(mut f: impl FnMut(), min_reps: usize, min_secs: f64) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < min_reps || start.elapsed().as_secs_f64() < min_secs {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+        if times.len() >= 10_000 {
+            break;
+        }
+    }
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    times[times.len() / 2]
+}
+
+/// Measures one configuration in one mode. `min_secs` bounds the measuring time (about).
+pub fn run(c: &BenchConfig, mode: Mode, min_secs: f64) -> Result<BenchResult> {
+    let lc = c.layer_config();
+    let layer = Recurrent::<f32>::new(lc.clone(), 42)?;
+    let mut rng = Rng::new(7);
+    let threads = crate::num_threads();
+    let (steps, batch) = (STEPS, c.batch);
+    let x: Vec<f32> = (0..steps * batch * c.hidden)
+        .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
+        .collect();
+    let secs_per_call;
+    let calls_steps;
+    match mode {
+        Mode::Train => {
+            let dout: Vec<f32> = (0..steps * batch * lc.output_size())
+                .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
+                .collect();
+            let mut cache = TrainCache::default();
+            let mut grads = layer.zeros_like();
+            let mut err = None;
+            secs_per_call = median_time(
+                || {
+                    let r = layer
+                        .forward_train(&x, steps, batch, None, None, &mut cache)
+                        .and_then(|_| {
+                            layer.backward(&mut cache, Some(&dout), None, &mut grads, false)
+                        });
+                    if let Err(e) = r {
+                        err = Some(e);
+                    }
+                },
+                5,
+                min_secs,
+            );
+            if let Some(e) = err {
+                return Err(e);
+            }
+            calls_steps = steps;
+        }
+        Mode::Infer => {
+            let mut ws = InferWorkspace::default();
+            let mut err = None;
+            secs_per_call = median_time(
+                || {
+                    if let Err(e) = layer.forward_infer(&x, steps, batch, None, None, &mut ws) {
+                        err = Some(e);
+                    }
+                },
+                5,
+                min_secs,
+            );
+            if let Some(e) = err {
+                return Err(e);
+            }
+            calls_steps = steps;
+        }
+        Mode::Stream => {
+            // Time blocks of 100 steps (one timer call per block), report per step.
+            let mut state = RecurrentState::zeros(&lc, batch);
+            let mut ws = StepWorkspace::default();
+            let mut err = None;
+            secs_per_call = median_time(
+                || {
+                    for t in 0..steps {
+                        let xt = &x[t * batch * c.hidden..(t + 1) * batch * c.hidden];
+                        if let Err(e) = layer.step(xt, &mut state, &mut ws) {
+                            err = Some(e);
+                            return;
+                        }
+                    }
+                },
+                20,
+                min_secs,
+            );
+            if let Some(e) = err {
+                return Err(e);
+            }
+            calls_steps = steps;
+        }
+    }
+    let per_step = secs_per_call / calls_steps as f64;
+    Ok(BenchResult {
+        config: c.name.to_string(),
+        mode,
+        tokens_per_s: batch as f64 / per_step,
+        us_per_step: per_step * 1e6,
+        threads,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_configuration_is_known_and_runs_briefly() {
+        assert!(find("lstm-h64-b1").is_ok());
+        assert!(find("nope").is_err());
+        let r = run(find("gru-h64-stream").unwrap(), Mode::Stream, 0.0).unwrap();
+        assert!(r.tokens_per_s > 0.0 && r.to_json().contains("\"mode\": \"stream\""));
+        let r = run(find("lstm-h64-b1").unwrap(), Mode::Train, 0.0).unwrap();
+        assert!(r.us_per_step > 0.0);
+    }
+}

@@ -157,7 +157,7 @@ impl TensorFile {
 
     /// Adds (or replaces) a tensor stored in `T`'s own dtype.
     pub fn insert<T: Float>(&mut self, name: &str, shape: &[usize], data: &[T]) {
-        let mut bytes = Vec::with_capacity(data.len() * std::mem::size_of::<T>());
+        let mut bytes = Vec::with_capacity(std::mem::size_of_val(data));
         for &v in data {
             v.write_le(&mut bytes);
         }
@@ -209,8 +209,10 @@ impl TensorFile {
                 }
             }
         }
-        let known: std::collections::HashSet<String> =
-            specs.iter().map(|s| format!("{prefix}{}", s.name)).collect();
+        let known: std::collections::HashSet<String> = specs
+            .iter()
+            .map(|s| format!("{prefix}{}", s.name))
+            .collect();
         for k in self.tensors.keys() {
             if k.starts_with(prefix) && !known.contains(k) {
                 problems.push(format!("unexpected key {k}"));
@@ -311,9 +313,18 @@ mod tests {
         assert!(err.contains("unexpected key rnn.weight_ih_l0"), "{err}");
         assert_eq!(d, before, "a failed load changes nothing");
         // Shape mismatch.
-        let mut e = Recurrent::<f32>::new(RecurrentConfig::new(CellKind::Lstm, 5, 4).bidirectional(true), 1).unwrap();
+        let mut e = Recurrent::<f32>::new(
+            RecurrentConfig::new(CellKind::Lstm, 5, 4).bidirectional(true),
+            1,
+        )
+        .unwrap();
         let err = g.load_params("rnn.", &mut e).unwrap_err().to_string();
-        assert!(err.contains("shape mismatch for rnn.weight_ih_l0: file has [16, 3], model expects [16, 5]"), "{err}");
+        assert!(
+            err.contains(
+                "shape mismatch for rnn.weight_ih_l0: file has [16, 3], model expects [16, 5]"
+            ),
+            "{err}"
+        );
         assert!(TensorFile::from_bytes(b"garbage").is_err());
     }
 

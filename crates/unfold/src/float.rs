@@ -162,6 +162,7 @@ impl Float for f32 {
 /// degree-6 minimax polynomial for e^r (Cephes `expf`), and 2^n built in the exponent bits.
 /// Inputs are clamped to [-87.3, 88.3]: the result saturates at about 1.2e-38 and 2.2e38.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' published coefficients
 pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 0.693_359_4;
@@ -184,16 +185,16 @@ pub fn exp_f32(x: f32) -> f32 {
 /// tanh for f32 without branches: an odd polynomial near 0 (Cephes `tanhf`, keeps the relative
 /// accuracy of small arguments) and 1 - 2 / (e^{2|x|} + 1) elsewhere, sign restored at the end.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' published coefficients
 pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
-    let small = ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z
-        + 1.333_144_2e-1)
-        * z
-        - 3.333_328_2e-1)
-        * z
-        * x
-        + x;
+    let small =
+        ((((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1) * z
+            - 3.333_328_2e-1)
+            * z
+            * x
+            + x;
     let e = exp_f32(2.0 * a);
     let large = (1.0 - 2.0 / (e + 1.0)).copysign(x);
     if a < 0.625 {

@@ -3,6 +3,8 @@
 //! only, or both. Also checks that the inference forward and the streaming step give exactly
 //! the training forward's results.
 
+#![allow(clippy::needless_range_loop)] // perturbing element j of several parallel buffers
+
 use unfold::layers::{InferWorkspace, StepWorkspace, TrainCache};
 use unfold::rng::Rng;
 use unfold::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
@@ -42,7 +44,12 @@ fn loss(layer: &Recurrent<f64>, p: &Problem, cache: &mut TrainCache<f64>) -> f64
         .unwrap();
     let mut l = 0.0;
     if let Some(d) = &p.dout {
-        l += cache.output().iter().zip(d).map(|(a, b)| a * b).sum::<f64>();
+        l += cache
+            .output()
+            .iter()
+            .zip(d)
+            .map(|(a, b)| a * b)
+            .sum::<f64>();
     }
     if let Some(df) = &p.dfinal {
         let f = cache.final_state();
@@ -131,7 +138,11 @@ fn check(kind: CellKind, layers: usize, bidir: bool, variable: bool, mode: usize
         p.init.h[j] = orig - eps;
         let lm = loss(&layer, &p, &mut cache);
         p.init.h[j] = orig;
-        assert_close(&format!("{tag} dh0[{j}]"), dinit.h[j], (lp - lm) / (2.0 * eps));
+        assert_close(
+            &format!("{tag} dh0[{j}]"),
+            dinit.h[j],
+            (lp - lm) / (2.0 * eps),
+        );
     }
     for j in 0..p.init.c.len() {
         let orig = p.init.c[j];
@@ -140,7 +151,11 @@ fn check(kind: CellKind, layers: usize, bidir: bool, variable: bool, mode: usize
         p.init.c[j] = orig - eps;
         let lm = loss(&layer, &p, &mut cache);
         p.init.c[j] = orig;
-        assert_close(&format!("{tag} dc0[{j}]"), dinit.c[j], (lp - lm) / (2.0 * eps));
+        assert_close(
+            &format!("{tag} dc0[{j}]"),
+            dinit.c[j],
+            (lp - lm) / (2.0 * eps),
+        );
     }
 }
 
@@ -164,7 +179,9 @@ fn gradients_match_finite_differences() {
 #[test]
 fn gradients_without_bias_and_with_empty_sequence() {
     for (i, kind) in KINDS.into_iter().enumerate() {
-        let cfg = RecurrentConfig::new(kind, 2, 3).bias(false).bidirectional(true);
+        let cfg = RecurrentConfig::new(kind, 2, 3)
+            .bias(false)
+            .bidirectional(true);
         let layer = Recurrent::<f64>::new(cfg.clone(), 9 + i as u64).unwrap();
         let mut rng = Rng::new(5);
         let (steps, batch) = (4, 2);
@@ -178,7 +195,9 @@ fn gradients_without_bias_and_with_empty_sequence() {
         // A zero-length sequence keeps its initial (zero) state and has zero outputs.
         let out = cache.output().to_vec();
         for t in 0..steps {
-            assert!(out[(t * batch + 1) * 6..(t * batch + 2) * 6].iter().all(|&v| v == 0.0));
+            assert!(out[(t * batch + 1) * 6..(t * batch + 2) * 6]
+                .iter()
+                .all(|&v| v == 0.0));
         }
         let mut grads = layer.zeros_like();
         layer
@@ -186,7 +205,9 @@ fn gradients_without_bias_and_with_empty_sequence() {
             .unwrap();
         let dx = cache.dinput();
         for t in 0..steps {
-            assert!(dx[(t * batch + 1) * 2..(t * batch + 2) * 2].iter().all(|&v| v == 0.0));
+            assert!(dx[(t * batch + 1) * 2..(t * batch + 2) * 2]
+                .iter()
+                .all(|&v| v == 0.0));
         }
         assert_eq!(grads.param_specs().len(), 4, "no bias tensors");
         // And the full finite-difference check on the no-bias layer.
@@ -194,7 +215,11 @@ fn gradients_without_bias_and_with_empty_sequence() {
         let base = |l: &Recurrent<f64>, c: &mut TrainCache<f64>| {
             l.forward_train(&x, steps, batch, Some(&lengths), None, c)
                 .unwrap();
-            c.output().iter().zip(&dout).map(|(a, b)| a * b).sum::<f64>()
+            c.output()
+                .iter()
+                .zip(&dout)
+                .map(|(a, b)| a * b)
+                .sum::<f64>()
         };
         let an: Vec<Vec<f64>> = grads.param_slices().iter().map(|s| s.to_vec()).collect();
         for pi in 0..an.len() {
@@ -205,7 +230,11 @@ fn gradients_without_bias_and_with_empty_sequence() {
                 l2.param_slices_mut()[pi][j] = o - 1e-6;
                 let lm = base(&l2, &mut cache);
                 l2.param_slices_mut()[pi][j] = o;
-                assert_close(&format!("{kind:?} nobias p{pi}[{j}]"), an[pi][j], (lp - lm) / 2e-6);
+                assert_close(
+                    &format!("{kind:?} nobias p{pi}[{j}]"),
+                    an[pi][j],
+                    (lp - lm) / 2e-6,
+                );
             }
         }
     }
@@ -241,7 +270,9 @@ fn inference_and_streaming_equal_training_forward() {
             assert_eq!(cache.final_state(), ws.final_state());
             if bidir {
                 let mut st = init.clone();
-                assert!(layer.step(&x[..9], &mut st, &mut StepWorkspace::default()).is_err());
+                assert!(layer
+                    .step(&x[..9], &mut st, &mut StepWorkspace::default())
+                    .is_err());
                 continue;
             }
             // Streaming, equal lengths: step by step equals the whole-sequence forward.
@@ -291,7 +322,11 @@ fn truncated_bptt_carries_state_without_gradient() {
         .forward_train(&x[half..], steps / 2, batch, None, Some(&carried), &mut c2)
         .unwrap();
     let n = c2.output().len();
-    for (a, b) in c2.output().iter().zip(&full.output()[full.output().len() - n..]) {
+    for (a, b) in c2
+        .output()
+        .iter()
+        .zip(&full.output()[full.output().len() - n..])
+    {
         assert!((a - b).abs() < 1e-12);
     }
     // The gradient of the second chunk treats the carried state as a constant input: it equals
@@ -328,6 +363,8 @@ fn bad_inputs_are_errors_not_panics() {
         .forward_train(&[0.0; 8], 2, 2, Some(&[1]), None, &mut cache)
         .is_err());
     let mut g = layer.zeros_like();
-    assert!(layer.backward(&mut cache, None, None, &mut g, false).is_err());
+    assert!(layer
+        .backward(&mut cache, None, None, &mut g, false)
+        .is_err());
     assert!(Recurrent::<f32>::new(RecurrentConfig::new(CellKind::Lstm, 0, 3), 1).is_err());
 }

@@ -36,7 +36,10 @@ fn compare(tag: &str, got: &[f32], want: &[f32]) -> f32 {
     let mut worst = 0.0f32;
     for (i, (a, b)) in got.iter().zip(want).enumerate() {
         let rel = (a - b).abs() / b.abs().max(scale).max(f32::MIN_POSITIVE);
-        assert!(rel <= REL, "{tag}[{i}]: unfold {a} vs torch {b} (rel {rel:e})");
+        assert!(
+            rel <= REL,
+            "{tag}[{i}]: unfold {a} vs torch {b} (rel {rel:e})"
+        );
         worst = worst.max(rel);
     }
     worst
@@ -86,7 +89,11 @@ fn matches_pytorch_on_every_configuration() {
                 &mut cache,
             )
             .unwrap();
-        worst = worst.max(compare(&format!("{tag} out"), cache.output(), &tensor(&f, "out")));
+        worst = worst.max(compare(
+            &format!("{tag} out"),
+            cache.output(),
+            &tensor(&f, "out"),
+        ));
         let fs = cache.final_state();
         worst = worst.max(compare(&format!("{tag} h_n"), &fs.h, &tensor(&f, "h_n")));
         if kind == CellKind::Lstm {
@@ -107,10 +114,22 @@ fn matches_pytorch_on_every_configuration() {
         {
             worst = worst.max(compare(&format!("{tag} d{}", spec.name), g, w));
         }
-        worst = worst.max(compare(&format!("{tag} dx"), cache.dinput(), &tensor(&f, "dx")));
-        worst = worst.max(compare(&format!("{tag} dh0"), &cache.dinit().h, &tensor(&f, "dh0")));
+        worst = worst.max(compare(
+            &format!("{tag} dx"),
+            cache.dinput(),
+            &tensor(&f, "dx"),
+        ));
+        worst = worst.max(compare(
+            &format!("{tag} dh0"),
+            &cache.dinit().h,
+            &tensor(&f, "dh0"),
+        ));
         if kind == CellKind::Lstm {
-            worst = worst.max(compare(&format!("{tag} dc0"), &cache.dinit().c, &tensor(&f, "dc0")));
+            worst = worst.max(compare(
+                &format!("{tag} dc0"),
+                &cache.dinit().c,
+                &tensor(&f, "dc0"),
+            ));
         }
         // Export for the reverse check (PyTorch loading unfold's file).
         let mut out = TensorFile::new();
@@ -118,7 +137,8 @@ fn matches_pytorch_on_every_configuration() {
         for (k, v) in &f.metadata {
             out.metadata.insert(k.clone(), v.clone());
         }
-        out.write(export.join(format!("{tag}.safetensors"))).unwrap();
+        out.write(export.join(format!("{tag}.safetensors")))
+            .unwrap();
     }
     eprintln!("worst relative error against PyTorch: {worst:e}");
 }

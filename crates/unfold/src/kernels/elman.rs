@@ -7,6 +7,9 @@
 //! Forward keeps nothing beyond h(t) itself: the derivative of both activations is a function
 //! of the output (1 - h^2 for tanh, [h > 0] for ReLU).
 
+// Indexed loops over several equal-length slices are what the vectoriser handles best.
+#![allow(clippy::needless_range_loop)]
+
 use crate::float::Float;
 
 /// The activation of an Elman cell.

@@ -44,7 +44,9 @@ pub fn set_num_threads(n: usize) {
     let n = n.max(1);
     THREADS.store(n, Ordering::Relaxed);
     // Fails harmlessly if the pool already exists.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
 }
 
 fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
@@ -318,7 +320,14 @@ mod tests {
     #[test]
     fn products_match_reference() {
         let mut r = Rng::new(3);
-        for &(m, n, k) in &[(1, 5, 7), (2, 3, 1), (3, 17, 9), (33, 40, 65), (8, 1, 3), (5, 4, 0)] {
+        for &(m, n, k) in &[
+            (1, 5, 7),
+            (2, 3, 1),
+            (3, 17, 9),
+            (33, 40, 65),
+            (8, 1, 3),
+            (5, 4, 0),
+        ] {
             let pad = 3;
             let a = rand(m * (k + pad), &mut r);
             let w = rand(n * (k + pad), &mut r);

@@ -10,6 +10,9 @@
 //! reaching the hidden projection differs from the one reaching the input projection in the n
 //! block: backward writes both (`dxp` in place of the gates, `dhp` for the recurrent GEMM).
 
+// Indexed loops over several equal-length slices are what the vectoriser handles best.
+#![allow(clippy::needless_range_loop)]
+
 use crate::float::Float;
 
 /// Forward of one row. `xp` (3H) holds the input projection and receives r, z, n; `hp` (3H) is

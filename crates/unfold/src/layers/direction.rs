@@ -303,8 +303,30 @@ pub(crate) fn backward<T: Float>(
         let hprev = &out[out_off..];
         if is_gru {
             let (gw_rz, gw_n) = grads.w_hh.split_at_mut(2 * hs * hs);
-            gemm_tn(2 * hs, hs, k, &gates[dhp_off * gh..], gh, hprev, out_ld, gw_rz, hs, true);
-            gemm_tn(hs, hs, k, &store[dhp_off * hs..], hs, hprev, out_ld, gw_n, hs, true);
+            gemm_tn(
+                2 * hs,
+                hs,
+                k,
+                &gates[dhp_off * gh..],
+                gh,
+                hprev,
+                out_ld,
+                gw_rz,
+                hs,
+                true,
+            );
+            gemm_tn(
+                hs,
+                hs,
+                k,
+                &store[dhp_off * hs..],
+                hs,
+                hprev,
+                out_ld,
+                gw_n,
+                hs,
+                true,
+            );
         } else {
             let a = &gates[dhp_off * gh..];
             gemm_tn(gh, hs, k, a, gh, hprev, out_ld, &mut grads.w_hh, hs, true);

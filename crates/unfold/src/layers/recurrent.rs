@@ -98,7 +98,11 @@ impl<T: Float> Recurrent<T> {
         lengths: Option<&[usize]>,
         init: Option<&RecurrentState<T>>,
     ) -> Result<()> {
-        check_len("input [T, B, I]", steps * batch * self.config.input_size, x.len())?;
+        check_len(
+            "input [T, B, I]",
+            steps * batch * self.config.input_size,
+            x.len(),
+        )?;
         if let Some(l) = lengths {
             check_len("lengths", batch, l.len())?;
             if let Some((b, &len)) = l.iter().enumerate().find(|(_, &len)| len > steps) {
@@ -213,8 +217,7 @@ impl<T: Float> Recurrent<T> {
     ) -> Result<()> {
         if !cache.ready {
             return Err(Error::InvalidCall(
-                "backward needs a training forward first (each forward allows one backward)"
-                    .into(),
+                "backward needs a training forward first (each forward allows one backward)".into(),
             ));
         }
         if grads.config != self.config {
@@ -263,7 +266,14 @@ impl<T: Float> Recurrent<T> {
             Some(d) => dbuf[0].copy_from_slice(d),
             None => dbuf[0].fill(T::ZERO),
         }
-        ensure(dinput, if need_input_grad { tb * cfg.input_size } else { 0 });
+        ensure(
+            dinput,
+            if need_input_grad {
+                tb * cfg.input_size
+            } else {
+                0
+            },
+        );
         for l in (0..nl).rev() {
             let x_l: &[T] = if l == 0 { input } else { &outputs[l - 1] };
             let (dcur, dnext) = dbuf.split_at_mut(1);
