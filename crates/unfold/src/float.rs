@@ -167,10 +167,13 @@ pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const C1: f32 = 0.693_359_4;
     const C2: f32 = -2.121_944_4e-4;
-    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer in plain SSE2 arithmetic.
+    // Adding 1.5 * 2^23 rounds to the nearest integer n and leaves n in the low mantissa bits,
+    // so n is read back with integer arithmetic (no float-to-int conversion in the loop).
     const ROUND: f32 = 12_582_912.0;
-    let x = x.clamp(-87.3, 88.3);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    let x = x.clamp(-87.3, 88.3); // NaN stays NaN, so a diverging run is seen
+    let t = x * LOG2E + ROUND;
+    let n = t - ROUND;
+    let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
     let r = x - n * C1 - n * C2;
     let z = r * r;
     let p = ((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
@@ -178,8 +181,14 @@ pub fn exp_f32(x: f32) -> f32 {
         * r
         + 5.000_000_1e-1;
     let e = p * z + r + 1.0;
-    let bits = ((n as i32 + 127) as u32) << 23;
-    e * f32::from_bits(bits)
+    e * f32::from_bits(ni.wrapping_add(127) << 23)
+}
+
+/// Chooses `a` where `cond` holds, else `b`, as a bit blend the vectoriser turns into a select.
+#[inline(always)]
+fn blend(cond: bool, a: f32, b: f32) -> f32 {
+    let m = (cond as u32).wrapping_neg();
+    f32::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
 }
 
 /// tanh for f32 without branches: an odd polynomial near 0 (Cephes `tanhf`, keeps the relative
@@ -196,12 +205,8 @@ pub fn tanh_f32(x: f32) -> f32 {
             * x
             + x;
     let e = exp_f32(2.0 * a);
-    let large = (1.0 - 2.0 / (e + 1.0)).copysign(x);
-    if a < 0.625 {
-        small
-    } else {
-        large
-    }
+    let large = f32::from_bits((1.0 - 2.0 / (e + 1.0)).to_bits() | (x.to_bits() & 0x8000_0000));
+    blend(a < 0.625, small, large)
 }
 
 #[cfg(test)]
@@ -233,5 +238,7 @@ mod tests {
         assert_eq!(tanh_f32(-50.0), -1.0);
         assert!(exp_f32(-1000.0) >= 0.0 && exp_f32(1000.0).is_finite());
         assert!(f32::sigmoid(-200.0) >= 0.0 && f32::sigmoid(200.0) == 1.0);
+        assert!(exp_f32(f32::NAN).is_nan() && tanh_f32(f32::NAN).is_nan());
+        assert!(f32::sigmoid(f32::NAN).is_nan());
     }
 }

@@ -23,7 +23,7 @@ pub enum Activation {
 
 /// Forward of one row: `a` (H) holds the pre-activation and receives h(t); `h` and `out`
 /// receive h(t).
-#[inline(always)]
+#[inline(never)]
 pub fn forward_row<T: Float>(act: Activation, a: &mut [T], h: &mut [T], out: &mut [T]) {
     let hs = h.len();
     let (a, out) = (&mut a[..hs], &mut out[..hs]);
@@ -45,7 +45,7 @@ pub fn forward_row<T: Float>(act: Activation, a: &mut [T], h: &mut [T], out: &mu
 
 /// Backward of one row: `h_t` is h(t), `dh` the total gradient on it; `da` receives the
 /// pre-activation gradient.
-#[inline(always)]
+#[inline(never)]
 pub fn backward_row<T: Float>(act: Activation, h_t: &[T], dh: &[T], da: &mut [T]) {
     let hs = da.len();
     let (h_t, dh) = (&h_t[..hs], &dh[..hs]);

@@ -58,7 +58,6 @@ fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 #[inline]
 fn check(len: usize, rows: usize, cols: usize, ld: usize, name: &str) {
     if rows > 0 && cols > 0 {
@@ -99,6 +98,84 @@ unsafe fn raw<T: Float>(
         }
         return;
     }
+    let threads = num_threads();
+    let work = m.saturating_mul(n).saturating_mul(k);
+    if threads > 1 && work >= PARALLEL_MIN_WORK && m <= SPLIT_COLS_MAX_ROWS && n >= 32 {
+        // A short, wide product (the per-step recurrent GEMM, B rows): split the columns
+        // into one block per thread. The gemm crate's own threading gains nothing here.
+        let parts = threads.min(n / 16).max(1);
+        let chunk = (n.div_ceil(parts)).div_ceil(16) * 16;
+        let (cp, ap, bp) = (SendPtr(c), SendPtr(a as *mut T), SendPtr(b as *mut T));
+        rayon::scope(|sc| {
+            for j0 in (0..n).step_by(chunk) {
+                let nj = chunk.min(n - j0);
+                sc.spawn(move |_| {
+                    let (cp, ap, bp) = (cp, ap, bp);
+                    // SAFETY: column blocks are disjoint; the caller checked the bounds.
+                    unsafe {
+                        one(
+                            m,
+                            nj,
+                            k,
+                            cp.0.add(j0),
+                            c_rs,
+                            acc,
+                            ap.0,
+                            a_rs,
+                            a_cs,
+                            bp.0.add(j0 * b_cs),
+                            b_rs,
+                            b_cs,
+                            gemm::Parallelism::None,
+                        )
+                    }
+                });
+            }
+        });
+        return;
+    }
+    one(
+        m,
+        n,
+        k,
+        c,
+        c_rs,
+        acc,
+        a,
+        a_rs,
+        a_cs,
+        b,
+        b_rs,
+        b_cs,
+        parallelism(m, n, k),
+    );
+}
+
+/// Products with at most this many rows are threaded by splitting columns ourselves.
+const SPLIT_COLS_MAX_ROWS: usize = 256;
+
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: used only to hand disjoint blocks of one buffer to scoped threads.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn one<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: *mut T,
+    c_rs: usize,
+    acc: bool,
+    a: *const T,
+    a_rs: usize,
+    a_cs: usize,
+    b: *const T,
+    b_rs: usize,
+    b_cs: usize,
+    par: gemm::Parallelism,
+) {
     gemm::gemm(
         m,
         n,
@@ -118,7 +195,7 @@ unsafe fn raw<T: Float>(
         false,
         false,
         false,
-        parallelism(m, n, k),
+        par,
     );
 }
 
@@ -272,8 +349,27 @@ pub fn dot<T: Float>(x: &[T], y: &[T]) -> T {
     s + tail
 }
 
-/// `c[j] (+)= dot(a, w[j, :])` for every row j of w.
+/// Below this many weights a single-row product stays on one thread.
+const GEMV_PARALLEL_MIN: usize = 1 << 16;
+
+/// `c[j] (+)= dot(a, w[j, :])` for every row j of w. Large products are split by rows across
+/// the threads: each then streams its share of the weights from its own core's cache.
 pub fn gemv_rows<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool) {
+    let threads = num_threads();
+    if threads > 1 && c.len() * a.len() >= GEMV_PARALLEL_MIN && c.len() >= 2 * threads {
+        let rows = c.len().div_ceil(threads);
+        rayon::scope(|sc| {
+            for (i, cc) in c.chunks_mut(rows).enumerate() {
+                let ww = &w[i * rows * ldw..];
+                sc.spawn(move |_| gemv_rows_serial(a, ww, ldw, cc, acc));
+            }
+        });
+        return;
+    }
+    gemv_rows_serial(a, w, ldw, c, acc);
+}
+
+fn gemv_rows_serial<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool) {
     let k = a.len();
     for (j, cj) in c.iter_mut().enumerate() {
         let d = dot(a, &w[j * ldw..j * ldw + k]);
@@ -294,6 +390,22 @@ pub fn axpy_rows<T: Float>(a: &[T], b: &[T], ldb: usize, c: &mut [T], acc: bool)
         let row = &b[kk * ldb..kk * ldb + n];
         for (cj, &bj) in c.iter_mut().zip(row) {
             *cj += ak * bj;
+        }
+    }
+}
+
+/// Writes the transpose of `src` (`[rows, cols]`, row-major) into `dst` (`[cols, rows]`), in
+/// cache-sized blocks.
+pub fn transpose<T: Float>(rows: usize, cols: usize, src: &[T], dst: &mut [T]) {
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols);
+    const BLK: usize = 32;
+    for r0 in (0..rows).step_by(BLK) {
+        for c0 in (0..cols).step_by(BLK) {
+            for r in r0..(r0 + BLK).min(rows) {
+                for c in c0..(c0 + BLK).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
         }
     }
 }

@@ -29,11 +29,30 @@ pub fn forward_row<T: Float>(
     let hs = h.len();
     let (xr, rest) = xp.split_at_mut(hs);
     let (xz, xn) = rest.split_at_mut(hs);
-    let xn = &mut xn[..hs];
     let (hr, rest) = hp.split_at(hs);
     let (hz, hn) = rest.split_at(hs);
-    let hn = &hn[..hs];
-    let out = &mut out[..hs];
+    forward_gates(xr, xz, xn, hr, hz, hn, h, out);
+    if let Some(s) = hn_store {
+        s[..hs].copy_from_slice(&hn[..hs]);
+    }
+}
+
+// Out of line so the separate `&mut` arguments are known not to alias (see lstm.rs).
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn forward_gates<T: Float>(
+    xr: &mut [T],
+    xz: &mut [T],
+    xn: &mut [T],
+    hr: &[T],
+    hz: &[T],
+    hn: &[T],
+    h: &mut [T],
+    out: &mut [T],
+) {
+    let hs = h.len();
+    let (xr, xz, xn) = (&mut xr[..hs], &mut xz[..hs], &mut xn[..hs]);
+    let (hr, hz, hn, out) = (&hr[..hs], &hz[..hs], &hn[..hs], &mut out[..hs]);
     for j in 0..hs {
         let r = (xr[j] + hr[j]).sigmoid();
         let z = (xz[j] + hz[j]).sigmoid();
@@ -44,9 +63,6 @@ pub fn forward_row<T: Float>(
         xn[j] = n;
         h[j] = hnew;
         out[j] = hnew;
-    }
-    if let Some(s) = hn_store {
-        s[..hs].copy_from_slice(hn);
     }
 }
 
@@ -65,11 +81,27 @@ pub fn backward_row<T: Float>(
     let hs = dh.len();
     let (gr, rest) = gates.split_at_mut(hs);
     let (gz, gn) = rest.split_at_mut(hs);
-    let gn = &mut gn[..hs];
     let (pr, rest) = dhp.split_at_mut(hs);
     let (pz, pn) = rest.split_at_mut(hs);
-    let pn = &mut pn[..hs];
-    let (hn, h_prev) = (&mut hn[..hs], &h_prev[..hs]);
+    backward_gates(gr, gz, gn, hn, pr, pz, pn, h_prev, dh);
+}
+
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn backward_gates<T: Float>(
+    gr: &mut [T],
+    gz: &mut [T],
+    gn: &mut [T],
+    hn: &mut [T],
+    pr: &mut [T],
+    pz: &mut [T],
+    pn: &mut [T],
+    h_prev: &[T],
+    dh: &mut [T],
+) {
+    let hs = dh.len();
+    let (gr, gz, gn, hn) = (&mut gr[..hs], &mut gz[..hs], &mut gn[..hs], &mut hn[..hs]);
+    let (pr, pz, pn, h_prev) = (&mut pr[..hs], &mut pz[..hs], &mut pn[..hs], &h_prev[..hs]);
     for j in 0..hs {
         let (r, z, n) = (gr[j], gz[j], gn[j]);
         let d = dh[j];

@@ -30,9 +30,27 @@ pub fn forward_row<T: Float>(
     let (gi, rest) = gates.split_at_mut(hs);
     let (gf, rest) = rest.split_at_mut(hs);
     let (gg, go) = rest.split_at_mut(hs);
-    let (gg, go) = (&mut gg[..hs], &mut go[..hs]);
-    let h = &mut h[..hs];
-    let out = &mut out[..hs];
+    forward_gates(gi, gf, gg, go, c, h, out);
+    if let Some(cs) = c_store {
+        cs[..hs].copy_from_slice(c);
+    }
+}
+
+// Out of line on purpose: as separate `&mut` arguments the slices are known not to alias, which
+// is what lets the compiler vectorise the loop (inlined, it would need runtime overlap checks).
+#[inline(never)]
+fn forward_gates<T: Float>(
+    gi: &mut [T],
+    gf: &mut [T],
+    gg: &mut [T],
+    go: &mut [T],
+    c: &mut [T],
+    h: &mut [T],
+    out: &mut [T],
+) {
+    let hs = c.len();
+    let (gi, gf, gg, go) = (&mut gi[..hs], &mut gf[..hs], &mut gg[..hs], &mut go[..hs]);
+    let (h, out) = (&mut h[..hs], &mut out[..hs]);
     for j in 0..hs {
         let i = gi[j].sigmoid();
         let f = gf[j].sigmoid();
@@ -48,9 +66,6 @@ pub fn forward_row<T: Float>(
         h[j] = hn;
         out[j] = hn;
     }
-    if let Some(cs) = c_store {
-        cs[..hs].copy_from_slice(c);
-    }
 }
 
 /// Backward of one row. `gates` holds i, f, g, o and receives the pre-activation gradients;
@@ -62,7 +77,23 @@ pub fn backward_row<T: Float>(gates: &mut [T], c_t: &[T], c_prev: &[T], dh: &[T]
     let (gi, rest) = gates.split_at_mut(hs);
     let (gf, rest) = rest.split_at_mut(hs);
     let (gg, go) = rest.split_at_mut(hs);
-    let (gg, go) = (&mut gg[..hs], &mut go[..hs]);
+    backward_gates(gi, gf, gg, go, c_t, c_prev, dh, dc);
+}
+
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn backward_gates<T: Float>(
+    gi: &mut [T],
+    gf: &mut [T],
+    gg: &mut [T],
+    go: &mut [T],
+    c_t: &[T],
+    c_prev: &[T],
+    dh: &[T],
+    dc: &mut [T],
+) {
+    let hs = dc.len();
+    let (gi, gf, gg, go) = (&mut gi[..hs], &mut gf[..hs], &mut gg[..hs], &mut go[..hs]);
     let (c_t, c_prev, dh) = (&c_t[..hs], &c_prev[..hs], &dh[..hs]);
     for j in 0..hs {
         let (i, f, g, o) = (gi[j], gf[j], gg[j], go[j]);

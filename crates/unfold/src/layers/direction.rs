@@ -75,11 +75,14 @@ fn activation(kind: CellKind) -> Activation {
 /// - `store`: `[T*B, H]` c(t) (LSTM) or h_n (GRU) for backward, `None` in inference;
 /// - `out`: this direction's output columns, row stride `out_ld` (`[T*B, H]` view);
 /// - `h`, `c`: `[B, H]` running state, initial state on entry, final state on exit;
-/// - `hp`: `[B, G*H]` scratch.
+/// - `hp`: `[B, G*H]` scratch;
+/// - `whh_t`: W_hh transposed (`[H, G*H]`), if prepared: the per-step product then reads the
+///   weights in the order the GEMM micro-kernel wants and skips repacking them at every step.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Float>(
     sw: &Sweep,
     p: &CellParams<T>,
+    whh_t: Option<&[T]>,
     x: &[T],
     gates: &mut [T],
     mut store: Option<&mut [T]>,
@@ -128,9 +131,9 @@ pub(crate) fn forward<T: Float>(
                     hp[b * gh..(b + 1) * gh].copy_from_slice(&p.b_hh);
                 }
             }
-            gemm_nt(bsz, gh, hs, h, hs, &p.w_hh, hs, hp, gh, bias);
+            recurrent_product(bsz, gh, hs, h, p, whh_t, hp, bias);
         } else {
-            gemm_nt(bsz, gh, hs, h, hs, &p.w_hh, hs, g_t, gh, true);
+            recurrent_product(bsz, gh, hs, h, p, whh_t, g_t, true);
         }
         for b in 0..bsz {
             let r = t * bsz + b;
@@ -153,6 +156,25 @@ pub(crate) fn forward<T: Float>(
                 CellKind::Gru => gru::forward_row(g, &hp[b * gh..(b + 1) * gh], hb, o, st),
             }
         }
+    }
+}
+
+/// `c[B, G*H] (+)= h[B, H] W_hh^T`, from the transposed copy when there is one.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn recurrent_product<T: Float>(
+    bsz: usize,
+    gh: usize,
+    hs: usize,
+    h: &[T],
+    p: &CellParams<T>,
+    whh_t: Option<&[T]>,
+    c: &mut [T],
+    acc: bool,
+) {
+    match whh_t {
+        Some(wt) => gemm_nn(bsz, gh, hs, h, hs, wt, gh, c, gh, acc),
+        None => gemm_nt(bsz, gh, hs, h, hs, &p.w_hh, hs, c, gh, acc),
     }
 }
 

@@ -13,6 +13,7 @@
 
 use crate::error::{check_len, Error, Result};
 use crate::float::Float;
+use crate::kernels::gemm::transpose;
 use crate::layers::config::{CellKind, RecurrentConfig};
 use crate::layers::direction::{self, BackwardBufs, Sweep};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
@@ -152,8 +153,10 @@ impl<T: Float> Recurrent<T> {
             init,
             final_state,
             hp,
+            whh_t,
             ..
         } = cache;
+        let whh_t = prepare_transposed(&self.cells, gh, hs, batch, whh_t);
         final_state.copy_from(init);
         for l in 0..nl {
             let (before, rest) = outputs.split_at_mut(l);
@@ -184,6 +187,7 @@ impl<T: Float> Recurrent<T> {
                 direction::forward(
                     &sw,
                     &self.cells[idx],
+                    whh_t.map(|w| &w[idx][..]),
                     x_l,
                     &mut gates[idx][..tb * gh],
                     st,
@@ -368,6 +372,7 @@ impl<T: Float> Recurrent<T> {
             ensure(o, tb * nd * hs);
         }
         ws.last = 0;
+        let whh_t = prepare_transposed(&self.cells, gh, hs, batch, &mut ws.whh_t);
         for l in 0..nl {
             let (a, b) = ws.outs.split_at_mut(1);
             let (src, dst) = if l % 2 == 0 {
@@ -396,6 +401,7 @@ impl<T: Float> Recurrent<T> {
                 direction::forward(
                     &sw,
                     &self.cells[idx],
+                    whh_t.map(|w| &w[idx][..]),
                     x_l,
                     &mut ws.gates[..tb * gh],
                     None,
@@ -466,6 +472,7 @@ impl<T: Float> Recurrent<T> {
             direction::forward(
                 &sw,
                 &self.cells[l],
+                None,
                 x_l,
                 &mut ws.gates,
                 None,
@@ -478,6 +485,30 @@ impl<T: Float> Recurrent<T> {
         }
         Ok(&state.h[(nl - 1) * batch * hs..nl * batch * hs])
     }
+}
+
+/// Batches up to this size use the single-row product, which reads W_hh as it is.
+const GEMV_MAX_BATCH: usize = 2;
+
+/// Fills `buf` with W_hh^T of every cell when the per-step product will go through the GEMM
+/// (batch above [`GEMV_MAX_BATCH`]); refreshed at every forward, since the weights may have
+/// changed. Costs one pass over the weights per sequence, saves one per step.
+fn prepare_transposed<'a, T: Float>(
+    cells: &[CellParams<T>],
+    gh: usize,
+    hs: usize,
+    batch: usize,
+    buf: &'a mut Vec<Vec<T>>,
+) -> Option<&'a [Vec<T>]> {
+    if batch <= GEMV_MAX_BATCH {
+        return None;
+    }
+    buf.resize_with(cells.len(), Vec::new);
+    for (c, b) in cells.iter().zip(buf.iter_mut()) {
+        ensure(b, gh * hs);
+        transpose(gh, hs, &c.w_hh, b);
+    }
+    Some(&buf[..])
 }
 
 impl<T: Float> Parameters<T> for Recurrent<T> {
@@ -563,6 +594,7 @@ pub struct TrainCache<T> {
     dinput: Vec<T>,
     ws: Vec<T>,
     first: Vec<T>,
+    whh_t: Vec<Vec<T>>,
 }
 
 impl<T: Float> TrainCache<T> {
@@ -646,6 +678,7 @@ pub struct InferWorkspace<T> {
     outs: [Vec<T>; 2],
     last: usize,
     state: RecurrentState<T>,
+    whh_t: Vec<Vec<T>>,
 }
 
 impl<T: Float> InferWorkspace<T> {
