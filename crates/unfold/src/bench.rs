@@ -257,6 +257,40 @@ pub fn run(c: &BenchConfig, mode: Mode, min_secs: f64) -> Result<BenchResult> {
     })
 }
 
+/// The machine's f32 matrix-multiply peak as the GEMM crate reaches it: a 2048 x 2048 x 2048
+/// product at the current thread count, median GFLOP/s. The training figures are read against
+/// it (see `train_gflops`).
+pub fn gemm_peak_gflops(min_secs: f64) -> f64 {
+    let n = 2048;
+    let a = vec![0.5f32; n * n];
+    let b = vec![0.25f32; n * n];
+    let mut c = vec![0.0f32; n * n];
+    let t = median_time(
+        || crate::kernels::gemm::gemm_nn(n, n, n, &a, n, &b, n, &mut c, n, false),
+        5,
+        min_secs,
+    );
+    2.0 * (n as f64).powi(3) / t / 1e9
+}
+
+/// Matrix work of one training call (forward + backward, no input gradient) of a
+/// configuration, counted the usual way: three times the forward's matrix FLOPs.
+pub fn train_flops(c: &BenchConfig) -> f64 {
+    let gh = (c.kind.gates() * c.hidden) as f64;
+    let tb = (STEPS * c.batch) as f64;
+    let dirs = if c.bidirectional { 2.0 } else { 1.0 };
+    let mut fwd = 0.0;
+    for l in 0..c.layers {
+        let input = if l == 0 {
+            c.hidden as f64
+        } else {
+            dirs * c.hidden as f64
+        };
+        fwd += dirs * 2.0 * tb * gh * (input + c.hidden as f64);
+    }
+    3.0 * fwd
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

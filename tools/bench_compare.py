@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""unfold and PyTorch side by side, in one run, on one machine, at one thread count.
+
+    python3 tools/bench_compare.py [--threads 2] [--seconds 1] [--unfold target/release/unfold]
+
+For each configuration it runs `unfold bench --json --config NAME` and then
+`tools/torch_bench.py --config NAME` (alternating, so drift of the shared machine hits both),
+then prints a Markdown table with the ratios (unfold / PyTorch throughput; for streaming,
+PyTorch latency / unfold latency). Finally it measures the peak resident memory of a process
+training lstm-h512-b64 in each. Build unfold first: `cargo build --release`.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+NAMES = [
+    "lstm-h64-b1", "lstm-h64-b32", "lstm-h256-b32", "lstm-h256-b64", "lstm-h512-b64",
+    "gru-h256-b32", "rnn-h256-b32", "lstm2-h256-b32", "bilstm-h256-b32",
+    "lstm-h64-stream", "lstm-h256-stream", "gru-h64-stream", "gru-h256-stream",
+]
+
+
+def run_json(cmd):
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return [json.loads(l) for l in out.splitlines() if l.strip().startswith("{")]
+
+
+def peak_rss_mib(cmd):
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, ru = os.wait4(p.pid, 0)
+    if status != 0:
+        sys.exit(f"{cmd} failed")
+    return ru.ru_maxrss / 1024.0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--unfold", default="target/release/unfold")
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--config", action="append", default=[])
+    a = ap.parse_args()
+    names = a.config or NAMES
+    uf = [a.unfold, "--threads", str(a.threads), "bench", "--json", "--seconds", str(a.seconds)]
+    tb = [a.python, os.path.join(HERE, "torch_bench.py"), "--threads", str(a.threads),
+          "--seconds", str(a.seconds)]
+    rows = []
+    for n in names:
+        u = run_json(uf + ["--config", n])
+        t = {r["mode"]: r for r in run_json(tb + ["--config", n])}
+        for r in u:
+            rows.append((n, r["mode"], r, t.get(r["mode"])))
+    print(f"| config | mode | unfold tokens/s | PyTorch tokens/s | unfold us/step | "
+          f"PyTorch us/step | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for n, mode, u, t in rows:
+        ratio = u["tokens_per_s"] / t["tokens_per_s"] if t else float("nan")
+        label = "x faster" if mode != "stream" else "x lower latency"
+        print(f"| {n} | {mode} | {u['tokens_per_s']:.0f} | {t['tokens_per_s']:.0f} | "
+              f"{u['us_per_step']:.2f} | {t['us_per_step']:.2f} | {ratio:.2f} {label} |")
+    mem_u = peak_rss_mib(uf + ["--config", "lstm-h512-b64", "--mode", "train"])
+    mem_t = peak_rss_mib(tb + ["--config", "lstm-h512-b64", "--mode", "train"])
+    print(f"\nPeak resident memory, lstm-h512-b64 train, {a.threads} threads: "
+          f"unfold {mem_u:.0f} MiB, PyTorch {mem_t:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
