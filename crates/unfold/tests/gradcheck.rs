@@ -368,3 +368,49 @@ fn bad_inputs_are_errors_not_panics() {
         .is_err());
     assert!(Recurrent::<f32>::new(RecurrentConfig::new(CellKind::Lstm, 0, 3), 1).is_err());
 }
+
+#[test]
+fn single_sequence_streaming_equals_whole_sequence_forward() {
+    // Batch 1 takes the fused streaming kernel; H = 128 makes it split the units across
+    // threads when more than one is available.
+    for (i, kind) in KINDS.into_iter().enumerate() {
+        for (input, hidden, bias) in [(3, 5, true), (128, 128, true), (7, 40, false)] {
+            let cfg = RecurrentConfig::new(kind, input, hidden)
+                .layers(2)
+                .bias(bias);
+            let layer = Recurrent::<f32>::new(cfg.clone(), 60 + i as u64).unwrap();
+            let mut rng = Rng::new(11);
+            let steps = 7;
+            let x: Vec<f32> = (0..steps * input)
+                .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
+                .collect();
+            let mut init = RecurrentState::<f32>::zeros(&cfg, 1);
+            for v in init.h.iter_mut().chain(init.c.iter_mut()) {
+                *v = rng.uniform_range(-1.0, 1.0) as f32;
+            }
+            let mut ws = InferWorkspace::default();
+            layer
+                .forward_infer(&x, steps, 1, None, Some(&init), &mut ws)
+                .unwrap();
+            let mut st = init.clone();
+            let mut sws = StepWorkspace::default();
+            for t in 0..steps {
+                let h = layer
+                    .step(&x[t * input..(t + 1) * input], &mut st, &mut sws)
+                    .unwrap()
+                    .to_vec();
+                let o = &ws.output()[t * hidden..(t + 1) * hidden];
+                for (a, b) in h.iter().zip(o) {
+                    assert!(
+                        (a - b).abs() <= 2e-6 * (1.0 + b.abs()),
+                        "{kind:?} H={hidden} step {t}: {a} vs {b}"
+                    );
+                }
+            }
+            let fs = ws.final_state();
+            for (a, b) in st.h.iter().zip(&fs.h).chain(st.c.iter().zip(&fs.c)) {
+                assert!((a - b).abs() <= 2e-6 * (1.0 + b.abs()));
+            }
+        }
+    }
+}

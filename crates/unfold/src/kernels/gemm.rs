@@ -155,7 +155,7 @@ unsafe fn raw<T: Float>(
 const SPLIT_COLS_MAX_ROWS: usize = 256;
 
 #[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
+pub(crate) struct SendPtr<T>(pub(crate) *mut T);
 // SAFETY: used only to hand disjoint blocks of one buffer to scoped threads.
 unsafe impl<T> Send for SendPtr<T> {}
 unsafe impl<T> Sync for SendPtr<T> {}
@@ -350,7 +350,7 @@ pub fn dot<T: Float>(x: &[T], y: &[T]) -> T {
 }
 
 /// Below this many weights a single-row product stays on one thread.
-const GEMV_PARALLEL_MIN: usize = 1 << 16;
+pub(crate) const GEMV_PARALLEL_MIN: usize = 1 << 16;
 
 /// `c[j] (+)= dot(a, w[j, :])` for every row j of w. Large products are split by rows across
 /// the threads: each then streams its share of the weights from its own core's cache.

@@ -40,7 +40,7 @@ pub fn forward_row<T: Float>(
 // Out of line so the separate `&mut` arguments are known not to alias (see lstm.rs).
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn forward_gates<T: Float>(
+pub(crate) fn forward_gates<T: Float>(
     xr: &mut [T],
     xz: &mut [T],
     xn: &mut [T],

@@ -39,7 +39,7 @@ pub fn forward_row<T: Float>(
 // Out of line on purpose: as separate `&mut` arguments the slices are known not to alias, which
 // is what lets the compiler vectorise the loop (inlined, it would need runtime overlap checks).
 #[inline(never)]
-fn forward_gates<T: Float>(
+pub(crate) fn forward_gates<T: Float>(
     gi: &mut [T],
     gf: &mut [T],
     gg: &mut [T],

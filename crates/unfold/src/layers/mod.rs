@@ -7,6 +7,7 @@ mod direction;
 pub mod params;
 pub mod recurrent;
 pub mod state;
+mod stream;
 
 pub use config::{CellKind, RecurrentConfig};
 pub use params::{CellParams, ParamSpec, Parameters};

@@ -18,6 +18,7 @@ use crate::layers::config::{CellKind, RecurrentConfig};
 use crate::layers::direction::{self, BackwardBufs, Sweep};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
 use crate::layers::state::RecurrentState;
+use crate::layers::stream;
 use crate::rng::Rng;
 
 /// A stacked, optionally bidirectional recurrent layer. Also serves as the container of its own
@@ -446,6 +447,33 @@ impl<T: Float> Recurrent<T> {
             ws.lengths.clear();
             ws.lengths.resize(batch, 1);
         }
+        if batch == 1 {
+            ensure(&mut ws.h_old, hs);
+            for l in 0..nl {
+                let has_c = cfg.kind.has_cell_state();
+                let (below, h_l) = state.h.split_at_mut(l * hs);
+                let x_l: &[T] = if l == 0 { x } else { &below[(l - 1) * hs..] };
+                let c_l: &mut [T] = if has_c {
+                    &mut state.c[l * hs..(l + 1) * hs]
+                } else {
+                    &mut []
+                };
+                stream::step_single(
+                    cfg.kind,
+                    &self.cells[l],
+                    x_l,
+                    &mut h_l[..hs],
+                    c_l,
+                    stream::StepScratch {
+                        gates: &mut ws.gates[..gh],
+                        hp: &mut ws.hp[..gh],
+                        h_old: &mut ws.h_old,
+                        out: &mut ws.out[..hs],
+                    },
+                );
+            }
+            return Ok(&state.h[(nl - 1) * hs..nl * hs]);
+        }
         for l in 0..nl {
             let sw = Sweep {
                 kind: cfg.kind,
@@ -702,6 +730,7 @@ impl<T: Float> InferWorkspace<T> {
 /// Scratch of [`Recurrent::step`].
 #[derive(Debug, Default)]
 pub struct StepWorkspace<T> {
+    h_old: Vec<T>,
     gates: Vec<T>,
     hp: Vec<T>,
     out: Vec<T>,

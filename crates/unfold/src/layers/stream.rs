@@ -1,0 +1,121 @@
+//! The fused streaming step for a single sequence (batch 1): per layer, one parallel region in
+//! which each thread computes the gate rows of its own block of hidden units (dot products with
+//! x and h(t-1)) and then those units' cell update. One synchronisation per layer and step,
+//! each thread streaming only its share of the weights, no allocation.
+
+use crate::float::Float;
+use crate::kernels::elman::{self, Activation};
+use crate::kernels::gemm::{dot, num_threads, SendPtr, GEMV_PARALLEL_MIN};
+use crate::kernels::{gru, lstm};
+use crate::layers::config::CellKind;
+use crate::layers::params::CellParams;
+
+/// Scratch of the fused step: gates `[G*H]`, hidden projection `[G*H]` (GRU), a copy of
+/// h(t-1) `[H]` that the dot products read while the units are updated, and an output row.
+pub(crate) struct StepScratch<'a, T> {
+    pub gates: &'a mut [T],
+    pub hp: &'a mut [T],
+    pub h_old: &'a mut [T],
+    pub out: &'a mut [T],
+}
+
+/// Advances one layer of one sequence by one step: `h` (H) and `c` (H, LSTM) in place.
+pub(crate) fn step_single<T: Float>(
+    kind: CellKind,
+    p: &CellParams<T>,
+    x: &[T],
+    h: &mut [T],
+    c: &mut [T],
+    s: StepScratch<T>,
+) {
+    let hs = h.len();
+    let g = kind.gates();
+    s.h_old.copy_from_slice(h);
+    let threads = num_threads();
+    let work = g * hs * (x.len() + hs);
+    let parts = if threads > 1 && work >= GEMV_PARALLEL_MIN && hs >= 32 {
+        threads
+    } else {
+        1
+    };
+    let chunk = hs.div_ceil(parts).div_ceil(8) * 8;
+    let ptrs = (
+        SendPtr(s.gates.as_mut_ptr()),
+        SendPtr(s.hp.as_mut_ptr()),
+        SendPtr(s.out.as_mut_ptr()),
+        SendPtr(h.as_mut_ptr()),
+        SendPtr(c.as_mut_ptr()),
+    );
+    let h_old: &[T] = s.h_old;
+    let has_c = !c.is_empty();
+    let run = move |u0: usize, u1: usize| {
+        let (gp, hpp, op, hptr, cptr) = ptrs;
+        // SAFETY: every thread touches only the units u0..u1 of each gate block, of h, c and
+        // the output row; the ranges of different threads are disjoint and inside the buffers.
+        unsafe {
+            let blk = |ptr: &SendPtr<T>, b: usize| {
+                std::slice::from_raw_parts_mut(ptr.0.add(b * hs + u0), u1 - u0)
+            };
+            for gi in 0..g {
+                let gate = blk(&gp, gi);
+                let hpg = blk(&hpp, gi);
+                for (k, u) in (u0..u1).enumerate() {
+                    let r = gi * hs + u;
+                    let wi = &p.w_ih[r * x.len()..(r + 1) * x.len()];
+                    let wh = &p.w_hh[r * hs..(r + 1) * hs];
+                    let (bi, bh) = if p.b_ih.is_empty() {
+                        (T::ZERO, T::ZERO)
+                    } else {
+                        (p.b_ih[r], p.b_hh[r])
+                    };
+                    let xp = dot(x, wi) + bi;
+                    let hp = dot(h_old, wh) + bh;
+                    if kind == CellKind::Gru {
+                        gate[k] = xp;
+                        hpg[k] = hp;
+                    } else {
+                        gate[k] = xp + hp;
+                    }
+                }
+            }
+            let hu = blk(&hptr, 0);
+            let ou = blk(&op, 0);
+            match kind {
+                CellKind::Lstm => {
+                    let cu = if has_c { blk(&cptr, 0) } else { &mut [] };
+                    lstm::forward_gates(
+                        blk(&gp, 0),
+                        blk(&gp, 1),
+                        blk(&gp, 2),
+                        blk(&gp, 3),
+                        cu,
+                        hu,
+                        ou,
+                    );
+                }
+                CellKind::Gru => gru::forward_gates(
+                    blk(&gp, 0),
+                    blk(&gp, 1),
+                    blk(&gp, 2),
+                    blk(&hpp, 0),
+                    blk(&hpp, 1),
+                    blk(&hpp, 2),
+                    hu,
+                    ou,
+                ),
+                CellKind::RnnTanh => elman::forward_row(Activation::Tanh, blk(&gp, 0), hu, ou),
+                CellKind::RnnRelu => elman::forward_row(Activation::Relu, blk(&gp, 0), hu, ou),
+            }
+        }
+    };
+    if parts == 1 {
+        run(0, hs);
+    } else {
+        rayon::scope(|sc| {
+            for u0 in (0..hs).step_by(chunk) {
+                let u1 = (u0 + chunk).min(hs);
+                sc.spawn(move |_| run(u0, u1));
+            }
+        });
+    }
+}
