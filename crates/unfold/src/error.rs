@@ -25,6 +25,14 @@ pub enum Error {
     /// training forward).
     #[error("invalid call: {0}")]
     InvalidCall(String),
+    /// The loss or a gradient became NaN or infinite.
+    #[error("non-finite {what} at step {step}")]
+    NonFinite {
+        /// The optimisation step (1-based) at which it happened.
+        step: u64,
+        /// What was not finite (`loss` or `gradient`).
+        what: String,
+    },
     /// A checkpoint's tensors do not match the model (names, shapes or dtypes).
     #[error("checkpoint does not match the model:\n{0}")]
     CheckpointMismatch(String),

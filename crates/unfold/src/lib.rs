@@ -10,11 +10,14 @@
 
 pub mod bench;
 pub mod checkpoint;
+pub mod data;
 pub mod error;
 pub mod float;
 pub mod kernels;
 pub mod layers;
+pub mod models;
 pub mod rng;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use float::Float;

@@ -1,15 +1,22 @@
-//! Recurrent layers built on the kernels: configuration, parameters by name, state, and the
-//! stacked / bidirectional / variable-length layer with its training, inference and streaming
-//! modes.
+//! Layers built on the kernels: the recurrent layer (configuration, parameters by name, state,
+//! the stacked / bidirectional / variable-length layer with its training, inference and
+//! streaming modes), and the dense pieces around it: linear layers, embeddings and output
+//! distributions.
 
 pub mod config;
 mod direction;
+pub mod embedding;
+pub mod linear;
+pub mod output;
 pub mod params;
 pub mod recurrent;
 pub mod state;
 mod stream;
 
 pub use config::{CellKind, RecurrentConfig};
+pub use embedding::Embedding;
+pub use linear::Linear;
+pub use output::{LossStats, OutputKind, OutputLayer, Target};
 pub use params::{CellParams, ParamSpec, Parameters};
 pub use recurrent::{InferWorkspace, Recurrent, RecurrentGrads, StepWorkspace, TrainCache};
 pub use state::RecurrentState;

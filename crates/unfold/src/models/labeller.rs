@@ -1,0 +1,275 @@
+//! Pattern I: hidden-to-hidden recurrence with an output at every step,
+//! `h(t) = f(h(t-1), x(t))`, `o(t) = c + V h(t)`, `P(y(t) | x(1..t)) = dist(o(t))`. With an
+//! Elman (tanh) cell and a categorical output this is exactly the chapter's
+//! `a = b + W h(t-1) + U x(t)`, `h = tanh(a)`, `o = c + V h`, `softmax(o)`; any cell kind, depth
+//! and (for tagging whole given sequences) bidirectional layers work the same way.
+
+use crate::data::SeqBatch;
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::linear::Linear;
+use crate::layers::output::{LossStats, OutputKind, OutputLayer};
+use crate::layers::{
+    CellKind, InferWorkspace, Recurrent, RecurrentConfig, RecurrentState, TrainCache,
+};
+use crate::models::input::{InputLayer, InputSpec};
+use crate::models::{compose_parameters, scored_rows, target_view, SequenceModel, TrainContext};
+
+/// The architecture shared by the labeller and the classifier.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ModelConfig {
+    /// What is read at each step.
+    pub input: InputSpec,
+    /// Recurrent cell kind.
+    pub cell: CellKind,
+    /// Hidden units per layer and direction.
+    pub hidden: usize,
+    /// Stacked recurrent layers (1 or more).
+    pub layers: usize,
+    /// Run a reverse direction too and join both at every step.
+    pub bidirectional: bool,
+    /// The output distribution.
+    pub output: OutputKind,
+}
+
+impl ModelConfig {
+    pub(crate) fn recurrent(&self, input_width: usize) -> RecurrentConfig {
+        RecurrentConfig::new(self.cell, input_width, self.hidden)
+            .layers(self.layers)
+            .bidirectional(self.bidirectional)
+    }
+
+    pub(crate) fn describe(&self) -> Vec<(String, String)> {
+        let mut v = vec![
+            ("cell".to_string(), self.cell.name().to_string()),
+            ("hidden".to_string(), self.hidden.to_string()),
+            ("layers".to_string(), self.layers.to_string()),
+            ("bidirectional".to_string(), self.bidirectional.to_string()),
+            ("output".to_string(), format!("{:?}", self.output)),
+        ];
+        v.push(("input".to_string(), format!("{:?}", self.input)));
+        v
+    }
+}
+
+/// Pattern I: an output at every step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SequenceLabeller<T> {
+    config: ModelConfig,
+    /// Embedding or projection of the inputs.
+    pub input: InputLayer<T>,
+    /// The recurrent stack.
+    pub rnn: Recurrent<T>,
+    /// `o = c + V h`.
+    pub head: Linear<T>,
+    /// The output distribution (and its parameters, if any).
+    pub output: OutputLayer<T>,
+}
+
+compose_parameters!(SequenceLabeller {
+    input: "input",
+    rnn: "rnn",
+    head: "head",
+    output: "output"
+});
+
+/// Buffers of a [`SequenceLabeller`], reused across calls.
+#[derive(Debug, Default)]
+pub struct LabellerWorkspace<T> {
+    x: Vec<T>,
+    cache: TrainCache<T>,
+    infer: InferWorkspace<T>,
+    logits: Vec<T>,
+    dlogits: Vec<T>,
+    dh: Vec<T>,
+}
+
+impl<T: Float> LabellerWorkspace<T> {
+    /// `[T, B, O]` output rows of the last call.
+    pub fn logits(&self) -> &[T] {
+        &self.logits
+    }
+
+    /// Final recurrent state of the last training call (for carrying into the next chunk).
+    pub fn final_state(&self) -> &RecurrentState<T> {
+        self.cache.final_state()
+    }
+
+    /// Final recurrent state of the last [`SequenceLabeller::forward_infer`].
+    pub fn infer_final_state(&self) -> &RecurrentState<T> {
+        self.infer.final_state()
+    }
+}
+
+impl<T: Float> SequenceLabeller<T> {
+    /// A model with each part initialised as PyTorch does, from `seed`.
+    pub fn new(config: ModelConfig, seed: u64) -> Result<Self> {
+        let input = InputLayer::new(config.input, seed)?;
+        let rnn = Recurrent::new(config.recurrent(input.out_width()), seed.wrapping_add(1))?;
+        let head = Linear::new(
+            rnn.config().output_size(),
+            config.output.width(),
+            true,
+            seed.wrapping_add(2),
+        )?;
+        let output = OutputLayer::new(config.output)?;
+        Ok(SequenceLabeller {
+            config,
+            input,
+            rnn,
+            head,
+            output,
+        })
+    }
+
+    /// The architecture.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    fn check_batch(&self, batch: &SeqBatch<T>) -> Result<()> {
+        if !batch.per_step {
+            return Err(Error::InvalidCall(
+                "a sequence labeller needs one target per step".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Training forward and backward from an initial state (`None`: zeros). The final state is
+    /// left in [`LabellerWorkspace::final_state`]: pass it as `init` of the next chunk for
+    /// truncated BPTT (values only, no gradient crosses the border).
+    pub fn loss_and_grad_from(
+        &self,
+        batch: &SeqBatch<T>,
+        init: Option<&RecurrentState<T>>,
+        ws: &mut LabellerWorkspace<T>,
+        grads: &mut Self,
+    ) -> Result<LossStats> {
+        self.check_batch(batch)?;
+        let (steps, b) = (batch.steps, batch.batch);
+        let rows = steps * b;
+        let LabellerWorkspace {
+            x,
+            cache,
+            logits,
+            dlogits,
+            dh,
+            ..
+        } = ws;
+        let xin = self.input.forward(&batch.input, rows, x)?;
+        self.rnn
+            .forward_train(xin, steps, b, Some(&batch.lengths), init, cache)?;
+        let o = self.head.out_features();
+        logits.resize(rows * o, T::ZERO);
+        dlogits.resize(rows * o, T::ZERO);
+        self.head.forward(cache.output(), rows, logits)?;
+        let target = target_view(batch);
+        let n = scored_rows(self.output.kind(), &target, Some(&batch.mask), rows);
+        let scale = 1.0 / n.max(1) as f64;
+        let stats = self.output.nll(
+            logits,
+            rows,
+            target,
+            Some(&batch.mask),
+            scale,
+            Some((&mut dlogits[..], &mut grads.output)),
+            None,
+        )?;
+        let hw = self.rnn.config().output_size();
+        dh.resize(rows * hw, T::ZERO);
+        self.head.backward(
+            cache.output(),
+            dlogits,
+            rows,
+            &mut grads.head,
+            Some(dh),
+            false,
+        )?;
+        let need_dx = self.input.trainable();
+        self.rnn
+            .backward(cache, Some(dh), None, &mut grads.rnn, need_dx)?;
+        if need_dx {
+            self.input
+                .backward(&batch.input, rows, cache.dinput(), &mut grads.input)?;
+        }
+        Ok(stats)
+    }
+
+    /// Inference forward from `init`: output rows in [`LabellerWorkspace::logits`], final state
+    /// in [`LabellerWorkspace::infer_final_state`]; returns the NLL sums.
+    pub fn forward_infer(
+        &self,
+        batch: &SeqBatch<T>,
+        init: Option<&RecurrentState<T>>,
+        ws: &mut LabellerWorkspace<T>,
+        row_ll: Option<&mut [f64]>,
+    ) -> Result<LossStats> {
+        self.check_batch(batch)?;
+        let (steps, b) = (batch.steps, batch.batch);
+        let rows = steps * b;
+        let xin = self.input.forward(&batch.input, rows, &mut ws.x)?;
+        self.rnn
+            .forward_infer(xin, steps, b, Some(&batch.lengths), init, &mut ws.infer)?;
+        ws.logits.resize(rows * self.head.out_features(), T::ZERO);
+        self.head.forward(ws.infer.output(), rows, &mut ws.logits)?;
+        self.output.nll(
+            &ws.logits,
+            rows,
+            target_view(batch),
+            Some(&batch.mask),
+            1.0,
+            None,
+            row_ll,
+        )
+    }
+
+    /// Log-likelihood of each whole sequence, `sum_t log P(y(t) | x(1..t))` in nats.
+    pub fn sequence_log_likelihood(
+        &self,
+        batch: &SeqBatch<T>,
+        ws: &mut LabellerWorkspace<T>,
+    ) -> Result<Vec<f64>> {
+        let mut ll = vec![0.0; batch.steps * batch.batch];
+        self.forward_infer(batch, None, ws, Some(&mut ll))?;
+        let mut per_seq = vec![0.0; batch.batch];
+        for (r, v) in ll.iter().enumerate() {
+            per_seq[r % batch.batch] += v;
+        }
+        Ok(per_seq)
+    }
+}
+
+impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
+    type Workspace = LabellerWorkspace<T>;
+
+    fn zeros_like(&self) -> Self {
+        SequenceLabeller {
+            config: self.config,
+            input: self.input.zeros_like(),
+            rnn: self.rnn.zeros_like(),
+            head: self.head.zeros_like(),
+            output: self.output.zeros_like(),
+        }
+    }
+
+    fn loss_and_grad(
+        &self,
+        batch: &SeqBatch<T>,
+        ws: &mut Self::Workspace,
+        grads: &mut Self,
+        _ctx: &mut TrainContext<'_>,
+    ) -> Result<LossStats> {
+        self.loss_and_grad_from(batch, None, ws, grads)
+    }
+
+    fn evaluate(&self, batch: &SeqBatch<T>, ws: &mut Self::Workspace) -> Result<LossStats> {
+        self.forward_infer(batch, None, ws, None)
+    }
+
+    fn describe(&self) -> Vec<(String, String)> {
+        let mut v = vec![("model".to_string(), "sequence_labeller".to_string())];
+        v.extend(self.config.describe());
+        v
+    }
+}

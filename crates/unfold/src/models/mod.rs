@@ -1,0 +1,131 @@
+//! The chapter's models, each a composition of the layer contract (input layer, recurrent
+//! layer, linear head, output distribution):
+//!
+//! - [`SequenceLabeller`]: pattern I, hidden-to-hidden recurrence with an output at every step;
+//! - [`OutputFeedback`]: pattern II, the previous output (not the hidden state) feeds the hidden
+//!   layer; trains in parallel over time under teacher forcing, runs free at inference, and
+//!   supports scheduled sampling and free-running segments;
+//! - [`SequenceClassifier`]: pattern III, one output for the whole sequence.
+//!
+//! All implement [`SequenceModel`], which is what the trainer drives.
+
+pub mod classifier;
+pub mod feedback;
+pub mod input;
+pub mod labeller;
+
+pub use classifier::{Readout, SequenceClassifier};
+pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
+pub use input::{InputLayer, InputSpec};
+pub use labeller::{ModelConfig, SequenceLabeller};
+
+use crate::data::SeqBatch;
+use crate::error::Result;
+use crate::float::Float;
+use crate::layers::output::{LossStats, OutputKind, Target};
+use crate::layers::params::{ParamSpec, Parameters};
+use crate::rng::Rng;
+
+/// What a training step may need besides the batch: randomness (scheduled sampling, dropout)
+/// and the current probability of feeding the model its own prediction.
+pub struct TrainContext<'a> {
+    /// The run's random stream (part of the checkpoint, so resuming replays it).
+    pub rng: &'a mut Rng,
+    /// Probability of feeding back the model's own output instead of the true previous target
+    /// (0 = pure teacher forcing). Ignored by models without output feedback.
+    pub feed_prob: f64,
+    /// The optimisation step being computed.
+    pub step: u64,
+}
+
+/// A model trained on batches of sequences by minimising a negative log-likelihood.
+pub trait SequenceModel<T: Float>: Parameters<T> + Clone {
+    /// Buffers reused across calls (caches for backward, scratch).
+    type Workspace: Default;
+
+    /// All-zero parameters of the same shape: the gradient buffer.
+    fn zeros_like(&self) -> Self;
+
+    /// Mean NLL of the batch; its gradient is *added* to `grads`. Returns the batch's sums.
+    fn loss_and_grad(
+        &self,
+        batch: &SeqBatch<T>,
+        ws: &mut Self::Workspace,
+        grads: &mut Self,
+        ctx: &mut TrainContext<'_>,
+    ) -> Result<LossStats>;
+
+    /// The batch's NLL sums and metrics under run-time conditions (nothing kept for backward;
+    /// a model with output feedback runs free on its own outputs).
+    fn evaluate(&self, batch: &SeqBatch<T>, ws: &mut Self::Workspace) -> Result<LossStats>;
+
+    /// Key/value description of the architecture, stored in checkpoint metadata.
+    fn describe(&self) -> Vec<(String, String)>;
+}
+
+/// The batch's targets as a [`Target`] view.
+pub(crate) fn target_view<T: Float>(batch: &SeqBatch<T>) -> Target<'_, T> {
+    match &batch.target {
+        crate::data::Values::Symbols(s) => Target::Symbols(s),
+        crate::data::Values::Reals { data, .. } => Target::Reals(data),
+    }
+}
+
+/// Number of rows an output of `kind` scores: masked-in rows whose target is not padding.
+pub(crate) fn scored_rows<T: Float>(
+    kind: OutputKind,
+    target: &Target<'_, T>,
+    mask: Option<&[bool]>,
+    rows: usize,
+) -> usize {
+    let pad = match kind {
+        OutputKind::Categorical { pad, .. } => pad,
+        _ => None,
+    };
+    (0..rows)
+        .filter(|&r| {
+            mask.is_none_or(|m| m[r])
+                && match (pad, target) {
+                    (Some(p), Target::Symbols(s)) => s[r] != p,
+                    _ => true,
+                }
+        })
+        .count()
+}
+
+/// Joins the specs of named parts into one list with `part.` prefixes.
+pub(crate) fn joined_specs(parts: &[(&str, Vec<ParamSpec>)]) -> Vec<ParamSpec> {
+    parts
+        .iter()
+        .flat_map(|(p, specs)| {
+            specs.iter().map(move |s| ParamSpec {
+                name: format!("{p}.{}", s.name),
+                shape: s.shape.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Implements [`Parameters`] for a model struct by listing its parts in order.
+macro_rules! compose_parameters {
+    ($ty:ident { $($field:ident : $name:literal),* $(,)? }) => {
+        impl<T: Float> $crate::layers::params::Parameters<T> for $ty<T> {
+            fn param_specs(&self) -> Vec<$crate::layers::params::ParamSpec> {
+                $crate::models::joined_specs(&[
+                    $(($name, self.$field.param_specs())),*
+                ])
+            }
+            fn param_slices(&self) -> Vec<&[T]> {
+                let mut v = Vec::new();
+                $(v.extend(self.$field.param_slices());)*
+                v
+            }
+            fn param_slices_mut(&mut self) -> Vec<&mut [T]> {
+                let mut v = Vec::new();
+                $(v.extend(self.$field.param_slices_mut());)*
+                v
+            }
+        }
+    };
+}
+pub(crate) use compose_parameters;

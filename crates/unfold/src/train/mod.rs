@@ -1,0 +1,17 @@
+//! Training: optimizers with PyTorch's update rules, learning-rate and scheduled-sampling
+//! schedules, gradient clipping, batch sources (bucketed minibatches, truncated BPTT on a
+//! stream) and the trainer with validation, early stopping, checkpoints and exact resume.
+
+pub mod clip;
+pub mod optim;
+pub mod schedule;
+pub mod source;
+pub mod tbptt;
+pub mod trainer;
+
+pub use clip::{clip_gradients, global_norm, Clip};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use schedule::{Decay, FeedSchedule, LrSchedule};
+pub use source::{evaluate, Batches, TrainData};
+pub use tbptt::Stream;
+pub use trainer::{Event, Summary, TrainConfig, Trainer};

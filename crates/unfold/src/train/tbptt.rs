@@ -1,0 +1,214 @@
+//! Truncated back-propagation through time on one long stream (a long text or series), as
+//! char-rnn does: the stream is cut into `B` parallel contiguous streams; each update advances
+//! every stream by `k1` steps and back-propagates through the last `k2` steps, with the
+//! recurrent state carried from update to update (values only: no gradient crosses a window's
+//! start).
+//!
+//! - `k2 == k1`: consecutive windows, each scored and back-propagated whole.
+//! - `k2 > k1`: windows overlap; the window starts `k2` steps before the end, from the state
+//!   recorded at an earlier update (advanced without gradient to the window's start), and only
+//!   the `k1` new steps are scored, so every step is scored once and its gradient reaches `k2`
+//!   steps back.
+//! - `k2 < k1`: the first `k1 - k2` new steps only advance the state; the last `k2` are scored
+//!   and back-propagated.
+
+use std::collections::BTreeMap;
+
+use crate::checkpoint::TensorFile;
+use crate::data::{SeqBatch, Values};
+use crate::error::{Error, Result};
+use crate::float::Float;
+use crate::layers::output::LossStats;
+use crate::layers::RecurrentState;
+use crate::models::labeller::LabellerWorkspace;
+use crate::models::{SequenceLabeller, TrainContext};
+use crate::train::source::TrainData;
+
+/// One long stream trained by truncated BPTT (a [`TrainData`] for a [`SequenceLabeller`]).
+pub struct Stream<'a, T> {
+    input: &'a Values<T>,
+    target: &'a Values<T>,
+    streams: usize,
+    len: usize,
+    k1: usize,
+    k2: usize,
+    epoch: u64,
+    pos: usize,
+    /// States at update boundaries `(position, state)`, oldest first; the last is the carried
+    /// state. Empty at the start of an epoch (zero state).
+    history: Vec<(usize, RecurrentState<T>)>,
+    aux: LabellerWorkspace<T>,
+}
+
+impl<'a, T: Float> Stream<'a, T> {
+    /// A stream of `input` rows with one `target` row each, cut into `streams` parallel
+    /// streams, advanced `k1` steps per update with gradients through the last `k2`.
+    pub fn new(
+        input: &'a Values<T>,
+        target: &'a Values<T>,
+        streams: usize,
+        k1: usize,
+        k2: usize,
+    ) -> Result<Self> {
+        let n = input
+            .rows()
+            .ok_or_else(|| Error::InvalidConfig("a stream needs inputs of width >= 1".into()))?;
+        if target.rows() != Some(n) {
+            return Err(Error::InvalidConfig(format!(
+                "stream has {n} input rows but {:?} target rows",
+                target.rows()
+            )));
+        }
+        if streams == 0 || k1 == 0 || k2 == 0 {
+            return Err(Error::InvalidConfig(
+                "streams, k1 and k2 must all be at least 1".into(),
+            ));
+        }
+        let len = n / streams;
+        if len < 2 {
+            return Err(Error::InvalidConfig(format!(
+                "a stream of {n} rows is too short for {streams} parallel streams"
+            )));
+        }
+        Ok(Stream {
+            input,
+            target,
+            streams,
+            len,
+            k1,
+            k2,
+            epoch: 0,
+            pos: 0,
+            history: Vec::new(),
+            aux: LabellerWorkspace::default(),
+        })
+    }
+
+    /// Steps of each parallel stream.
+    pub fn stream_len(&self) -> usize {
+        self.len
+    }
+
+    /// The batch of rows `[a, b)` of every parallel stream; scored from `score_from` on.
+    fn window(&self, a: usize, b: usize, score_from: usize) -> SeqBatch<T> {
+        let (n, s) = (b - a, self.streams);
+        let mut input = self.input.empty_like(n * s);
+        let mut target = self.target.empty_like(n * s);
+        let mut mask = vec![false; n * s];
+        for t in 0..n {
+            for j in 0..s {
+                let src = j * self.len + a + t;
+                input.copy_row(t * s + j, self.input, src);
+                target.copy_row(t * s + j, self.target, src);
+                mask[t * s + j] = a + t >= score_from;
+            }
+        }
+        SeqBatch {
+            steps: n,
+            batch: s,
+            lengths: vec![n; s],
+            input,
+            target,
+            mask,
+            per_step: true,
+        }
+    }
+
+    /// The state at position `p`, advanced without gradient from the latest recorded state at
+    /// or before `p`.
+    fn state_at(&mut self, model: &SequenceLabeller<T>, p: usize) -> Result<RecurrentState<T>> {
+        let (from, state) = match self.history.iter().rev().find(|(q, _)| *q <= p) {
+            Some((q, s)) => (*q, s.clone()),
+            None => (0, RecurrentState::zeros(model.rnn.config(), self.streams)),
+        };
+        if from == p {
+            return Ok(state);
+        }
+        let w = self.window(from, p, usize::MAX);
+        let mut aux = std::mem::take(&mut self.aux);
+        let r = model.forward_infer(&w, Some(&state), &mut aux, None);
+        let out = aux.infer_final_state().clone();
+        self.aux = aux;
+        r.map(|_| out)
+    }
+}
+
+impl<T: Float> TrainData<T, SequenceLabeller<T>> for Stream<'_, T> {
+    fn next_batch(
+        &mut self,
+        model: &SequenceLabeller<T>,
+        ws: &mut LabellerWorkspace<T>,
+        grads: &mut SequenceLabeller<T>,
+        _ctx: &mut TrainContext<'_>,
+    ) -> Result<(LossStats, usize)> {
+        if self.pos >= self.len {
+            self.epoch += 1;
+            self.pos = 0;
+            self.history.clear();
+        }
+        let end = (self.pos + self.k1).min(self.len);
+        let start = end.saturating_sub(self.k2);
+        let score_from = self.pos.max(start);
+        let init = self.state_at(model, start)?;
+        let batch = self.window(start, end, score_from);
+        let stats = model.loss_and_grad_from(&batch, Some(&init), ws, grads)?;
+        self.history.push((end, ws.final_state().clone()));
+        // Keep only what a later window can start from.
+        let need = (end + self.k1).saturating_sub(self.k2);
+        let keep_from = self
+            .history
+            .iter()
+            .rposition(|(q, _)| *q <= need)
+            .unwrap_or(0);
+        self.history.drain(..keep_from);
+        self.pos = end;
+        Ok((stats, (end - score_from) * self.streams))
+    }
+
+    fn save_position(&self, meta: &mut BTreeMap<String, String>, tensors: &mut TensorFile) {
+        meta.insert("data.epoch".into(), self.epoch.to_string());
+        meta.insert("data.pos".into(), self.pos.to_string());
+        let ps: Vec<String> = self.history.iter().map(|(p, _)| p.to_string()).collect();
+        meta.insert("data.history".into(), ps.join(","));
+        for (i, (_, s)) in self.history.iter().enumerate() {
+            tensors.insert(&format!("stream.{i}.h"), &[s.h.len()], &s.h);
+            tensors.insert(&format!("stream.{i}.c"), &[s.c.len()], &s.c);
+        }
+    }
+
+    fn restore_position(&mut self, file: &TensorFile) -> Result<()> {
+        let m = &file.metadata;
+        let bad = |k: &str| Error::CheckpointMismatch(format!("stream position: bad {k}"));
+        self.epoch = m
+            .get("data.epoch")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("epoch"))?;
+        self.pos = m
+            .get("data.pos")
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("pos"))?;
+        let hist = m.get("data.history").ok_or_else(|| bad("history"))?;
+        self.history.clear();
+        for (i, p) in hist.split(',').filter(|s| !s.is_empty()).enumerate() {
+            let p: usize = p.parse().map_err(|_| bad("history"))?;
+            let get = |k: String| -> Result<Vec<T>> {
+                file.tensors.get(&k).ok_or_else(|| bad(&k))?.to_vec()
+            };
+            let h = get(format!("stream.{i}.h"))?;
+            let c = get(format!("stream.{i}.c"))?;
+            self.history.push((
+                p,
+                RecurrentState {
+                    h,
+                    c,
+                    batch: self.streams,
+                },
+            ));
+        }
+        Ok(())
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
+}
