@@ -29,7 +29,8 @@ pub enum Decay {
         /// Factor per step.
         gamma: f64,
     },
-    /// Half a cosine from the base rate down to `min_lr` over `period` steps.
+    /// Half a cosine from the base rate down to `min_lr` over `period` steps, then `min_lr`
+    /// (PyTorch's `CosineAnnealingLR` would climb back up after the period).
     Cosine {
         /// Steps from the base rate to `min_lr`.
         period: u64,

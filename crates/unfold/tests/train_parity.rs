@@ -1,0 +1,393 @@
+//! Parity with PyTorch for the training pieces, on fixtures made by
+//! `tools/torch_train_reference.py` (see `fixtures/train/README.md`): every optimizer's updates
+//! over six steps, the learning-rate schedules, the output distributions' losses and gradients,
+//! and a whole pattern-I model (embedding, LSTM, linear head, cross-entropy with a padding
+//! index, variable lengths): loss and every parameter gradient.
+
+use std::path::PathBuf;
+use unfold::checkpoint::TensorFile;
+use unfold::data::{SeqBatch, Values};
+use unfold::layers::{OutputKind, OutputLayer, Target};
+use unfold::models::{InputSpec, ModelConfig, SequenceLabeller};
+use unfold::train::{Decay, LrSchedule, Optimizer, OptimizerConfig};
+use unfold::{CellKind, Parameters};
+
+fn fixture(name: &str) -> TensorFile {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/train")
+        .join(name);
+    TensorFile::read(&p).unwrap()
+}
+
+fn get<T: unfold::Float>(f: &TensorFile, k: &str) -> Vec<T> {
+    f.tensors
+        .get(k)
+        .unwrap_or_else(|| panic!("fixture lacks {k}"))
+        .to_vec()
+        .unwrap()
+}
+
+/// |a - b| <= rel * max(|b|, 0.1 * max|want|): relative, with a floor for elements much
+/// smaller than the rest of their tensor (an update that nearly cancels a parameter leaves
+/// rounding of the parameter's size, and PyTorch fuses multiply-adds where we do not).
+fn close(tag: &str, got: &[f32], want: &[f32], rel: f32) -> f32 {
+    assert_eq!(got.len(), want.len(), "{tag}: length");
+    let floor = want.iter().fold(0f32, |m, v| m.max(v.abs())) * 0.1;
+    let mut worst = 0f32;
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let r = (a - b).abs() / b.abs().max(floor).max(f32::MIN_POSITIVE);
+        assert!(r <= rel, "{tag}[{i}]: unfold {a} vs torch {b} (rel {r:e})");
+        worst = worst.max(r);
+    }
+    worst
+}
+
+fn optimizer_for(name: &str) -> OptimizerConfig {
+    match name {
+        "sgd" => OptimizerConfig::sgd(),
+        "sgd_momentum" => OptimizerConfig::Sgd {
+            momentum: 0.9,
+            dampening: 0.1,
+            nesterov: false,
+            weight_decay: 0.01,
+        },
+        "sgd_nesterov" => OptimizerConfig::Sgd {
+            momentum: 0.8,
+            dampening: 0.0,
+            nesterov: true,
+            weight_decay: 0.0,
+        },
+        "adam" => OptimizerConfig::adam(),
+        "adam_l2_amsgrad" => OptimizerConfig::Adam {
+            beta1: 0.8,
+            beta2: 0.99,
+            eps: 1e-6,
+            weight_decay: 0.1,
+            decoupled: false,
+            amsgrad: true,
+        },
+        "adamw" => OptimizerConfig::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.05,
+            decoupled: true,
+            amsgrad: false,
+        },
+        "rmsprop" => OptimizerConfig::rmsprop(),
+        "rmsprop_centered_momentum" => OptimizerConfig::RmsProp {
+            alpha: 0.9,
+            eps: 1e-8,
+            momentum: 0.5,
+            centered: true,
+            weight_decay: 0.02,
+        },
+        "adagrad" => OptimizerConfig::Adagrad {
+            lr_decay: 0.01,
+            eps: 1e-10,
+            weight_decay: 0.01,
+            initial_accumulator: 0.1,
+        },
+        other => panic!("no mapping for {other}"),
+    }
+}
+
+#[test]
+fn optimizers_match_torch_optim() {
+    let lrs = [
+        ("sgd", 0.1),
+        ("sgd_momentum", 0.05),
+        ("sgd_nesterov", 0.05),
+        ("adam", 0.01),
+        ("adam_l2_amsgrad", 0.01),
+        ("adamw", 0.01),
+        ("rmsprop", 0.01),
+        ("rmsprop_centered_momentum", 0.01),
+        ("adagrad", 0.1),
+    ];
+    let mut worst = 0f32;
+    for (name, lr) in lrs {
+        let f = fixture(&format!("optim_{name}.safetensors"));
+        let mut p: Vec<Vec<f32>> = (0..2).map(|i| get(&f, &format!("p.{i}"))).collect();
+        let mut opt = Optimizer::<f32>::new(optimizer_for(name)).unwrap();
+        for step in 0..6 {
+            let g: Vec<Vec<f32>> = (0..2).map(|i| get(&f, &format!("g.{step}.{i}"))).collect();
+            opt.step(
+                p.iter_mut().map(|v| &mut v[..]).collect(),
+                g.iter().map(|v| &v[..]).collect(),
+                lr,
+            )
+            .unwrap();
+            for i in 0..2 {
+                let want: Vec<f32> = get(&f, &format!("e.{step}.{i}"));
+                worst = worst.max(close(
+                    &format!("{name} step {step} p{i}"),
+                    &p[i],
+                    &want,
+                    2e-6,
+                ));
+            }
+        }
+    }
+    eprintln!("optimizers: worst relative difference {worst:e}");
+}
+
+#[test]
+fn optimizer_state_round_trips_through_a_checkpoint() {
+    let f = fixture("optim_adam_l2_amsgrad.safetensors");
+    let cfg = optimizer_for("adam_l2_amsgrad");
+    let mut p: Vec<Vec<f32>> = (0..2).map(|i| get(&f, &format!("p.{i}"))).collect();
+    let grads: Vec<Vec<Vec<f32>>> = (0..6)
+        .map(|s| (0..2).map(|i| get(&f, &format!("g.{s}.{i}"))).collect())
+        .collect();
+    let names = vec!["a".to_string(), "b".to_string()];
+    let mut opt = Optimizer::<f32>::new(cfg).unwrap();
+    let mut q = p.clone();
+    for (s, g) in grads.iter().enumerate() {
+        let gs: Vec<&[f32]> = g.iter().map(|v| &v[..]).collect();
+        opt.step(p.iter_mut().map(|v| &mut v[..]).collect(), gs.clone(), 0.01)
+            .unwrap();
+        if s == 2 {
+            // Save after three steps, restore into a fresh optimizer, continue both.
+            let mut file = TensorFile::new();
+            opt.save(&mut file, &names);
+            let file = TensorFile::from_bytes(&file.to_bytes().unwrap()).unwrap();
+            let mut fresh = Optimizer::<f32>::new(cfg).unwrap();
+            fresh.load(&file, &names, &[12, 5]).unwrap();
+            assert_eq!(fresh, opt);
+            q = p.clone();
+            opt = fresh;
+        }
+    }
+    assert_ne!(p, q);
+    let mut other = Optimizer::<f32>::new(OptimizerConfig::sgd()).unwrap();
+    let mut file = TensorFile::new();
+    opt.save(&mut file, &names);
+    assert!(
+        other.load(&file, &names, &[12, 5]).is_err(),
+        "a different optimizer kind is refused"
+    );
+}
+
+#[test]
+fn lr_schedules_match_torch_schedulers() {
+    let f = fixture("lr_schedules.safetensors");
+    let cases = [
+        (
+            "step",
+            LrSchedule {
+                decay: Decay::Step {
+                    every: 7,
+                    gamma: 0.5,
+                },
+                ..LrSchedule::constant(0.1)
+            },
+        ),
+        (
+            "exponential",
+            LrSchedule {
+                decay: Decay::Exponential { gamma: 0.9 },
+                ..LrSchedule::constant(0.1)
+            },
+        ),
+        (
+            "cosine",
+            LrSchedule {
+                decay: Decay::Cosine {
+                    period: 30,
+                    min_lr: 0.001,
+                },
+                ..LrSchedule::constant(0.1)
+            },
+        ),
+        (
+            "warmup_cosine",
+            LrSchedule {
+                base: 0.1,
+                warmup: 5,
+                warmup_start: 0.25,
+                decay: Decay::Cosine {
+                    period: 30,
+                    min_lr: 0.001,
+                },
+            },
+        ),
+    ];
+    for (name, s) in cases {
+        let want: Vec<f64> = get(&f, name);
+        // PyTorch's cosine goes back up after its period; ours stays at the floor, so compare
+        // up to the end of the period.
+        let end = match s.decay {
+            Decay::Cosine { period, .. } => (s.warmup + period) as usize + 1,
+            _ => want.len(),
+        };
+        for (k, w) in want.iter().enumerate().take(end) {
+            let got = s.at(k as u64);
+            assert!(
+                (got - w).abs() <= 1e-12 * w.abs().max(1e-3),
+                "{name} step {k}: {got} vs torch {w}"
+            );
+        }
+    }
+}
+
+#[test]
+fn output_distributions_match_torch_losses() {
+    let f = fixture("losses.safetensors");
+    // Cross-entropy, mean over non-padding rows.
+    let logits: Vec<f32> = get(&f, "ce.logits");
+    let y: Vec<usize> = get::<f64>(&f, "ce.target")
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let n = y.len();
+    let ce = OutputLayer::<f32>::new(OutputKind::Categorical {
+        classes: 5,
+        pad: Some(0),
+    })
+    .unwrap();
+    let scored = y.iter().filter(|&&v| v != 0).count();
+    let mut d = vec![0f32; logits.len()];
+    let mut g = ce.zeros_like();
+    let st = ce
+        .nll(
+            &logits,
+            n,
+            Target::Symbols(&y),
+            None,
+            1.0 / scored as f64,
+            Some((&mut d, &mut g)),
+            None,
+        )
+        .unwrap();
+    assert_eq!(st.rows, scored);
+    close(
+        "ce loss",
+        &[st.mean_nll() as f32],
+        &get::<f32>(&f, "ce.loss"),
+        1e-6,
+    );
+    close("ce grad", &d, &get::<f32>(&f, "ce.grad"), 1e-5);
+    // Bernoulli: summed over outputs, mean over rows.
+    let z: Vec<f32> = get(&f, "bce.logits");
+    let yb: Vec<f32> = get(&f, "bce.target");
+    let be = OutputLayer::<f32>::new(OutputKind::Bernoulli { dim: 3 }).unwrap();
+    let mut d = vec![0f32; z.len()];
+    let mut g = be.zeros_like();
+    let st = be
+        .nll(
+            &z,
+            n,
+            Target::Reals(&yb),
+            None,
+            1.0 / n as f64,
+            Some((&mut d, &mut g)),
+            None,
+        )
+        .unwrap();
+    close(
+        "bce loss",
+        &[st.mean_nll() as f32],
+        &get::<f32>(&f, "bce.loss"),
+        1e-6,
+    );
+    close("bce grad", &d, &get::<f32>(&f, "bce.grad"), 1e-5);
+    // Gaussian with a learned log-variance per output.
+    let mu: Vec<f32> = get(&f, "gauss.mean");
+    let yg: Vec<f32> = get(&f, "gauss.target");
+    let mut ga = OutputLayer::<f32>::new(OutputKind::Gaussian {
+        dim: 3,
+        learn_variance: true,
+    })
+    .unwrap();
+    ga.log_var = get(&f, "gauss.log_var");
+    let mut d = vec![0f32; mu.len()];
+    let mut g = ga.zeros_like();
+    let st = ga
+        .nll(
+            &mu,
+            n,
+            Target::Reals(&yg),
+            None,
+            1.0 / n as f64,
+            Some((&mut d, &mut g)),
+            None,
+        )
+        .unwrap();
+    close(
+        "gauss loss",
+        &[st.mean_nll() as f32],
+        &get::<f32>(&f, "gauss.loss"),
+        1e-6,
+    );
+    close("gauss grad", &d, &get::<f32>(&f, "gauss.grad"), 1e-5);
+    close(
+        "gauss grad log_var",
+        &g.log_var,
+        &get::<f32>(&f, "gauss.grad_log_var"),
+        1e-5,
+    );
+}
+
+#[test]
+fn pattern_one_model_matches_torch_end_to_end() {
+    let f = fixture("labeller_lstm.safetensors");
+    let (v, e, h) = (7, 4, 5);
+    let cfg = ModelConfig {
+        input: InputSpec::Symbols { vocab: v, dim: e },
+        cell: CellKind::Lstm,
+        hidden: h,
+        layers: 1,
+        bidirectional: false,
+        output: OutputKind::Categorical {
+            classes: v,
+            pad: Some(0),
+        },
+    };
+    let mut model = SequenceLabeller::<f32>::new(cfg, 0).unwrap();
+    let mut weights = TensorFile::new();
+    for spec in model.param_specs() {
+        weights
+            .tensors
+            .insert(spec.name.clone(), f.tensors[&spec.name].clone());
+    }
+    weights.load_params("", &mut model).unwrap();
+    let x: Vec<usize> = get::<f64>(&f, "x").iter().map(|&v| v as usize).collect();
+    let y: Vec<usize> = get::<f64>(&f, "y").iter().map(|&v| v as usize).collect();
+    let lengths: Vec<usize> = get::<f64>(&f, "lengths")
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let (steps, batch) = (6, 3);
+    let mask = (0..steps * batch)
+        .map(|r| r / batch < lengths[r % batch])
+        .collect();
+    let b = SeqBatch {
+        steps,
+        batch,
+        lengths,
+        input: Values::Symbols(x),
+        target: Values::Symbols(y),
+        mask,
+        per_step: true,
+    };
+    let mut grads = unfold::models::SequenceModel::zeros_like(&model);
+    let mut ws = Default::default();
+    let st = model
+        .loss_and_grad_from(&b, None, &mut ws, &mut grads)
+        .unwrap();
+    close(
+        "loss",
+        &[st.mean_nll() as f32],
+        &get::<f32>(&f, "loss"),
+        1e-6,
+    );
+    for (spec, g) in grads.param_specs().iter().zip(grads.param_slices()) {
+        close(
+            &spec.name,
+            g,
+            &get::<f32>(&f, &format!("grad.{}", spec.name)),
+            1e-4,
+        );
+    }
+}

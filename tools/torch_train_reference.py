@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Writes PyTorch reference fixtures for unfold's training pieces.
+
+    optim_<name>.safetensors   an optimizer from torch.optim run for 6 steps on two tensors with
+                               given gradients: p.<i> (start), g.<step>.<i> (gradients),
+                               e.<step>.<i> (parameters after the step); the optimizer's
+                               keyword arguments as JSON in the metadata ("kwargs").
+    lr_schedules.safetensors   learning rates for 40 steps (float64) of StepLR, ExponentialLR,
+                               CosineAnnealingLR and LinearLR warm-up followed by cosine
+                               (SequentialLR), each as read by get_last_lr() before each step.
+    losses.safetensors         cross-entropy with ignore_index, BCEWithLogits, and the Gaussian
+                               NLL with a learned per-output log-variance: inputs, mean losses
+                               and gradients.
+    labeller_lstm.safetensors  Embedding -> LSTM -> Linear -> cross-entropy (ignore_index) on a
+                               padded batch of variable lengths: weights, loss, all gradients.
+
+Run from the repository root:
+
+    python3 tools/torch_train_reference.py crates/unfold/tests/fixtures/train
+"""
+import json
+import math
+import os
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+OPTIMIZERS = {
+    "sgd": ("SGD", dict(lr=0.1)),
+    "sgd_momentum": ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01)),
+    "sgd_nesterov": ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True)),
+    "adam": ("Adam", dict(lr=0.01)),
+    "adam_l2_amsgrad": ("Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True)),
+    "adamw": ("AdamW", dict(lr=0.01, weight_decay=0.05)),
+    "rmsprop": ("RMSprop", dict(lr=0.01)),
+    "rmsprop_centered_momentum": ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.02)),
+    "adagrad": ("Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1)),
+}
+
+
+def optimizers(out):
+    for name, (cls, kw) in OPTIMIZERS.items():
+        g = torch.Generator().manual_seed(7)
+        ps = [torch.randn(3, 4, generator=g), torch.randn(5, generator=g)]
+        tensors = {f"p.{i}": p.clone() for i, p in enumerate(ps)}
+        params = [torch.nn.Parameter(p.clone()) for p in ps]
+        opt = getattr(torch.optim, cls)(params, foreach=False, **kw)
+        for step in range(6):
+            for i, p in enumerate(params):
+                grad = torch.randn(p.shape, generator=g) * (0.1 + step)
+                p.grad = grad.clone()
+                tensors[f"g.{step}.{i}"] = grad
+            opt.step()
+            for i, p in enumerate(params):
+                tensors[f"e.{step}.{i}"] = p.detach().clone()
+        save_file(tensors, os.path.join(out, f"optim_{name}.safetensors"),
+                  metadata={"kwargs": json.dumps(kw), "class": cls, "torch": torch.__version__})
+
+
+def schedules(out):
+    def run(make):
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=0.1)
+        sched = make(opt)
+        lrs = []
+        for _ in range(40):
+            lrs.append(sched.get_last_lr()[0])
+            opt.step()
+            sched.step()
+        return torch.tensor(lrs, dtype=torch.float64)
+
+    lr = torch.optim.lr_scheduler
+    tensors = {
+        "step": run(lambda o: lr.StepLR(o, step_size=7, gamma=0.5)),
+        "exponential": run(lambda o: lr.ExponentialLR(o, gamma=0.9)),
+        "cosine": run(lambda o: lr.CosineAnnealingLR(o, T_max=30, eta_min=0.001)),
+        "warmup_cosine": run(lambda o: lr.SequentialLR(o, [
+            lr.LinearLR(o, start_factor=0.25, total_iters=5),
+            lr.CosineAnnealingLR(o, T_max=30, eta_min=0.001)], milestones=[5])),
+    }
+    save_file(tensors, os.path.join(out, "lr_schedules.safetensors"),
+              metadata={"torch": torch.__version__})
+
+
+def losses(out):
+    g = torch.Generator().manual_seed(3)
+    n, c, d = 9, 5, 3
+    logits = torch.randn(n, c, generator=g, requires_grad=True)
+    y = torch.randint(0, c, (n,), generator=g)
+    y[2] = 0
+    y[5] = 0
+    ce = torch.nn.functional.cross_entropy(logits, y, ignore_index=0)
+    ce.backward()
+    z = (torch.randn(n, d, generator=g) * 3).requires_grad_()
+    yb = (torch.rand(n, d, generator=g) > 0.5).float()
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(z, yb, reduction="sum") / n
+    bce.backward()
+    mu = torch.randn(n, d, generator=g, requires_grad=True)
+    yg = torch.randn(n, d, generator=g)
+    log_var = (torch.randn(d, generator=g) * 0.5).requires_grad_()
+    nll = 0.5 * (math.log(2 * math.pi) + log_var + (yg - mu) ** 2 / log_var.exp())
+    gauss = nll.sum() / n
+    gauss.backward()
+    tensors = {
+        "ce.logits": logits.detach(), "ce.target": y.double(), "ce.loss": ce.detach().reshape(1),
+        "ce.grad": logits.grad,
+        "bce.logits": z.detach(), "bce.target": yb, "bce.loss": bce.detach().reshape(1),
+        "bce.grad": z.grad,
+        "gauss.mean": mu.detach(), "gauss.target": yg, "gauss.log_var": log_var.detach(),
+        "gauss.loss": gauss.detach().reshape(1), "gauss.grad": mu.grad,
+        "gauss.grad_log_var": log_var.grad,
+    }
+    save_file(tensors, os.path.join(out, "losses.safetensors"), metadata={"torch": torch.__version__})
+
+
+def labeller(out):
+    torch.manual_seed(11)
+    V, E, H, T, B, PAD = 7, 4, 5, 6, 3, 0
+    lengths = [6, 3, 5]
+    emb = torch.nn.Embedding(V, E)
+    rnn = torch.nn.LSTM(E, H)
+    head = torch.nn.Linear(H, V)
+    x = torch.randint(1, V, (T, B))
+    y = torch.randint(1, V, (T, B))
+    for b, L in enumerate(lengths):
+        x[L:, b] = 0
+        y[L:, b] = PAD
+    y[1, 0] = PAD  # a padding target inside a sequence is ignored too
+    packed = torch.nn.utils.rnn.pack_padded_sequence(emb(x), lengths, enforce_sorted=False)
+    o, _ = rnn(packed)
+    o, _ = torch.nn.utils.rnn.pad_packed_sequence(o, total_length=T)
+    logits = head(o)
+    loss = torch.nn.functional.cross_entropy(logits.reshape(T * B, V), y.reshape(-1), ignore_index=PAD)
+    loss.backward()
+    tensors = {"x": x.double(), "y": y.double(), "lengths": torch.tensor(lengths, dtype=torch.float64),
+               "loss": loss.detach().reshape(1)}
+    for prefix, m in (("input", emb), ("rnn", rnn), ("head", head)):
+        for k, v in m.state_dict().items():
+            tensors[f"{prefix}.{k}"] = v.clone()
+        for k, p in m.named_parameters():
+            tensors[f"grad.{prefix}.{k}"] = p.grad.clone()
+    save_file(tensors, os.path.join(out, "labeller_lstm.safetensors"), metadata={"torch": torch.__version__})
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.set_num_threads(1)
+    optimizers(out)
+    schedules(out)
+    losses(out)
+    labeller(out)
+    with open(os.path.join(out, "README.md"), "w") as f:
+        f.write("# PyTorch reference fixtures for training\n\n")
+        f.write(f"Made by `python3 tools/torch_train_reference.py crates/unfold/tests/fixtures/train` "
+                f"with torch {torch.__version__} (CPU, 1 thread). See the script's docstring for "
+                "the contents of each file.\n")
+
+
+if __name__ == "__main__":
+    main()
