@@ -10,7 +10,7 @@ use unfold::models::{
     SequenceClassifier, SequenceLabeller, SequenceModel, TrainContext,
 };
 use unfold::rng::Rng;
-use unfold::CellKind;
+use unfold::{CellKind, Parameters};
 
 const LENGTHS: [usize; 3] = [5, 2, 4];
 const STEPS: usize = 5;
@@ -333,7 +333,10 @@ fn pattern_three_classifier_gradients() {
 
 fn feedback_cfg(output: OutputKind, style: FeedbackStyle, through: bool) -> FeedbackConfig {
     FeedbackConfig {
-        input_width: 2,
+        input: Some(InputSpec::Reals {
+            width: 2,
+            project: None,
+        }),
         hidden: 4,
         relu: false,
         output,
@@ -372,6 +375,36 @@ fn pattern_two_gradients_under_teacher_forcing() {
             60 + i as u64,
         );
         check(&format!("pattern II teacher forcing {out:?}"), &m, &b, 0.0);
+    }
+}
+
+#[test]
+fn pattern_two_gradients_with_embedded_and_projected_inputs() {
+    let cases = [
+        (
+            InputSpec::Symbols { vocab: 4, dim: 3 },
+            OutputKind::Categorical {
+                classes: 3,
+                pad: None,
+            },
+        ),
+        (
+            InputSpec::Reals {
+                width: 2,
+                project: Some(3),
+            },
+            OutputKind::Gaussian {
+                dim: 2,
+                learn_variance: false,
+            },
+        ),
+    ];
+    for (i, (spec, out)) in cases.into_iter().enumerate() {
+        let mut c = feedback_cfg(out, FeedbackStyle::PerStep, false);
+        c.input = Some(spec);
+        let m = OutputFeedback::<f64>::new(c, 90 + i as u64).unwrap();
+        let b = batch(spec, out, true, 95 + i as u64);
+        check(&format!("pattern II inputs {spec:?}"), &m, &b, 0.0);
     }
 }
 
@@ -424,18 +457,31 @@ fn teacher_forced_pattern_two_is_one_batched_pass_equal_to_stepping() {
         4,
     );
     let mut ws = Default::default();
-    let tf = m.teacher_forced(&b, &mut ws).unwrap();
-    let tf_logits = ws.logits().to_vec();
+    let mut g_parallel = m.zeros_like();
     let mut rng = Rng::new(1);
+    let mut ctx = TrainContext {
+        rng: &mut rng,
+        feed_prob: 0.0,
+        step: 1,
+    };
+    let parallel = m
+        .loss_and_grad(&b, &mut ws, &mut g_parallel, &mut ctx)
+        .unwrap();
+    let tf_logits = ws.logits().to_vec();
     let mut ctx = TrainContext {
         rng: &mut rng,
         feed_prob: 1e-300,
         step: 1,
     };
     let mut g = m.zeros_like();
-    let st = m.loss_and_grad(&b, &mut ws, &mut g, &mut ctx).unwrap();
+    let stepped = m.loss_and_grad(&b, &mut ws, &mut g, &mut ctx).unwrap();
     for (a, c) in ws.logits().iter().zip(&tf_logits) {
         assert!((a - c).abs() < 1e-12);
     }
-    assert!((st.mean_nll() - tf.mean_nll()).abs() < 1e-12);
+    assert!((stepped.mean_nll() - parallel.mean_nll()).abs() < 1e-12);
+    for (a, c) in g.param_slices().iter().zip(g_parallel.param_slices()) {
+        for (x, y) in a.iter().zip(c) {
+            assert!((x - y).abs() < 1e-12);
+        }
+    }
 }

@@ -57,16 +57,17 @@ pub fn running_pair_sum<T: Float>(
         .collect()
 }
 
-/// Pattern II: a point going round the unit circle, `y(t) = (sin, cos)(phase + omega t)`, with
+/// Pattern II: a point going round a circle, `y(t) = r (sin, cos)(phase + omega t)`, with
 /// Gaussian observation noise of standard deviation `noise`; the model has no external input
-/// and must continue the signal from its own previous output. Each sequence has a random phase
-/// and an angular step `omega` in `[omega_lo, omega_hi]` that the model has to infer from what
-/// it sees. One target per step: the noisy point; the clean one is what free-running
-/// generation is scored against.
+/// and must continue the signal from its own previous output. Each sequence has a random phase,
+/// a radius `r` drawn from `radius` and an angular step `omega` drawn from `omega` (give equal
+/// bounds for a fixed value). One target per step: the noisy point (pass `noise = 0` for the
+/// clean signal that free-running generation is scored against).
 pub fn noisy_circle<T: Float>(
     n: usize,
     len: usize,
     omega: (f64, f64),
+    radius: (f64, f64),
     noise: f64,
     seed: u64,
 ) -> Vec<Sequence<T>> {
@@ -75,11 +76,12 @@ pub fn noisy_circle<T: Float>(
         .map(|_| {
             let phase = rng.uniform_range(0.0, std::f64::consts::TAU);
             let w = rng.uniform_range(omega.0, omega.1);
+            let r = rng.uniform_range(radius.0, radius.1);
             let mut y = Vec::with_capacity(2 * len);
             for t in 0..len {
                 let a = phase + w * t as f64;
-                y.push(T::from_f64(a.sin() + noise * rng.normal()));
-                y.push(T::from_f64(a.cos() + noise * rng.normal()));
+                y.push(T::from_f64(r * a.sin() + noise * rng.normal()));
+                y.push(T::from_f64(r * a.cos() + noise * rng.normal()));
             }
             Sequence {
                 len,

@@ -24,6 +24,7 @@ use crate::float::Float;
 use crate::kernels::gemm::gemm_nn;
 use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
+use crate::models::input::{InputLayer, InputSpec};
 use crate::models::{compose_parameters, scored_rows, target_view, SequenceModel, TrainContext};
 use crate::rng::Rng;
 
@@ -43,8 +44,9 @@ pub enum FeedbackStyle {
 /// Architecture and feedback settings of an [`OutputFeedback`] model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FeedbackConfig {
-    /// External real inputs per step (0: none, the model is driven by its outputs alone).
-    pub input_width: usize,
+    /// External inputs per step, symbols or reals (`None`: the model is driven by its own
+    /// outputs alone).
+    pub input: Option<InputSpec>,
     /// Hidden units.
     pub hidden: usize,
     /// Hidden activation: tanh (`false`) or ReLU (`true`).
@@ -65,6 +67,8 @@ pub struct FeedbackConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutputFeedback<T> {
     config: FeedbackConfig,
+    /// Embedding or projection of the external inputs (width `I`).
+    pub input: InputLayer<T>,
     /// `[H, I + F]`: `U` (first `I` columns) and `W` (last `F`), and `b`.
     pub hidden: Linear<T>,
     /// `o = c + V h`.
@@ -74,6 +78,7 @@ pub struct OutputFeedback<T> {
 }
 
 compose_parameters!(OutputFeedback {
+    input: "input",
     hidden: "hidden",
     head: "head",
     output: "output"
@@ -82,6 +87,8 @@ compose_parameters!(OutputFeedback {
 /// Buffers of an [`OutputFeedback`] model.
 #[derive(Debug, Default)]
 pub struct FeedbackWorkspace<T> {
+    x: Vec<T>,
+    dx: Vec<T>,
     z: Vec<T>,
     act: Vec<T>,
     logits: Vec<T>,
@@ -125,9 +132,14 @@ impl<T: Float> OutputFeedback<T> {
             ));
         }
         let f = config.output.width();
+        let input = match config.input {
+            Some(spec) => InputLayer::new(spec, seed.wrapping_add(2))?,
+            None => InputLayer::Identity(0),
+        };
         Ok(OutputFeedback {
             config,
-            hidden: Linear::new(config.input_width + f, config.hidden, true, seed)?,
+            hidden: Linear::new(input.out_width() + f, config.hidden, true, seed)?,
+            input,
             head: Linear::new(config.hidden, f, true, seed.wrapping_add(1))?,
             output: OutputLayer::new(config.output)?,
         })
@@ -150,8 +162,7 @@ impl<T: Float> OutputFeedback<T> {
 
     /// Writes the true previous target of row (t, j) into the feedback columns of `zrow`.
     fn truth_into(&self, batch: &SeqBatch<T>, t: usize, j: usize, zrow: &mut [T]) {
-        let i = self.config.input_width;
-        let fb = &mut zrow[i..];
+        let fb = &mut zrow[self.input.out_width()..];
         fb.fill(T::ZERO);
         if t == 0 {
             return;
@@ -186,20 +197,23 @@ impl<T: Float> OutputFeedback<T> {
         let (steps, b) = (batch.steps, batch.batch);
         let rows = steps * b;
         let (iw, f, h, o) = (
-            self.config.input_width,
+            self.input.out_width(),
             self.fb_width(),
             self.config.hidden,
             self.head.out_features(),
         );
         let zw = iw + f;
-        match (&batch.input, &batch.target) {
-            (Values::Reals { width, .. }, _) if *width == iw => {}
-            _ => {
-                return Err(Error::InvalidCall(format!(
-                    "pattern II model expects {iw} real inputs per step"
-                )))
+        let no_input = matches!(&batch.input, Values::Reals { width: 0, .. });
+        let x: &[T] = if self.config.input.is_none() {
+            if !no_input {
+                return Err(Error::InvalidCall(
+                    "this pattern II model has no external inputs, but the batch has some".into(),
+                ));
             }
-        }
+            &[]
+        } else {
+            self.input.forward(&batch.input, rows, &mut ws.x)?
+        };
         match (self.config.output, &batch.target) {
             (OutputKind::Categorical { .. }, Values::Symbols(_)) => {}
             (OutputKind::Categorical { .. }, _) => {
@@ -214,7 +228,6 @@ impl<T: Float> OutputFeedback<T> {
                 )))
             }
         }
-        let x = batch.input.reals().unwrap_or(&[]);
         ws.z.resize(rows * zw, T::ZERO);
         ws.act.resize(rows * h, T::ZERO);
         ws.logits.resize(rows * o, T::ZERO);
@@ -310,14 +323,15 @@ impl<T: Float> OutputFeedback<T> {
         self.score(batch, ws, self.config.prime_steps)
     }
 
-    /// Scores every step under teacher forcing (one-step-ahead prediction).
+    /// Scores the steps from `prime_steps` on under teacher forcing (one-step-ahead
+    /// prediction from the true previous output), comparable with [`OutputFeedback::free_run`].
     pub fn teacher_forced(
         &self,
         batch: &SeqBatch<T>,
         ws: &mut FeedbackWorkspace<T>,
     ) -> Result<LossStats> {
         self.run(batch, ws, Feeding::Teacher)?;
-        self.score(batch, ws, 0)
+        self.score(batch, ws, self.config.prime_steps)
     }
 
     fn score(
@@ -341,19 +355,21 @@ impl<T: Float> OutputFeedback<T> {
         )
     }
 
-    /// Generates `steps` outputs for one sequence after priming with `prime` (`[P, F]` reals
-    /// or P symbols as reals ids), given inputs `x` (`[steps + P, I]`, empty without inputs).
-    /// Returns the fed-back values (`[steps, F]`; one-hot rows for symbols).
+    /// Generates `steps` outputs for one sequence, running free after `P` priming values
+    /// (`prime`: `[P, F]`, one-hot rows for symbols) that are fed back as the truth. `x` holds
+    /// the external inputs of all `P + steps` steps (`None` for a model without inputs).
+    /// Returns the generated values (`[steps, F]`; one-hot rows for symbols): greedy (the mean
+    /// or the most likely symbol) or sampled.
     pub fn generate(
         &self,
         prime: &[T],
-        x: &[T],
+        x: Option<&Values<T>>,
         steps: usize,
         greedy: bool,
         rng: &mut Rng,
     ) -> Result<Vec<T>> {
         let (iw, f, h, o) = (
-            self.config.input_width,
+            self.input.out_width(),
             self.fb_width(),
             self.config.hidden,
             self.head.out_features(),
@@ -366,18 +382,23 @@ impl<T: Float> OutputFeedback<T> {
             });
         }
         let p = prime.len() / f;
-        crate::error::check_len(
-            "generation inputs [P + steps, I]",
-            (p + steps) * iw,
-            x.len(),
-        )?;
+        let mut xbuf = Vec::new();
+        let xs: &[T] = match (x, self.config.input.is_some()) {
+            (Some(v), true) => self.input.forward(v, p + steps, &mut xbuf)?,
+            (None, false) => &[],
+            _ => {
+                return Err(Error::InvalidCall(
+                    "generation inputs must be given exactly when the model has inputs".into(),
+                ))
+            }
+        };
         let mut z = vec![T::ZERO; iw + f];
         let mut a = vec![T::ZERO; h];
         let mut lo = vec![T::ZERO; o];
         let mut y = vec![T::ZERO; f];
         let mut out = Vec::with_capacity(steps * f);
         for t in 0..p + steps {
-            z[..iw].copy_from_slice(&x[t * iw..(t + 1) * iw]);
+            z[..iw].copy_from_slice(&xs[t * iw..(t + 1) * iw]);
             if t > 0 && t <= p {
                 z[iw..].copy_from_slice(&prime[(t - 1) * f..t * f]);
             } else if t > p {
@@ -386,15 +407,13 @@ impl<T: Float> OutputFeedback<T> {
             self.hidden.forward(&z, 1, &mut a)?;
             self.activate(&mut a);
             self.head.forward(&a, 1, &mut lo)?;
-            if t + 1 >= p {
+            if t >= p {
                 let sym = self.output.predict(&lo, greedy, rng, &mut y);
                 if self.config.output.symbolic() {
                     y.fill(T::ZERO);
                     y[sym] = T::ONE;
                 }
-                if t >= p {
-                    out.extend_from_slice(&y);
-                }
+                out.extend_from_slice(&y);
             }
         }
         Ok(out)
@@ -407,6 +426,7 @@ impl<T: Float> SequenceModel<T> for OutputFeedback<T> {
     fn zeros_like(&self) -> Self {
         OutputFeedback {
             config: self.config,
+            input: self.input.zeros_like(),
             hidden: self.hidden.zeros_like(),
             head: self.head.zeros_like(),
             output: self.output.zeros_like(),
@@ -432,7 +452,7 @@ impl<T: Float> SequenceModel<T> for OutputFeedback<T> {
         let (steps, b) = (batch.steps, batch.batch);
         let rows = steps * b;
         let (iw, f, h, o) = (
-            self.config.input_width,
+            self.input.out_width(),
             self.fb_width(),
             self.config.hidden,
             self.head.out_features(),
@@ -514,6 +534,24 @@ impl<T: Float> SequenceModel<T> for OutputFeedback<T> {
         }
         self.hidden
             .backward(&ws.z, &ws.dh, rows, &mut grads.hidden, None, false)?;
+        if self.input.trainable() {
+            // dX = dA U: the first `I` columns of the hidden layer's weight.
+            ws.dx.resize(rows * iw, T::ZERO);
+            gemm_nn(
+                rows,
+                iw,
+                h,
+                &ws.dh,
+                h,
+                &self.hidden.weight,
+                zw,
+                &mut ws.dx,
+                iw,
+                false,
+            );
+            self.input
+                .backward(&batch.input, rows, &ws.dx, &mut grads.input)?;
+        }
         Ok(stats)
     }
 
@@ -524,7 +562,7 @@ impl<T: Float> SequenceModel<T> for OutputFeedback<T> {
     fn describe(&self) -> Vec<(String, String)> {
         vec![
             ("model".into(), "output_feedback".into()),
-            ("input_width".into(), self.config.input_width.to_string()),
+            ("input".into(), format!("{:?}", self.config.input)),
             ("hidden".into(), self.config.hidden.to_string()),
             (
                 "activation".into(),

@@ -125,10 +125,13 @@ pub enum FeedSchedule {
         /// The floor of the truth's share.
         min_truth: f64,
     },
-    /// Truth's share `c / (c + exp(k / c))` (c >= 1): slow at first, then fast, then slow.
+    /// Truth's share `max(min_truth, c / (c + exp(k / c)))` (c >= 1): slow at first, then
+    /// fast, then slow.
     InverseSigmoid {
         /// The time constant c, in steps.
         c: f64,
+        /// The floor of the truth's share.
+        min_truth: f64,
     },
 }
 
@@ -143,7 +146,9 @@ impl FeedSchedule {
                 (1.0 - k / steps.max(1) as f64).max(min_truth)
             }
             FeedSchedule::Exponential { base, min_truth } => base.powf(k).max(min_truth),
-            FeedSchedule::InverseSigmoid { c } => c / (c + (k / c).exp()),
+            FeedSchedule::InverseSigmoid { c, min_truth } => {
+                (c / (c + (k / c).exp())).max(min_truth)
+            }
         };
         (1.0 - truth).clamp(0.0, 1.0)
     }
@@ -157,7 +162,9 @@ impl FeedSchedule {
             FeedSchedule::Exponential { base, min_truth } => {
                 base > 0.0 && base <= 1.0 && (0.0..=1.0).contains(&min_truth)
             }
-            FeedSchedule::InverseSigmoid { c } => c >= 1.0,
+            FeedSchedule::InverseSigmoid { c, min_truth } => {
+                c >= 1.0 && (0.0..=1.0).contains(&min_truth)
+            }
         };
         if ok {
             Ok(())
