@@ -3,6 +3,8 @@
 //! learned variance), variable-length batches, padding symbols, and pattern II's feedback
 //! both under teacher forcing and with self-fed steps back-propagated through.
 
+#![allow(clippy::needless_range_loop)] // perturbing element j of parallel buffers
+
 use unfold::data::{SeqBatch, Values};
 use unfold::layers::{OutputKind, OutputLayer, Target};
 use unfold::models::{

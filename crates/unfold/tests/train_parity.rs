@@ -118,14 +118,9 @@ fn optimizers_match_torch_optim() {
                 lr,
             )
             .unwrap();
-            for i in 0..2 {
+            for (i, pi) in p.iter().enumerate() {
                 let want: Vec<f32> = get(&f, &format!("e.{step}.{i}"));
-                worst = worst.max(close(
-                    &format!("{name} step {step} p{i}"),
-                    &p[i],
-                    &want,
-                    2e-6,
-                ));
+                worst = worst.max(close(&format!("{name} step {step} p{i}"), pi, &want, 2e-6));
             }
         }
     }
