@@ -1,25 +1,73 @@
 //! The `unfold` command-line tool: a thin front end over the `unfold` library.
 //!
 //! Raw arguments become validated settings here; the library does the work and returns typed
-//! errors, which are reported with context and a non-zero exit status.
+//! errors, which are reported on one line. Exit status: 0 on success, 2 for bad input (flags,
+//! files, settings, checkpoints of the wrong kind), 1 for anything else.
 
-use anyhow::{Context, Result};
+mod bench;
+mod inspect;
+mod model;
+mod plot;
+mod progress;
+mod sample;
+mod settings;
+mod train;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-/// Recurrent and recursive neural networks: train, sample, evaluate and benchmark.
+/// Recurrent and recursive neural networks: train, sample, evaluate, inspect and benchmark.
+///
+/// Start with `unfold train`: it trains an LSTM language model of the embedded Reber grammar,
+/// samples from it and scores it, with nothing to download.
 #[derive(Parser)]
-#[command(name = "unfold", version, about)]
+#[command(name = "unfold", version, about, long_about)]
 struct Cli {
     /// Threads for matrix products (default: the UNFOLD_THREADS variable, else all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// Seed of everything random (data, initialisation, batch order, sampling).
+    #[arg(long, global = true)]
+    seed: Option<u64>,
+    /// Print nothing but errors (and the samples of `unfold sample`).
+    #[arg(long, global = true)]
+    quiet: bool,
+    /// Run directory for `unfold train` (default: runs/<task>, numbered if it exists).
+    #[arg(long, global = true)]
+    out: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
+/// Options every command can see.
+pub struct Global {
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--quiet`.
+    pub quiet: bool,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Train a model on a built-in task (default: the embedded Reber grammar language model).
+    Train(Box<train::TrainArgs>),
+    /// Sample from a trained language model.
+    Sample(sample::SampleArgs),
+    /// Score a trained model on its task's held-out data.
+    Eval(inspect::EvalArgs),
+    /// Show what a run directory or checkpoint holds.
+    Inspect(inspect::InspectArgs),
+    /// List the built-in tasks with their metric and success threshold.
+    Tasks,
     /// Benchmark the recurrent kernels on the standard configurations (T = 100, f32).
+    #[command(after_help = "Examples:\n  \
+        unfold bench\n  \
+        unfold bench --json --config lstm-h256-b32 --mode train\n  \
+        unfold bench --threads 1 --peak")]
     Bench {
         /// Print one JSON object per line instead of a table.
         #[arg(long)]
@@ -39,119 +87,93 @@ enum Command {
     },
 }
 
-fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+/// An error caused by the user's input (exit status 2).
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
-fn run() -> Result<()> {
+impl std::error::Error for BadInput {}
+
+/// 2 when any cause is bad input, 1 otherwise.
+fn exit_code(e: &anyhow::Error) -> i32 {
+    let bad = e.chain().any(|c| {
+        c.is::<BadInput>()
+            || matches!(
+                c.downcast_ref::<unfold::Error>(),
+                Some(
+                    unfold::Error::InvalidConfig(_)
+                        | unfold::Error::Shape { .. }
+                        | unfold::Error::CheckpointMismatch(_)
+                        | unfold::Error::SafeTensors(_)
+                        | unfold::Error::Io { .. }
+                )
+            )
+    });
+    if bad {
+        2
+    } else {
+        1
+    }
+}
+
+fn main() {
     let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        // One line: the causes joined, no backtrace.
+        eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+        std::process::exit(exit_code(&e));
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
-        anyhow::ensure!(n > 0, "--threads must be at least 1");
+        if n == 0 {
+            return Err(BadInput("--threads must be at least 1".into()).into());
+        }
         unfold::set_num_threads(n);
     }
+    let global = Global {
+        seed: cli.seed,
+        quiet: cli.quiet,
+        out: cli.out,
+    };
     match cli.command {
+        Command::Train(args) => train::train(*args, &global),
+        Command::Sample(args) => sample::sample(args, &global),
+        Command::Eval(args) => inspect::eval(args, &global),
+        Command::Inspect(args) => inspect::inspect(args),
+        Command::Tasks => {
+            tasks();
+            Ok(())
+        }
         Command::Bench {
             json,
             configs,
             modes,
             seconds,
             peak,
-        } => bench(json, &configs, &modes, seconds, peak),
+        } => bench::bench(json, &configs, &modes, seconds, peak)
+            .map_err(|e| if e.is::<unfold::Error>() { BadInput(format!("{e:#}")).into() } else { e }),
     }
 }
 
-fn bench(json: bool, configs: &[String], modes: &[String], seconds: f64, peak: bool) -> Result<()> {
-    use unfold::bench::{find, gemm_peak_gflops, run, train_flops, Mode, CONFIGS};
-    anyhow::ensure!(
-        seconds.is_finite() && seconds >= 0.0,
-        "--seconds must be a non-negative number"
-    );
-    let selected: Vec<&unfold::bench::BenchConfig> = if configs.is_empty() {
-        CONFIGS.iter().collect()
-    } else {
-        configs
-            .iter()
-            .map(|n| find(n))
-            .collect::<Result<_, _>>()
-            .context("--config")?
-    };
-    let wanted: Vec<Mode> = modes
-        .iter()
-        .map(|m| match m.as_str() {
-            "train" => Ok(Mode::Train),
-            "infer" => Ok(Mode::Infer),
-            "stream" => Ok(Mode::Stream),
-            other => anyhow::bail!("--mode {other:?}: expected train, infer or stream"),
-        })
-        .collect::<Result<_>>()?;
-    let peak_gflops = if peak {
-        let g = gemm_peak_gflops(seconds);
-        if json {
-            println!(
-                "{{\"config\": \"gemm-2048\", \"mode\": \"peak\", \"gflops\": {g:.1}, \"threads\": {}}}",
-                unfold::num_threads()
-            );
-        } else {
-            println!("GEMM peak (2048^3, f32): {g:.1} GFLOP/s");
-        }
-        Some(g)
-    } else {
-        None
-    };
-    if !json {
+fn tasks() {
+    println!("{:<13} {:<10} {:<9} {}", "task", "threshold", "--length", "metric / what it is");
+    for t in unfold::builtin::TASKS {
         println!(
-            "{:<18} {:<7} {:>14} {:>12} {:>8}",
-            "config", "mode", "tokens/s", "us/step", "threads"
+            "{:<13} {:<10} {:<9} {}\n{:<34}{}",
+            t.name,
+            format!("{}{}", if t.higher_is_better { ">=" } else { "<=" }, t.threshold),
+            if t.length.1 == 0 { "-".to_string() } else { t.length.1.to_string() },
+            t.metric,
+            "",
+            t.summary
         );
     }
-    for c in selected {
-        for &mode in c.modes() {
-            if !wanted.is_empty() && !wanted.contains(&mode) {
-                continue;
-            }
-            let r = run(c, mode, seconds).with_context(|| format!("benchmark {}", c.name))?;
-            let share = match (peak_gflops, mode) {
-                (Some(p), Mode::Train) => {
-                    let tokens = (unfold::bench::STEPS * c.batch) as f64;
-                    let gflops = train_flops(c) / (tokens / r.tokens_per_s) / 1e9;
-                    Some((gflops, 100.0 * gflops / p))
-                }
-                _ => None,
-            };
-            if json {
-                match share {
-                    Some((g, pct)) => {
-                        let j = r.to_json();
-                        println!(
-                            "{}, \"gflops\": {g:.1}, \"peak_percent\": {pct:.1}}}",
-                            &j[..j.len() - 1]
-                        );
-                    }
-                    None => println!("{}", r.to_json()),
-                }
-            } else if let Some((g, pct)) = share {
-                println!(
-                    "{:<18} {:<7} {:>14.0} {:>12.2} {:>8}   {g:.1} GFLOP/s = {pct:.0}% of peak",
-                    r.config,
-                    mode.name(),
-                    r.tokens_per_s,
-                    r.us_per_step,
-                    r.threads
-                );
-            } else {
-                println!(
-                    "{:<18} {:<7} {:>14.0} {:>12.2} {:>8}",
-                    r.config,
-                    mode.name(),
-                    r.tokens_per_s,
-                    r.us_per_step,
-                    r.threads
-                );
-            }
-        }
-    }
-    Ok(())
+    println!("\nTrain one with `unfold train --task NAME` (defaults: `unfold train --help`).");
 }

@@ -9,6 +9,7 @@
 //! files PyTorch reads ([`checkpoint`]).
 
 pub mod bench;
+pub mod builtin;
 pub mod checkpoint;
 pub mod data;
 pub mod error;

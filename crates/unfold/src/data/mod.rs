@@ -1,7 +1,10 @@
-//! Data: sequences and their padded, length-bucketed batches; generated tasks for tests,
-//! examples and the command line.
+//! Data: sequences and their padded, length-bucketed batches; vocabularies; generated tasks
+//! (including the embedded Reber grammar) for tests, examples and the command line.
 
 pub mod batch;
+pub mod reber;
 pub mod tasks;
+pub mod vocab;
 
 pub use batch::{Dataset, SeqBatch, Sequence, Values};
+pub use vocab::Vocab;

@@ -7,15 +7,18 @@
 //!   supports scheduled sampling and free-running segments;
 //! - [`SequenceClassifier`]: pattern III, one output for the whole sequence.
 //!
-//! All implement [`SequenceModel`], which is what the trainer drives.
+//! All implement [`SequenceModel`], which is what the trainer drives. [`Generator`] samples
+//! from a pattern-I language model one symbol at a time.
 
 pub mod classifier;
 pub mod feedback;
+pub mod generate;
 pub mod input;
 pub mod labeller;
 
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
+pub use generate::{Generator, Sampling, Stop};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{ModelConfig, SequenceLabeller};
 

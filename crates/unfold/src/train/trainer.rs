@@ -64,6 +64,8 @@ pub struct TrainConfig {
     pub out_dir: Option<PathBuf>,
     /// Skip a batch whose loss or gradient is not finite instead of stopping (default false).
     pub skip_nonfinite: bool,
+    /// Extra metadata written into every checkpoint (e.g. the run's settings and vocabulary).
+    pub metadata: Vec<(String, String)>,
 }
 
 impl TrainConfig {
@@ -83,6 +85,7 @@ impl TrainConfig {
             checkpoint_every: 0,
             out_dir: None,
             skip_nonfinite: false,
+            metadata: Vec::new(),
         }
     }
 
@@ -345,6 +348,9 @@ impl<T: Float, M: SequenceModel<T>> Trainer<T, M> {
         meta.insert("train.lr".into(), format!("{:?}", self.cfg.lr));
         for (k, v) in self.model.describe() {
             meta.insert(format!("model.{k}"), v);
+        }
+        for (k, v) in &self.cfg.metadata {
+            meta.insert(k.clone(), v.clone());
         }
         data.save_position(&mut meta, &mut file);
         file.metadata.extend(meta);

@@ -1,0 +1,97 @@
+//! `unfold bench`: the kernel benchmark ladder, as a table or JSON lines.
+
+use anyhow::{Context, Result};
+
+/// Runs the selected configurations and prints one line per measurement.
+pub fn bench(json: bool, configs: &[String], modes: &[String], seconds: f64, peak: bool) -> Result<()> {
+    use unfold::bench::{find, gemm_peak_gflops, run, train_flops, Mode, CONFIGS};
+    anyhow::ensure!(
+        seconds.is_finite() && seconds >= 0.0,
+        "--seconds must be a non-negative number"
+    );
+    let selected: Vec<&unfold::bench::BenchConfig> = if configs.is_empty() {
+        CONFIGS.iter().collect()
+    } else {
+        configs
+            .iter()
+            .map(|n| find(n))
+            .collect::<Result<_, _>>()
+            .context("--config")?
+    };
+    let wanted: Vec<Mode> = modes
+        .iter()
+        .map(|m| match m.as_str() {
+            "train" => Ok(Mode::Train),
+            "infer" => Ok(Mode::Infer),
+            "stream" => Ok(Mode::Stream),
+            other => anyhow::bail!("--mode {other:?}: expected train, infer or stream"),
+        })
+        .collect::<Result<_>>()?;
+    let peak_gflops = if peak {
+        let g = gemm_peak_gflops(seconds);
+        if json {
+            println!(
+                "{{\"config\": \"gemm-2048\", \"mode\": \"peak\", \"gflops\": {g:.1}, \"threads\": {}}}",
+                unfold::num_threads()
+            );
+        } else {
+            println!("GEMM peak (2048^3, f32): {g:.1} GFLOP/s");
+        }
+        Some(g)
+    } else {
+        None
+    };
+    if !json {
+        println!(
+            "{:<18} {:<7} {:>14} {:>12} {:>8}",
+            "config", "mode", "tokens/s", "us/step", "threads"
+        );
+    }
+    for c in selected {
+        for &mode in c.modes() {
+            if !wanted.is_empty() && !wanted.contains(&mode) {
+                continue;
+            }
+            let r = run(c, mode, seconds).with_context(|| format!("benchmark {}", c.name))?;
+            let share = match (peak_gflops, mode) {
+                (Some(p), Mode::Train) => {
+                    let tokens = (unfold::bench::STEPS * c.batch) as f64;
+                    let gflops = train_flops(c) / (tokens / r.tokens_per_s) / 1e9;
+                    Some((gflops, 100.0 * gflops / p))
+                }
+                _ => None,
+            };
+            if json {
+                match share {
+                    Some((g, pct)) => {
+                        let j = r.to_json();
+                        println!(
+                            "{}, \"gflops\": {g:.1}, \"peak_percent\": {pct:.1}}}",
+                            &j[..j.len() - 1]
+                        );
+                    }
+                    None => println!("{}", r.to_json()),
+                }
+            } else if let Some((g, pct)) = share {
+                println!(
+                    "{:<18} {:<7} {:>14.0} {:>12.2} {:>8}   {g:.1} GFLOP/s = {pct:.0}% of peak",
+                    r.config,
+                    mode.name(),
+                    r.tokens_per_s,
+                    r.us_per_step,
+                    r.threads
+                );
+            } else {
+                println!(
+                    "{:<18} {:<7} {:>14.0} {:>12.2} {:>8}",
+                    r.config,
+                    mode.name(),
+                    r.tokens_per_s,
+                    r.us_per_step,
+                    r.threads
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! The model of a run, built from its settings and task, and loaded back from a run directory
+//! or checkpoint with nothing else.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use unfold::builtin::{self, ModelKind, TaskSetup};
+use unfold::checkpoint::TensorFile;
+use unfold::data::Vocab;
+use unfold::models::{InputSpec, ModelConfig, Readout, SequenceClassifier, SequenceLabeller};
+use unfold::Parameters;
+
+use crate::settings::Settings;
+use crate::BadInput;
+
+/// Metadata key of the resolved settings (TOML) in a checkpoint.
+pub const META_SETTINGS: &str = "unfold.settings";
+/// Metadata key of the vocabulary in a checkpoint.
+pub const META_VOCAB: &str = "unfold.vocab";
+
+/// A run's model: pattern I or pattern III.
+pub enum Model {
+    /// Output at every step (language models, tagging, forecasting).
+    Labeller(SequenceLabeller<f32>),
+    /// One output per sequence.
+    Classifier(SequenceClassifier<f32>),
+}
+
+impl Model {
+    /// Builds the model the settings ask for, shaped for the task.
+    pub fn build(s: &Settings, setup: &TaskSetup) -> Result<Self> {
+        let input = match setup.input {
+            InputSpec::Symbols { vocab, .. } => InputSpec::Symbols {
+                vocab,
+                dim: s.embed,
+            },
+            other => other,
+        };
+        let cfg = ModelConfig {
+            input,
+            cell: s.cell(),
+            hidden: s.hidden,
+            layers: s.layers,
+            bidirectional: false,
+            output: setup.output,
+        };
+        Ok(match setup.kind {
+            ModelKind::Labeller => Model::Labeller(SequenceLabeller::new(cfg, s.seed)?),
+            ModelKind::Classifier => {
+                Model::Classifier(SequenceClassifier::new(cfg, Readout::Last, s.seed)?)
+            }
+        })
+    }
+
+    /// Number of parameters.
+    pub fn num_params(&self) -> usize {
+        match self {
+            Model::Labeller(m) => m.num_params(),
+            Model::Classifier(m) => m.num_params(),
+        }
+    }
+
+    /// Parameter names, shapes and values.
+    pub fn params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
+        let (specs, slices) = match self {
+            Model::Labeller(m) => (m.param_specs(), m.param_slices()),
+            Model::Classifier(m) => (m.param_specs(), m.param_slices()),
+        };
+        specs
+            .into_iter()
+            .zip(slices)
+            .map(|(s, v)| (s.name, s.shape, v))
+            .collect()
+    }
+}
+
+/// Everything a run directory or checkpoint gives back.
+pub struct Loaded {
+    /// The checkpoint file read.
+    pub path: PathBuf,
+    /// The run's settings.
+    pub settings: Settings,
+    /// The task's data, regenerated from the settings.
+    pub setup: TaskSetup,
+    /// The trained model.
+    pub model: Model,
+    /// The checkpoint's tensors and metadata.
+    pub file: TensorFile,
+}
+
+/// The checkpoint of a run directory (its latest), or the file itself.
+pub fn checkpoint_path(arg: &Path) -> Result<PathBuf> {
+    if arg.is_dir() {
+        let p = arg.join(unfold::train::trainer::CHECKPOINT);
+        if !p.exists() {
+            return Err(BadInput(format!(
+                "{}: a directory without {} (not a run directory)",
+                arg.display(),
+                unfold::train::trainer::CHECKPOINT
+            ))
+            .into());
+        }
+        Ok(p)
+    } else if arg.exists() {
+        Ok(arg.to_path_buf())
+    } else {
+        Err(BadInput(format!("{}: no such run directory or checkpoint", arg.display())).into())
+    }
+}
+
+/// Loads a run directory or checkpoint.
+pub fn load(arg: &Path) -> Result<Loaded> {
+    let path = checkpoint_path(arg)?;
+    let file = TensorFile::read(&path).map_err(|e| BadInput(e.to_string()))?;
+    let origin = path.display().to_string();
+    let text = file.metadata.get(META_SETTINGS).ok_or_else(|| {
+        BadInput(format!(
+            "{origin}: not an unfold run checkpoint (no {META_SETTINGS} in its metadata)"
+        ))
+    })?;
+    let settings = Settings::from_toml(text, &origin)?;
+    let setup = builtin::setup(
+        &settings.task,
+        settings.length,
+        settings.train_size,
+        settings.valid_size,
+        settings.seed,
+    )
+    .map_err(|e| BadInput(format!("{origin}: {e}")))?;
+    if let Some(v) = file.metadata.get(META_VOCAB) {
+        let vocab = Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?;
+        if Some(&vocab) != setup.vocab.as_ref() {
+            return Err(BadInput(format!("{origin}: vocabulary differs from the task's")).into());
+        }
+    }
+    let mut model = Model::build(&settings, &setup)?;
+    let res = match &mut model {
+        Model::Labeller(m) => file.load_params("model.", m),
+        Model::Classifier(m) => file.load_params("model.", m),
+    };
+    res.map_err(|e| BadInput(format!("{origin}: {e}")))
+        .context("loading the model")?;
+    Ok(Loaded {
+        path,
+        settings,
+        setup,
+        model,
+        file,
+    })
+}

@@ -1,0 +1,273 @@
+//! Training settings: raw values from a TOML file and from flags (each optional), resolved in
+//! one place against the task's defaults. Flags override the file; the resolved settings are
+//! written to the run directory (`config.toml`) and into the checkpoint's metadata, so a run
+//! can be resumed, sampled and evaluated from its directory alone.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use unfold::builtin::{self, TaskInfo};
+use unfold::train::{Clip, Decay, LrSchedule, OptimizerConfig};
+use unfold::CellKind;
+
+use crate::BadInput;
+
+/// Settings as given: every field optional (a TOML file, or flags).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct RawSettings {
+    /// Built-in task: reber, adding, copy, parity, mackey-glass, sines (`unfold tasks`).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// Recurrent cell: rnn (tanh), rnn-relu, lstm, gru.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Hidden units per layer.
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Stacked recurrent layers.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Embedding width for symbol inputs.
+    #[arg(long)]
+    pub embed: Option<usize>,
+    /// Training steps (updates).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Sequences per batch.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Learning-rate schedule: constant or cosine (decays to lr/20 over the run).
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Optimizer: sgd, momentum, nesterov, adam, adamw, rmsprop, adagrad.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Clip gradients to this global norm (0: no clipping).
+    #[arg(long)]
+    pub clip: Option<f64>,
+    /// Task length setting (see `unfold tasks`; 0: the task's default).
+    #[arg(long)]
+    pub length: Option<usize>,
+    /// Training sequences to generate.
+    #[arg(long)]
+    pub train_size: Option<usize>,
+    /// Held-out sequences to generate.
+    #[arg(long)]
+    pub valid_size: Option<usize>,
+    /// Validate every this many steps.
+    #[arg(long)]
+    pub eval_every: Option<u64>,
+    /// Stop after this many validations without improvement.
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Samples drawn when scoring a generative task.
+    #[arg(long)]
+    pub samples: Option<usize>,
+    /// Seed of everything random in the run (also a global flag).
+    #[arg(skip)]
+    pub seed: Option<u64>,
+}
+
+/// Fully resolved settings of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Built-in task.
+    pub task: String,
+    /// Recurrent cell.
+    pub model: String,
+    /// Hidden units per layer.
+    pub hidden: usize,
+    /// Stacked recurrent layers.
+    pub layers: usize,
+    /// Embedding width for symbol inputs.
+    pub embed: usize,
+    /// Training steps.
+    pub steps: u64,
+    /// Sequences per batch.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Learning-rate schedule.
+    pub schedule: String,
+    /// Optimizer name.
+    pub optimizer: String,
+    /// Gradient clipping norm (0: none).
+    pub clip: f64,
+    /// Task length setting (0: default).
+    pub length: usize,
+    /// Training sequences.
+    pub train_size: usize,
+    /// Held-out sequences.
+    pub valid_size: usize,
+    /// Validation interval in steps.
+    pub eval_every: u64,
+    /// Early-stopping patience (0: none).
+    pub patience: usize,
+    /// Samples for generative scoring.
+    pub samples: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+impl RawSettings {
+    /// Reads a TOML settings file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| {
+            BadInput(format!("{}: {}", path.display(), e.to_string().trim_end())).into()
+        })
+    }
+
+    /// `self` where set, else `other`.
+    pub fn or(self, other: RawSettings) -> RawSettings {
+        macro_rules! pick {
+            ($($f:ident),*) => { RawSettings { $($f: self.$f.or(other.$f)),* } };
+        }
+        pick!(
+            task, model, hidden, layers, embed, steps, batch, lr, schedule, optimizer, clip,
+            length, train_size, valid_size, eval_every, patience, samples, seed
+        )
+    }
+
+    /// Fills what is missing from the task's defaults and checks every value.
+    pub fn resolve(self) -> Result<Settings> {
+        let task = self.task.unwrap_or_else(|| builtin::TASKS[0].name.to_string());
+        let info: &TaskInfo = builtin::find(&task).map_err(|e| BadInput(e.to_string()))?;
+        let steps = self.steps.unwrap_or(info.steps);
+        let s = Settings {
+            task,
+            model: self.model.unwrap_or_else(|| info.cell.name().to_string()),
+            hidden: self.hidden.unwrap_or(info.hidden),
+            layers: self.layers.unwrap_or(1),
+            embed: self.embed.unwrap_or(16),
+            steps,
+            batch: self.batch.unwrap_or(32),
+            lr: self.lr.unwrap_or(info.lr),
+            schedule: self.schedule.unwrap_or_else(|| "cosine".into()),
+            optimizer: self.optimizer.unwrap_or_else(|| "adam".into()),
+            clip: self.clip.unwrap_or(1.0),
+            length: self.length.unwrap_or(0),
+            train_size: self.train_size.unwrap_or(5000),
+            valid_size: self.valid_size.unwrap_or(500),
+            eval_every: self.eval_every.unwrap_or((steps / 20).max(1)),
+            patience: self.patience.unwrap_or(0),
+            samples: self.samples.unwrap_or(1000),
+            seed: self.seed.unwrap_or(0),
+        };
+        s.check()?;
+        Ok(s)
+    }
+}
+
+impl Settings {
+    fn check(&self) -> Result<()> {
+        let bad = |m: String| -> Result<()> { Err(BadInput(m).into()) };
+        if let Err(e) = CellKind::parse(&self.model) {
+            return bad(format!("--model: {e}"));
+        }
+        if let Err(e) = OptimizerConfig::parse(&self.optimizer) {
+            return bad(format!("--optimizer: {e}"));
+        }
+        for (name, v) in [
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+            ("embed", self.embed),
+            ("batch", self.batch),
+            ("train-size", self.train_size),
+            ("valid-size", self.valid_size),
+        ] {
+            if v == 0 {
+                return bad(format!("--{name} must be at least 1"));
+            }
+        }
+        if self.steps == 0 {
+            return bad("--steps must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return bad(format!("--lr must be a positive number (got {})", self.lr));
+        }
+        if !(self.clip >= 0.0 && self.clip.is_finite()) {
+            return bad(format!("--clip must be >= 0 (got {})", self.clip));
+        }
+        if !matches!(self.schedule.as_str(), "constant" | "cosine") {
+            return bad(format!("--schedule: expected constant or cosine, got '{}'", self.schedule));
+        }
+        if self.eval_every == 0 {
+            return bad("--eval-every must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The recurrent cell.
+    pub fn cell(&self) -> CellKind {
+        CellKind::parse(&self.model).expect("checked when resolved")
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> OptimizerConfig {
+        OptimizerConfig::parse(&self.optimizer).expect("checked when resolved")
+    }
+
+    /// The learning-rate schedule.
+    pub fn lr_schedule(&self) -> LrSchedule {
+        let decay = match self.schedule.as_str() {
+            "cosine" => Decay::Cosine {
+                period: self.steps,
+                min_lr: self.lr / 20.0,
+            },
+            _ => Decay::Constant,
+        };
+        LrSchedule {
+            decay,
+            ..LrSchedule::constant(self.lr)
+        }
+    }
+
+    /// Gradient clipping.
+    pub fn clip(&self) -> Clip {
+        if self.clip > 0.0 {
+            Clip::Norm(self.clip)
+        } else {
+            Clip::None
+        }
+    }
+
+    /// As TOML text.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("settings serialise")
+    }
+
+    /// Parses [`Settings::to_toml`]'s text (from a run directory or checkpoint).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self> {
+        let s: Settings = toml::from_str(text)
+            .map_err(|e| BadInput(format!("{origin}: {}", e.to_string().trim_end())))?;
+        s.check().with_context(|| origin.to_string())?;
+        Ok(s)
+    }
+}
+
+/// A fresh run directory: `base` itself when it does not exist yet, else `base-2`, `base-3`...
+pub fn fresh_dir(base: &Path) -> PathBuf {
+    if !base.exists() {
+        return base.to_path_buf();
+    }
+    (2..)
+        .map(|i| PathBuf::from(format!("{}-{i}", base.display())))
+        .find(|p| !p.exists())
+        .expect("some suffix is free")
+}
+
+/// Refuses a run directory that would be ambiguous.
+pub fn check_out(dir: &Path) -> Result<()> {
+    if dir.is_file() {
+        bail!(BadInput(format!("--out {}: is a file, not a directory", dir.display())));
+    }
+    Ok(())
+}

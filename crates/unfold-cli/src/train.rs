@@ -1,0 +1,355 @@
+//! `unfold train`: trains a model on a built-in task (the embedded Reber grammar language
+//! model by default), with progress, validation and checkpoints, then scores it on the task's
+//! metric, prints examples, and writes plots and a summary into the run directory.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use unfold::builtin::{self, TaskScore, TaskSetup};
+use unfold::checkpoint::write_atomic;
+use unfold::layers::{LossStats, OutputKind};
+use unfold::models::SequenceModel;
+use unfold::train::trainer::{CHECKPOINT, METRICS};
+use unfold::train::{Batches, Summary, TrainConfig, Trainer};
+
+use crate::model::{Model, META_SETTINGS, META_VOCAB};
+use crate::plot::{plot, read_metric, smooth, Series};
+use crate::progress::Progress;
+use crate::settings::{check_out, fresh_dir, RawSettings, Settings};
+use crate::{BadInput, Global};
+
+/// Arguments of `unfold train`.
+#[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    unfold train                                  # LSTM language model of the embedded Reber grammar\n  \
+    unfold train --task adding --length 100 --steps 6000\n  \
+    unfold train --task parity --model gru --hidden 64 --out runs/parity\n  \
+    unfold train --config run.toml --lr 0.002     # flags override the file\n  \
+    unfold train --resume runs/reber --steps 8000 # continue a run exactly")]
+pub struct TrainArgs {
+    #[command(flatten)]
+    raw: RawSettings,
+    /// Settings file (TOML, the same keys as the flags with _ for -); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Continue the run in this directory exactly where its checkpoint stopped (only --steps
+    /// may change).
+    #[arg(long, conflicts_with = "config")]
+    resume: Option<PathBuf>,
+}
+
+/// The validation figure shown while training.
+fn monitor(setup: &TaskSetup) -> &'static str {
+    match (setup.output, setup.kind) {
+        (OutputKind::Categorical { .. }, builtin::ModelKind::Classifier) => "accuracy",
+        (OutputKind::Categorical { .. }, _) => "bits",
+        _ => "mse",
+    }
+}
+
+fn resolve(args: &TrainArgs, global: &Global) -> Result<(Settings, PathBuf, bool)> {
+    if let Some(dir) = &args.resume {
+        let path = dir.join("config.toml");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| BadInput(format!("--resume {}: {e}", path.display())))?;
+        let mut s = Settings::from_toml(&text, &path.display().to_string())?;
+        let changed = RawSettings {
+            steps: None,
+            ..args.raw.clone()
+        };
+        if format!("{changed:?}") != format!("{:?}", RawSettings::default()) || global.seed.is_some() {
+            bail!(BadInput(
+                "a resumed run keeps its settings; only --steps may be given with --resume".into()
+            ));
+        }
+        if let Some(st) = args.raw.steps {
+            s.steps = st;
+        }
+        if !dir.join(CHECKPOINT).exists() {
+            bail!(BadInput(format!("--resume {}: no {CHECKPOINT} there", dir.display())));
+        }
+        return Ok((s, dir.clone(), true));
+    }
+    let file = match &args.config {
+        Some(p) => RawSettings::from_file(p)?,
+        None => RawSettings::default(),
+    };
+    let flags = RawSettings {
+        seed: global.seed,
+        ..args.raw.clone()
+    };
+    let s = flags.or(file).resolve()?;
+    let dir = match &global.out {
+        Some(d) => d.clone(),
+        None => fresh_dir(&Path::new("runs").join(&s.task)),
+    };
+    check_out(&dir)?;
+    Ok((s, dir, false))
+}
+
+/// Trains for the settings' steps (or resumes), returning the model and how the run went.
+fn fit<M: SequenceModel<f32>>(
+    model: M,
+    cfg: TrainConfig,
+    setup: &TaskSetup,
+    s: &Settings,
+    resume: Option<&Path>,
+    progress: &mut Progress,
+) -> Result<(M, Summary)> {
+    let mut data = Batches::new(&setup.train, s.batch, 8, s.seed)?;
+    let mut tr = match resume {
+        Some(ck) => Trainer::resume(model, cfg, ck, &mut data)
+            .map_err(|e| BadInput(format!("{}: {e}", ck.display())))?,
+        None => Trainer::new(model, cfg)?,
+    };
+    let summary = tr.run(&mut data, Some(&setup.valid), &mut |e| progress.event(e))?;
+    Ok((tr.model, summary))
+}
+
+/// Runs `unfold train`.
+pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
+    let (s, dir, resuming) = resolve(&args, global)?;
+    let setup = builtin::setup(&s.task, s.length, s.train_size, s.valid_size, s.seed)
+        .map_err(|e| BadInput(e.to_string()))?;
+    let model = Model::build(&s, &setup)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let toml = s.to_toml();
+    write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
+    let say = |line: &str| {
+        if !global.quiet {
+            println!("{line}");
+        }
+    };
+    say(&format!(
+        "{} {}: {} ({} x {}, {} layer{}), {} parameters -> {}",
+        if resuming { "resuming" } else { "training" },
+        s.task,
+        s.model,
+        s.hidden,
+        s.layers,
+        s.layers,
+        if s.layers == 1 { "" } else { "s" },
+        model.num_params(),
+        dir.display()
+    ));
+    let mut metadata = vec![
+        (META_SETTINGS.to_string(), toml.clone()),
+        ("unfold.task".to_string(), s.task.clone()),
+    ];
+    if let Some(v) = &setup.vocab {
+        metadata.push((META_VOCAB.to_string(), v.to_metadata()));
+    }
+    let cfg = TrainConfig {
+        seed: s.seed,
+        optimizer: s.optimizer(),
+        lr: s.lr_schedule(),
+        clip: s.clip(),
+        eval_every: s.eval_every,
+        eval_batch: 256,
+        patience: (s.patience > 0).then_some(s.patience),
+        monitor: "loss".into(),
+        checkpoint_every: s.eval_every,
+        out_dir: Some(dir.clone()),
+        metadata,
+        ..TrainConfig::new(s.steps)
+    };
+    let ck = dir.join(CHECKPOINT);
+    let resume = resuming.then_some(ck.as_path());
+    let start_step = if resuming {
+        let f = unfold::checkpoint::TensorFile::read(&ck)?;
+        f.metadata.get("train.step").and_then(|v| v.parse().ok()).unwrap_or(0)
+    } else {
+        0
+    };
+    let mut progress = Progress::new(s.steps, start_step, global.quiet, monitor(&setup));
+    let t0 = Instant::now();
+    let (model, summary) = match model {
+        Model::Labeller(m) => {
+            let (m, sm) = fit(m, cfg, &setup, &s, resume, &mut progress)?;
+            (Model::Labeller(m), sm)
+        }
+        Model::Classifier(m) => {
+            let (m, sm) = fit(m, cfg, &setup, &s, resume, &mut progress)?;
+            (Model::Classifier(m), sm)
+        }
+    };
+    progress.finish();
+    let secs = t0.elapsed().as_secs_f64();
+    say(&format!(
+        "trained {} steps in {secs:.1} s{}",
+        summary.steps - start_step,
+        if summary.stopped_early { " (stopped early)" } else { "" }
+    ));
+    let score = score(&model, &setup, &s)?;
+    let valid = summary.last_eval.unwrap_or_default();
+    report(&s, &setup, &score, &valid, global.quiet);
+    let plots = write_plots(&dir, &s, monitor(&setup))?;
+    write_summary(&dir, &s, &setup, &score, &valid, &summary, secs, model.num_params(), &plots)?;
+    say(&format!(
+        "run directory {}: {CHECKPOINT}, config.toml, {METRICS}, loss.png/svg, valid.png/svg, summary.json, summary.md",
+        dir.display()
+    ));
+    Ok(())
+}
+
+/// Scores a model on its task's metric.
+pub fn score(model: &Model, setup: &TaskSetup, s: &Settings) -> Result<TaskScore> {
+    Ok(match model {
+        Model::Labeller(m) => builtin::score_labeller(setup, m, s.samples, s.seed.wrapping_add(12345))?,
+        Model::Classifier(m) => builtin::score_classifier(setup, m)?,
+    })
+}
+
+/// Prints the task's verdict and examples.
+pub fn report(s: &Settings, setup: &TaskSetup, score: &TaskScore, valid: &LossStats, quiet: bool) {
+    if quiet {
+        return;
+    }
+    let info = setup.info;
+    if !score.examples.is_empty() {
+        println!("samples:");
+        for e in &score.examples {
+            println!("  {e}");
+        }
+    }
+    println!(
+        "validation: loss {:.4} nats, {:.4} bits{}{}",
+        valid.mean_nll(),
+        valid.bits_per_symbol(),
+        valid.accuracy().map_or(String::new(), |a| format!(", accuracy {a:.4}")),
+        valid.mse().map_or(String::new(), |m| format!(", mse {m:.6}"))
+    );
+    for (k, v) in &score.details {
+        println!("  {k}: {v:.4}");
+    }
+    println!(
+        "{}: {} = {:.4} ({} {} {}): {}",
+        s.task,
+        info.metric,
+        score.metric,
+        if info.higher_is_better { "target >=" } else { "target <=" },
+        info.threshold,
+        if s.task == "reber" { format!("over {} samples", s.samples) } else { String::new() },
+        if score.passed { "PASSED" } else { "not reached" }
+    );
+}
+
+fn write_plots(dir: &Path, s: &Settings, key: &str) -> Result<Vec<PathBuf>> {
+    let log = dir.join(METRICS);
+    let train = read_metric(&log, "train", "loss")?;
+    let valid = read_metric(&log, "valid", "loss")?;
+    let w = (s.eval_every as usize / 4).max(1);
+    let mut files = plot(
+        dir,
+        "loss",
+        &format!("{}: loss (nats per scored step)", s.task),
+        "loss",
+        &[
+            Series {
+                name: format!("train (mean of {w} steps)"),
+                points: smooth(&train, w),
+            },
+            Series {
+                name: "validation".into(),
+                points: valid,
+            },
+        ],
+        true,
+    )?;
+    let (key, label) = (key, key);
+    let points = read_metric(&log, "valid", key)?;
+    files.extend(plot(
+        dir,
+        "valid",
+        &format!("{}: validation {label}", s.task),
+        label,
+        &[Series {
+            name: format!("validation {label}"),
+            points,
+        }],
+        key == "mse",
+    )?);
+    Ok(files)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_summary(
+    dir: &Path,
+    s: &Settings,
+    setup: &TaskSetup,
+    score: &TaskScore,
+    valid: &LossStats,
+    summary: &Summary,
+    secs: f64,
+    params: usize,
+    plots: &[PathBuf],
+) -> Result<()> {
+    let info = setup.info;
+    let details: serde_json::Map<String, serde_json::Value> = score
+        .details
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
+    let json = serde_json::json!({
+        "task": s.task,
+        "metric": info.metric,
+        "value": score.metric,
+        "threshold": info.threshold,
+        "higher_is_better": info.higher_is_better,
+        "passed": score.passed,
+        "details": details,
+        "steps": summary.steps,
+        "stopped_early": summary.stopped_early,
+        "skipped_batches": summary.skipped,
+        "train_seconds": secs,
+        "parameters": params,
+        "validation": {
+            "loss": valid.mean_nll(),
+            "bits": valid.bits_per_symbol(),
+            "perplexity": valid.perplexity(),
+            "accuracy": valid.accuracy(),
+            "mse": valid.mse(),
+        },
+        "examples": score.examples,
+        "settings": serde_json::to_value(s)?,
+    });
+    write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    let mut md = format!(
+        "# {} run\n\n{}\n\n| | |\n|---|---|\n| metric | {} |\n| value | {:.4} |\n| target | {} {} |\n| result | {} |\n| model | {} x {} ({} layers), {} parameters |\n| steps | {}{} |\n| training time | {:.1} s |\n| validation loss | {:.4} nats ({:.4} bits) |\n",
+        s.task,
+        info.summary,
+        info.metric,
+        score.metric,
+        if info.higher_is_better { ">=" } else { "<=" },
+        info.threshold,
+        if score.passed { "passed" } else { "not reached" },
+        s.model,
+        s.hidden,
+        s.layers,
+        params,
+        summary.steps,
+        if summary.stopped_early { " (early stop)" } else { "" },
+        secs,
+        valid.mean_nll(),
+        valid.bits_per_symbol()
+    );
+    for (k, v) in &score.details {
+        md += &format!("| {k} | {v:.4} |\n");
+    }
+    if !score.examples.is_empty() {
+        md += "\n## Samples\n\n```text\n";
+        for e in &score.examples {
+            md += &format!("{e}\n");
+        }
+        md += "```\n";
+    }
+    md += "\n## Curves\n\n";
+    for p in plots.iter().filter(|p| p.extension().is_some_and(|e| e == "png")) {
+        let name = p.file_name().unwrap_or_default().to_string_lossy();
+        md += &format!("![{name}]({name})\n");
+    }
+    md += &format!("\n## Settings\n\n```toml\n{}```\n", s.to_toml());
+    write_atomic(&dir.join("summary.md"), md.as_bytes())?;
+    Ok(())
+}
