@@ -44,12 +44,19 @@ impl Model {
             bidirectional: false,
             output: setup.output,
         };
-        Ok(match setup.kind {
+        let mut m = match setup.kind {
             ModelKind::Labeller => Model::Labeller(SequenceLabeller::new(cfg, s.seed)?),
             ModelKind::Classifier => {
                 Model::Classifier(SequenceClassifier::new(cfg, Readout::Last, s.seed)?)
             }
-        })
+        };
+        if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
+            match &mut m {
+                Model::Labeller(l) => l.rnn.set_forget_bias(s.forget_bias as f32)?,
+                Model::Classifier(c) => c.rnn.set_forget_bias(s.forget_bias as f32)?,
+            }
+        }
+        Ok(m)
     }
 
     /// Number of parameters.

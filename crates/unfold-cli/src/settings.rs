@@ -32,6 +32,9 @@ pub struct RawSettings {
     /// Embedding width for symbol inputs.
     #[arg(long)]
     pub embed: Option<usize>,
+    /// Initial LSTM forget-gate bias (0: PyTorch's initialisation).
+    #[arg(long)]
+    pub forget_bias: Option<f64>,
     /// Training steps (updates).
     #[arg(long)]
     pub steps: Option<u64>,
@@ -87,6 +90,8 @@ pub struct Settings {
     pub layers: usize,
     /// Embedding width for symbol inputs.
     pub embed: usize,
+    /// Initial LSTM forget-gate bias (0: PyTorch's initialisation).
+    pub forget_bias: f64,
     /// Training steps.
     pub steps: u64,
     /// Sequences per batch.
@@ -131,7 +136,7 @@ impl RawSettings {
             ($($f:ident),*) => { RawSettings { $($f: self.$f.or(other.$f)),* } };
         }
         pick!(
-            task, model, hidden, layers, embed, steps, batch, lr, schedule, optimizer, clip,
+            task, model, hidden, layers, embed, forget_bias, steps, batch, lr, schedule, optimizer, clip,
             length, train_size, valid_size, eval_every, patience, samples, seed
         )
     }
@@ -147,8 +152,9 @@ impl RawSettings {
             hidden: self.hidden.unwrap_or(info.hidden),
             layers: self.layers.unwrap_or(1),
             embed: self.embed.unwrap_or(16),
+            forget_bias: self.forget_bias.unwrap_or(1.0),
             steps,
-            batch: self.batch.unwrap_or(32),
+            batch: self.batch.unwrap_or(info.batch),
             lr: self.lr.unwrap_or(info.lr),
             schedule: self.schedule.unwrap_or_else(|| "cosine".into()),
             optimizer: self.optimizer.unwrap_or_else(|| "adam".into()),
@@ -192,6 +198,9 @@ impl Settings {
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("--lr must be a positive number (got {})", self.lr));
+        }
+        if !self.forget_bias.is_finite() {
+            return bad("--forget-bias must be a finite number".into());
         }
         if !(self.clip >= 0.0 && self.clip.is_finite()) {
             return bad(format!("--clip must be >= 0 (got {})", self.clip));

@@ -52,6 +52,8 @@ pub struct TaskInfo {
     pub steps: u64,
     /// Default learning rate (Adam).
     pub lr: f64,
+    /// Default batch size.
+    pub batch: usize,
 }
 
 /// Every built-in task; the first is the default.
@@ -67,6 +69,7 @@ pub const TASKS: [TaskInfo; 6] = [
         hidden: 64,
         steps: 12000,
         lr: 5e-3,
+        batch: 32,
     },
     TaskInfo {
         name: "adding",
@@ -77,8 +80,9 @@ pub const TASKS: [TaskInfo; 6] = [
         length: ("sequence length T", 50),
         cell: CellKind::Lstm,
         hidden: 64,
-        steps: 4000,
+        steps: 6000,
         lr: 2e-3,
+        batch: 32,
     },
     TaskInfo {
         name: "copy",
@@ -86,11 +90,12 @@ pub const TASKS: [TaskInfo; 6] = [
         metric: "accuracy of the 10 recalled symbols",
         threshold: 0.99,
         higher_is_better: true,
-        length: ("delay T", 20),
-        cell: CellKind::Lstm,
-        hidden: 64,
-        steps: 4000,
+        length: ("delay T", 10),
+        cell: CellKind::Gru,
+        hidden: 96,
+        steps: 12000,
         lr: 5e-3,
+        batch: 32,
     },
     TaskInfo {
         name: "parity",
@@ -98,11 +103,12 @@ pub const TASKS: [TaskInfo; 6] = [
         metric: "accuracy",
         threshold: 0.99,
         higher_is_better: true,
-        length: ("maximum length (minimum is half)", 20),
+        length: ("maximum length (minimum is half)", 6),
         cell: CellKind::Lstm,
         hidden: 32,
-        steps: 3000,
+        steps: 6000,
         lr: 5e-3,
+        batch: 128,
     },
     TaskInfo {
         name: "mackey-glass",
@@ -113,8 +119,9 @@ pub const TASKS: [TaskInfo; 6] = [
         length: ("window length", 100),
         cell: CellKind::Gru,
         hidden: 32,
-        steps: 2000,
+        steps: 4000,
         lr: 5e-3,
+        batch: 32,
     },
     TaskInfo {
         name: "sines",
@@ -127,6 +134,7 @@ pub const TASKS: [TaskInfo; 6] = [
         hidden: 32,
         steps: 2000,
         lr: 5e-3,
+        batch: 32,
     },
 ];
 

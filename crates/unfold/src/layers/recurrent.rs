@@ -86,6 +86,24 @@ impl<T: Float> Recurrent<T> {
         &self.cells[layer * self.config.directions() + dir]
     }
 
+    /// Sets the forget-gate biases of an LSTM (both `b_ih` and `b_hh` rows `H..2H` of every
+    /// layer and direction) so that their sum is `value`: a positive value (1 is the usual
+    /// choice, Jozefowicz et al. 2015) makes the cell keep its state at the start of training,
+    /// which helps on long-range tasks. PyTorch's default is a sum of two small uniform values.
+    pub fn set_forget_bias(&mut self, value: T) -> Result<()> {
+        if self.config.kind != CellKind::Lstm || !self.config.bias {
+            return Err(Error::InvalidCall(
+                "a forget-gate bias needs an LSTM layer with biases".into(),
+            ));
+        }
+        let h = self.config.hidden_size;
+        for c in &mut self.cells {
+            c.b_ih[h..2 * h].fill(value);
+            c.b_hh[h..2 * h].fill(T::ZERO);
+        }
+        Ok(())
+    }
+
     /// Mutable weights of one layer and direction.
     pub fn cell_mut(&mut self, layer: usize, dir: usize) -> &mut CellParams<T> {
         let d = self.config.directions();
