@@ -3,7 +3,13 @@
 use anyhow::{Context, Result};
 
 /// Runs the selected configurations and prints one line per measurement.
-pub fn bench(json: bool, configs: &[String], modes: &[String], seconds: f64, peak: bool) -> Result<()> {
+pub fn bench(
+    json: bool,
+    configs: &[String],
+    modes: &[String],
+    seconds: f64,
+    peak: bool,
+) -> Result<()> {
     use unfold::bench::{find, gemm_peak_gflops, run, train_flops, Mode, CONFIGS};
     anyhow::ensure!(
         seconds.is_finite() && seconds >= 0.0,

@@ -41,8 +41,11 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
     };
     let sc = score(&loaded.model, &loaded.setup, &loaded.settings)?;
     if args.json {
-        let details: serde_json::Map<String, serde_json::Value> =
-            sc.details.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+        let details: serde_json::Map<String, serde_json::Value> = sc
+            .details
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+            .collect();
         println!(
             "{}",
             serde_json::json!({
@@ -57,7 +60,11 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
             })
         );
     } else {
-        println!("{}: {} held-out sequences", loaded.path.display(), all.len());
+        println!(
+            "{}: {} held-out sequences",
+            loaded.path.display(),
+            all.len()
+        );
         report(&loaded.settings, &loaded.setup, &sc, &valid, global.quiet);
     }
     Ok(())
@@ -101,15 +108,33 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         let symbols: Vec<String> = (0..v.len()).map(|i| v.symbol(i)).collect();
         println!("vocabulary  {} symbols: {}", v.len(), symbols.join(" "));
     }
-    println!("\n{:<28} {:>14} {:>10} {:>12} {:>12}", "parameter", "shape", "count", "rms", "max |w|");
+    println!(
+        "\n{:<28} {:>14} {:>10} {:>12} {:>12}",
+        "parameter", "shape", "count", "rms", "max |w|"
+    );
     for (name, shape, values) in loaded.model.params() {
         let n = values.len().max(1) as f64;
         let rms = (values.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n).sqrt();
         let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let shape = shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x");
-        println!("{name:<28} {shape:>14} {:>10} {rms:>12.5} {max:>12.5}", values.len());
+        let shape = shape
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("x");
+        println!(
+            "{name:<28} {shape:>14} {:>10} {rms:>12.5} {max:>12.5}",
+            values.len()
+        );
     }
-    let optim: usize = loaded.file.tensors.keys().filter(|k| k.starts_with("optim.")).count();
-    println!("\noptimizer state: {optim} tensors; metadata keys: {}", meta.len());
+    let optim: usize = loaded
+        .file
+        .tensors
+        .keys()
+        .filter(|k| k.starts_with("optim."))
+        .count();
+    println!(
+        "\noptimizer state: {optim} tensors; metadata keys: {}",
+        meta.len()
+    );
     Ok(())
 }

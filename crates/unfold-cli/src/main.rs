@@ -157,19 +157,35 @@ fn run(cli: Cli) -> Result<()> {
             modes,
             seconds,
             peak,
-        } => bench::bench(json, &configs, &modes, seconds, peak)
-            .map_err(|e| if e.is::<unfold::Error>() { BadInput(format!("{e:#}")).into() } else { e }),
+        } => bench::bench(json, &configs, &modes, seconds, peak).map_err(|e| {
+            if e.is::<unfold::Error>() {
+                BadInput(format!("{e:#}")).into()
+            } else {
+                e
+            }
+        }),
     }
 }
 
 fn tasks() {
-    println!("{:<13} {:<10} {:<9} {}", "task", "threshold", "--length", "metric / what it is");
+    println!(
+        "{:<13} {:<10} {:<9} metric / what it is",
+        "task", "threshold", "--length"
+    );
     for t in unfold::builtin::TASKS {
         println!(
             "{:<13} {:<10} {:<9} {}\n{:<34}{}",
             t.name,
-            format!("{}{}", if t.higher_is_better { ">=" } else { "<=" }, t.threshold),
-            if t.length.1 == 0 { "-".to_string() } else { t.length.1.to_string() },
+            format!(
+                "{}{}",
+                if t.higher_is_better { ">=" } else { "<=" },
+                t.threshold
+            ),
+            if t.length.1 == 0 {
+                "-".to_string()
+            } else {
+                t.length.1.to_string()
+            },
             t.metric,
             "",
             t.summary

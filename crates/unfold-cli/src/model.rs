@@ -111,7 +111,11 @@ pub fn checkpoint_path(arg: &Path) -> Result<PathBuf> {
     } else if arg.exists() {
         Ok(arg.to_path_buf())
     } else {
-        Err(BadInput(format!("{}: no such run directory or checkpoint", arg.display())).into())
+        Err(BadInput(format!(
+            "{}: no such run directory or checkpoint",
+            arg.display()
+        ))
+        .into())
     }
 }
 

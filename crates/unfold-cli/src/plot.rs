@@ -22,7 +22,8 @@ pub struct Series {
 
 /// Reads `split` lines of a metrics log and returns `key` against the step.
 pub fn read_metric(log: &Path, split: &str, key: &str) -> Result<Vec<(f64, f64)>> {
-    let text = std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
     let mut out = Vec::new();
     for line in text.lines() {
         let v: serde_json::Value = match serde_json::from_str(line) {
@@ -45,12 +46,21 @@ pub fn smooth(points: &[(f64, f64)], w: usize) -> Vec<(f64, f64)> {
         .chunks(w.max(1))
         .map(|c| {
             let n = c.len() as f64;
-            (c.iter().map(|p| p.0).sum::<f64>() / n, c.iter().map(|p| p.1).sum::<f64>() / n)
+            (
+                c.iter().map(|p| p.0).sum::<f64>() / n,
+                c.iter().map(|p| p.1).sum::<f64>() / n,
+            )
         })
         .collect()
 }
 
-fn draw<DB: DrawingBackend>(area: DrawingArea<DB, Shift>, title: &str, ylabel: &str, series: &[Series], log_y: bool) -> Result<()>
+fn draw<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    title: &str,
+    ylabel: &str,
+    series: &[Series],
+    log_y: bool,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
@@ -94,12 +104,17 @@ where
             for (i, s) in series.iter().enumerate() {
                 let col = colours[i % colours.len()];
                 c.draw_series(LineSeries::new(
-                    s.points.iter().copied().filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)),
+                    s.points
+                        .iter()
+                        .copied()
+                        .filter(|p| p.1.is_finite() && (!log_y || p.1 > 0.0)),
                     col.stroke_width(2),
                 ))
                 .map_err(|e| anyhow::anyhow!("{e:?}"))?
                 .label(s.name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2))
+                });
             }
             c.configure_series_labels()
                 .background_style(WHITE.mix(0.8))
@@ -124,15 +139,34 @@ where
 }
 
 /// Writes `<stem>.png` and `<stem>.svg` in `dir`; returns both paths.
-pub fn plot(dir: &Path, stem: &str, title: &str, ylabel: &str, series: &[Series], log_y: bool) -> Result<Vec<PathBuf>> {
+pub fn plot(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    ylabel: &str,
+    series: &[Series],
+    log_y: bool,
+) -> Result<Vec<PathBuf>> {
     REGISTER.call_once(|| {
         let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
     });
     let png = dir.join(format!("{stem}.png"));
     let svg = dir.join(format!("{stem}.svg"));
-    draw(BitMapBackend::new(&png, (800, 480)).into_drawing_area(), title, ylabel, series, log_y)
-        .with_context(|| format!("drawing {}", png.display()))?;
-    draw(SVGBackend::new(&svg, (800, 480)).into_drawing_area(), title, ylabel, series, log_y)
-        .with_context(|| format!("drawing {}", svg.display()))?;
+    draw(
+        BitMapBackend::new(&png, (800, 480)).into_drawing_area(),
+        title,
+        ylabel,
+        series,
+        log_y,
+    )
+    .with_context(|| format!("drawing {}", png.display()))?;
+    draw(
+        SVGBackend::new(&svg, (800, 480)).into_drawing_area(),
+        title,
+        ylabel,
+        series,
+        log_y,
+    )
+    .with_context(|| format!("drawing {}", svg.display()))?;
     Ok(vec![png, svg])
 }

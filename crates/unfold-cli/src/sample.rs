@@ -77,10 +77,17 @@ pub fn sample(args: SampleArgs, global: &Global) -> Result<()> {
     for _ in 0..args.count {
         let mut out = stdout.lock();
         write!(out, "{}", args.prime)?;
-        let (ids, _) = gen.generate(&start, Some(vocab::END), args.length, &sampling, &mut rng, |id| {
-            // Stream each symbol as it is drawn; a closed pipe ends generation.
-            write!(out, "{}", v.symbol(id)).is_ok() && out.flush().is_ok()
-        })?;
+        let (ids, _) = gen.generate(
+            &start,
+            Some(vocab::END),
+            args.length,
+            &sampling,
+            &mut rng,
+            |id| {
+                // Stream each symbol as it is drawn; a closed pipe ends generation.
+                write!(out, "{}", v.symbol(id)).is_ok() && out.flush().is_ok()
+            },
+        )?;
         if loaded.settings.task == "reber" {
             let text = format!("{}{}", args.prime, v.decode(&ids));
             let c = reber::check_embedded(&text);

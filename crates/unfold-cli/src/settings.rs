@@ -136,14 +136,33 @@ impl RawSettings {
             ($($f:ident),*) => { RawSettings { $($f: self.$f.or(other.$f)),* } };
         }
         pick!(
-            task, model, hidden, layers, embed, forget_bias, steps, batch, lr, schedule, optimizer, clip,
-            length, train_size, valid_size, eval_every, patience, samples, seed
+            task,
+            model,
+            hidden,
+            layers,
+            embed,
+            forget_bias,
+            steps,
+            batch,
+            lr,
+            schedule,
+            optimizer,
+            clip,
+            length,
+            train_size,
+            valid_size,
+            eval_every,
+            patience,
+            samples,
+            seed
         )
     }
 
     /// Fills what is missing from the task's defaults and checks every value.
     pub fn resolve(self) -> Result<Settings> {
-        let task = self.task.unwrap_or_else(|| builtin::TASKS[0].name.to_string());
+        let task = self
+            .task
+            .unwrap_or_else(|| builtin::TASKS[0].name.to_string());
         let info: &TaskInfo = builtin::find(&task).map_err(|e| BadInput(e.to_string()))?;
         let steps = self.steps.unwrap_or(info.steps);
         let s = Settings {
@@ -206,7 +225,10 @@ impl Settings {
             return bad(format!("--clip must be >= 0 (got {})", self.clip));
         }
         if !matches!(self.schedule.as_str(), "constant" | "cosine") {
-            return bad(format!("--schedule: expected constant or cosine, got '{}'", self.schedule));
+            return bad(format!(
+                "--schedule: expected constant or cosine, got '{}'",
+                self.schedule
+            ));
         }
         if self.eval_every == 0 {
             return bad("--eval-every must be at least 1".into());
@@ -276,7 +298,10 @@ pub fn fresh_dir(base: &Path) -> PathBuf {
 /// Refuses a run directory that would be ambiguous.
 pub fn check_out(dir: &Path) -> Result<()> {
     if dir.is_file() {
-        bail!(BadInput(format!("--out {}: is a file, not a directory", dir.display())));
+        bail!(BadInput(format!(
+            "--out {}: is a file, not a directory",
+            dir.display()
+        )));
     }
     Ok(())
 }

@@ -58,7 +58,9 @@ fn resolve(args: &TrainArgs, global: &Global) -> Result<(Settings, PathBuf, bool
             steps: None,
             ..args.raw.clone()
         };
-        if format!("{changed:?}") != format!("{:?}", RawSettings::default()) || global.seed.is_some() {
+        if format!("{changed:?}") != format!("{:?}", RawSettings::default())
+            || global.seed.is_some()
+        {
             bail!(BadInput(
                 "a resumed run keeps its settings; only --steps may be given with --resume".into()
             ));
@@ -67,7 +69,10 @@ fn resolve(args: &TrainArgs, global: &Global) -> Result<(Settings, PathBuf, bool
             s.steps = st;
         }
         if !dir.join(CHECKPOINT).exists() {
-            bail!(BadInput(format!("--resume {}: no {CHECKPOINT} there", dir.display())));
+            bail!(BadInput(format!(
+                "--resume {}: no {CHECKPOINT} there",
+                dir.display()
+            )));
         }
         return Ok((s, dir.clone(), true));
     }
@@ -158,7 +163,10 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let resume = resuming.then_some(ck.as_path());
     let start_step = if resuming {
         let f = unfold::checkpoint::TensorFile::read(&ck)?;
-        f.metadata.get("train.step").and_then(|v| v.parse().ok()).unwrap_or(0)
+        f.metadata
+            .get("train.step")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
     } else {
         0
     };
@@ -179,13 +187,27 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     say(&format!(
         "trained {} steps in {secs:.1} s{}",
         summary.steps - start_step,
-        if summary.stopped_early { " (stopped early)" } else { "" }
+        if summary.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        }
     ));
     let score = score(&model, &setup, &s)?;
     let valid = summary.last_eval.unwrap_or_default();
     report(&s, &setup, &score, &valid, global.quiet);
     let plots = write_plots(&dir, &s, monitor(&setup))?;
-    write_summary(&dir, &s, &setup, &score, &valid, &summary, secs, model.num_params(), &plots)?;
+    write_summary(
+        &dir,
+        &s,
+        &setup,
+        &score,
+        &valid,
+        &summary,
+        secs,
+        model.num_params(),
+        &plots,
+    )?;
     say(&format!(
         "run directory {}: {CHECKPOINT}, config.toml, {METRICS}, loss.png/svg, valid.png/svg, summary.json, summary.md",
         dir.display()
@@ -196,7 +218,9 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
 /// Scores a model on its task's metric.
 pub fn score(model: &Model, setup: &TaskSetup, s: &Settings) -> Result<TaskScore> {
     Ok(match model {
-        Model::Labeller(m) => builtin::score_labeller(setup, m, s.samples, s.seed.wrapping_add(12345))?,
+        Model::Labeller(m) => {
+            builtin::score_labeller(setup, m, s.samples, s.seed.wrapping_add(12345))?
+        }
         Model::Classifier(m) => builtin::score_classifier(setup, m)?,
     })
 }
@@ -217,8 +241,12 @@ pub fn report(s: &Settings, setup: &TaskSetup, score: &TaskScore, valid: &LossSt
         "validation: loss {:.4} nats, {:.4} bits{}{}",
         valid.mean_nll(),
         valid.bits_per_symbol(),
-        valid.accuracy().map_or(String::new(), |a| format!(", accuracy {a:.4}")),
-        valid.mse().map_or(String::new(), |m| format!(", mse {m:.6}"))
+        valid
+            .accuracy()
+            .map_or(String::new(), |a| format!(", accuracy {a:.4}")),
+        valid
+            .mse()
+            .map_or(String::new(), |m| format!(", mse {m:.6}"))
     );
     for (k, v) in &score.details {
         println!("  {k}: {v:.4}");
@@ -228,10 +256,22 @@ pub fn report(s: &Settings, setup: &TaskSetup, score: &TaskScore, valid: &LossSt
         s.task,
         info.metric,
         score.metric,
-        if info.higher_is_better { "target >=" } else { "target <=" },
+        if info.higher_is_better {
+            "target >="
+        } else {
+            "target <="
+        },
         info.threshold,
-        if s.task == "reber" { format!("over {} samples", s.samples) } else { String::new() },
-        if score.passed { "PASSED" } else { "not reached" }
+        if s.task == "reber" {
+            format!("over {} samples", s.samples)
+        } else {
+            String::new()
+        },
+        if score.passed {
+            "PASSED"
+        } else {
+            "not reached"
+        }
     );
 }
 
@@ -314,7 +354,10 @@ fn write_summary(
         "examples": score.examples,
         "settings": serde_json::to_value(s)?,
     });
-    write_atomic(&dir.join("summary.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    write_atomic(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
     let mut md = format!(
         "# {} run\n\n{}\n\n| | |\n|---|---|\n| metric | {} |\n| value | {:.4} |\n| target | {} {} |\n| result | {} |\n| model | {} x {} ({} layers), {} parameters |\n| steps | {}{} |\n| training time | {:.1} s |\n| validation loss | {:.4} nats ({:.4} bits) |\n",
         s.task,
@@ -345,7 +388,10 @@ fn write_summary(
         md += "```\n";
     }
     md += "\n## Curves\n\n";
-    for p in plots.iter().filter(|p| p.extension().is_some_and(|e| e == "png")) {
+    for p in plots
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+    {
         let name = p.file_name().unwrap_or_default().to_string_lossy();
         md += &format!("![{name}]({name})\n");
     }

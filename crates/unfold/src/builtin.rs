@@ -94,7 +94,7 @@ pub const TASKS: [TaskInfo; 6] = [
         cell: CellKind::Gru,
         hidden: 96,
         steps: 12000,
-        lr: 5e-3,
+        lr: 1e-2,
         batch: 32,
     },
     TaskInfo {
@@ -171,33 +171,68 @@ pub struct TaskSetup {
 
 /// Generates a task's data: `train` and `valid` sequences from `seed` (`length` 0: the
 /// task's default).
-pub fn setup(name: &str, length: usize, train: usize, valid: usize, seed: u64) -> Result<TaskSetup> {
+pub fn setup(
+    name: &str,
+    length: usize,
+    train: usize,
+    valid: usize,
+    seed: u64,
+) -> Result<TaskSetup> {
     let info = find(name)?;
     let length = if length == 0 { info.length.1 } else { length };
     if train == 0 || valid == 0 {
-        return Err(Error::InvalidConfig("training and validation sets need at least one sequence".into()));
+        return Err(Error::InvalidConfig(
+            "training and validation sets need at least one sequence".into(),
+        ));
     }
-    let (s1, s2) = (seed.wrapping_mul(2).wrapping_add(1), seed.wrapping_mul(2).wrapping_add(2));
+    let (s1, s2) = (
+        seed.wrapping_mul(2).wrapping_add(1),
+        seed.wrapping_mul(2).wrapping_add(2),
+    );
     let cat = |classes| OutputKind::Categorical { classes, pad: None };
-    let gauss = OutputKind::Gaussian { dim: 1, learn_variance: false };
-    let reals1 = InputSpec::Reals { width: 1, project: None };
+    let gauss = OutputKind::Gaussian {
+        dim: 1,
+        learn_variance: false,
+    };
+    let reals1 = InputSpec::Reals {
+        width: 1,
+        project: None,
+    };
     let (tr, va, kind, input, output, vocab) = match info.name {
         "reber" => {
             let v = Vocab::chars_of("BTPSXVE");
             let make = |n, s| reber_sequences(&v, n, s);
-            let out = OutputKind::Categorical { classes: v.len(), pad: Some(vocab::PAD) };
-            let input = InputSpec::Symbols { vocab: v.len(), dim: 16 };
-            (make(train, s1), make(valid, s2), ModelKind::Labeller, input, out, Some(v))
+            let out = OutputKind::Categorical {
+                classes: v.len(),
+                pad: Some(vocab::PAD),
+            };
+            let input = InputSpec::Symbols {
+                vocab: v.len(),
+                dim: 16,
+            };
+            (
+                make(train, s1),
+                make(valid, s2),
+                ModelKind::Labeller,
+                input,
+                out,
+                Some(v),
+            )
         }
         "adding" => {
             if length < 12 {
-                return Err(Error::InvalidConfig("the adding problem needs a length of at least 12".into()));
+                return Err(Error::InvalidConfig(
+                    "the adding problem needs a length of at least 12".into(),
+                ));
             }
             (
                 tasks::adding(train, length, s1),
                 tasks::adding(valid, length, s2),
                 ModelKind::Classifier,
-                InputSpec::Reals { width: 2, project: None },
+                InputSpec::Reals {
+                    width: 2,
+                    project: None,
+                },
                 gauss,
                 None,
             )
@@ -212,25 +247,40 @@ pub fn setup(name: &str, length: usize, train: usize, valid: usize, seed: u64) -
         ),
         "parity" => {
             if length < 2 {
-                return Err(Error::InvalidConfig("parity needs a maximum length of at least 2".into()));
+                return Err(Error::InvalidConfig(
+                    "parity needs a maximum length of at least 2".into(),
+                ));
             }
             let r = ((length / 2).max(1), length);
-            (tasks::parity(train, r, s1), tasks::parity(valid, r, s2), ModelKind::Classifier, reals1, cat(2), None)
+            (
+                tasks::parity(train, r, s1),
+                tasks::parity(valid, r, s2),
+                ModelKind::Classifier,
+                reals1,
+                cat(2),
+                None,
+            )
         }
         "mackey-glass" => {
             if length < 2 {
-                return Err(Error::InvalidConfig("the window length must be at least 2".into()));
+                return Err(Error::InvalidConfig(
+                    "the window length must be at least 2".into(),
+                ));
             }
             // One long series: training windows from the first 80%, held-out from the rest.
             let n = (train + valid) * length / 2 + 2 * length + 2;
             let series = tasks::mackey_glass(n, 17.0, 500);
             let cut = n * 4 / 5;
-            let mut tr = tasks::forecast_windows(&series[..cut], length, (cut / train.max(1)).max(1));
-            let mut va = tasks::forecast_windows(&series[cut..], length, ((n - cut) / valid.max(1)).max(1));
+            let mut tr =
+                tasks::forecast_windows(&series[..cut], length, (cut / train.max(1)).max(1));
+            let mut va =
+                tasks::forecast_windows(&series[cut..], length, ((n - cut) / valid.max(1)).max(1));
             tr.truncate(train);
             va.truncate(valid);
             if tr.is_empty() || va.is_empty() {
-                return Err(Error::InvalidConfig("series too short for the window length".into()));
+                return Err(Error::InvalidConfig(
+                    "series too short for the window length".into(),
+                ));
             }
             (tr, va, ModelKind::Labeller, reals1, gauss, None)
         }
@@ -288,7 +338,12 @@ pub struct TaskScore {
     pub examples: Vec<String>,
 }
 
-fn verdict(info: &TaskInfo, metric: f64, details: Vec<(String, f64)>, examples: Vec<String>) -> TaskScore {
+fn verdict(
+    info: &TaskInfo,
+    metric: f64,
+    details: Vec<(String, f64)>,
+    examples: Vec<String>,
+) -> TaskScore {
     let passed = if info.higher_is_better {
         metric >= info.threshold
     } else {
@@ -320,18 +375,30 @@ pub fn score_labeller(
             let (mut valid, mut outer, mut total_len) = (0usize, 0usize, 0usize);
             let mut examples = Vec::new();
             for i in 0..samples {
-                let (ids, _) = g.generate(&[vocab::BOS], Some(vocab::END), 500, &Sampling::default(), &mut rng, |_| true)?;
+                let (ids, _) = g.generate(
+                    &[vocab::BOS],
+                    Some(vocab::END),
+                    500,
+                    &Sampling::default(),
+                    &mut rng,
+                    |_| true,
+                )?;
                 let s = v.decode(&ids);
                 let c = reber::check_embedded(&s);
                 valid += usize::from(c.valid);
                 outer += usize::from(c.outer_matched);
                 total_len += s.len();
                 if i < 10 {
-                    examples.push(format!("{s}  {}", if c.valid { "valid" } else { "INVALID" }));
+                    examples.push(format!(
+                        "{s}  {}",
+                        if c.valid { "valid" } else { "INVALID" }
+                    ));
                 }
             }
             let n = samples.max(1) as f64;
-            let bits = model.evaluate(&setup.valid.batch(&all), &mut ws)?.bits_per_symbol();
+            let bits = model
+                .evaluate(&setup.valid.batch(&all), &mut ws)?
+                .bits_per_symbol();
             Ok(verdict(
                 info,
                 valid as f64 / n,
@@ -354,7 +421,9 @@ pub fn score_labeller(
             for t in steps - 10..steps {
                 for j in 0..b {
                     let r = t * b + j;
-                    correct += usize::from(crate::layers::output::argmax(&logits[r * 10..(r + 1) * 10]) == y[r]);
+                    correct += usize::from(
+                        crate::layers::output::argmax(&logits[r * 10..(r + 1) * 10]) == y[r],
+                    );
                 }
             }
             let acc = correct as f64 / (10 * b) as f64;
@@ -374,14 +443,27 @@ pub fn score_labeller(
             let batch = setup.valid.batch(&all);
             let st = model.evaluate(&batch, &mut ws)?;
             let y = batch.target.reals().expect("real targets");
-            let m: Vec<f64> = batch.mask.iter().zip(y).filter(|(k, _)| **k).map(|(_, v)| *v as f64).collect();
+            let m: Vec<f64> = batch
+                .mask
+                .iter()
+                .zip(y)
+                .filter(|(k, _)| **k)
+                .map(|(_, v)| *v as f64)
+                .collect();
             let mean = m.iter().sum::<f64>() / m.len() as f64;
             let var = m.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m.len() as f64;
             let mse = st.mse().unwrap_or(f64::NAN);
             let nrmse = (mse / var).sqrt();
-            Ok(verdict(info, nrmse, vec![("nrmse".into(), nrmse), ("mse".into(), mse)], Vec::new()))
+            Ok(verdict(
+                info,
+                nrmse,
+                vec![("nrmse".into(), nrmse), ("mse".into(), mse)],
+                Vec::new(),
+            ))
         }
-        other => Err(Error::InvalidCall(format!("task {other} does not use a labeller"))),
+        other => Err(Error::InvalidCall(format!(
+            "task {other} does not use a labeller"
+        ))),
     }
 }
 
@@ -396,19 +478,33 @@ pub fn score_classifier(setup: &TaskSetup, model: &SequenceClassifier<f32>) -> R
         "adding" => {
             let y = batch.target.reals().expect("real targets");
             let pred = ws.logits();
-            let ok = pred.iter().zip(y).filter(|(p, t)| (**p - **t).abs() < 0.04).count();
+            let ok = pred
+                .iter()
+                .zip(y)
+                .filter(|(p, t)| (**p - **t).abs() < 0.04)
+                .count();
             let share = ok as f64 / y.len() as f64;
             Ok(verdict(
                 info,
                 share,
-                vec![("correct_share".into(), share), ("mse".into(), st.mse().unwrap_or(f64::NAN))],
+                vec![
+                    ("correct_share".into(), share),
+                    ("mse".into(), st.mse().unwrap_or(f64::NAN)),
+                ],
                 Vec::new(),
             ))
         }
         "parity" => {
             let acc = st.accuracy().unwrap_or(0.0);
-            Ok(verdict(info, acc, vec![("accuracy".into(), acc), ("loss".into(), st.mean_nll())], Vec::new()))
+            Ok(verdict(
+                info,
+                acc,
+                vec![("accuracy".into(), acc), ("loss".into(), st.mean_nll())],
+                Vec::new(),
+            ))
         }
-        other => Err(Error::InvalidCall(format!("task {other} does not use a classifier"))),
+        other => Err(Error::InvalidCall(format!(
+            "task {other} does not use a classifier"
+        ))),
     }
 }

@@ -67,8 +67,11 @@ pub struct ReberCheck {
 pub fn check_embedded(s: &str) -> ReberCheck {
     let b = s.as_bytes();
     let n = b.len();
-    let outer_matched =
-        n >= 5 && b[0] == b'B' && b[n - 1] == b'E' && (b[1] == b'T' || b[1] == b'P') && b[1] == b[n - 2];
+    let outer_matched = n >= 5
+        && b[0] == b'B'
+        && b[n - 1] == b'E'
+        && (b[1] == b'T' || b[1] == b'P')
+        && b[1] == b[n - 2];
     ReberCheck {
         valid: outer_matched && is_reber(&s[2..n - 2]),
         outer_matched,

@@ -227,8 +227,14 @@ pub fn forecast_windows<T: Float>(series: &[f64], len: usize, stride: usize) -> 
     let mut out = Vec::new();
     let mut start = 0;
     while start + len < series.len() {
-        let x: Vec<T> = series[start..start + len].iter().map(|&v| T::from_f64(v)).collect();
-        let y: Vec<T> = series[start + 1..start + len + 1].iter().map(|&v| T::from_f64(v)).collect();
+        let x: Vec<T> = series[start..start + len]
+            .iter()
+            .map(|&v| T::from_f64(v))
+            .collect();
+        let y: Vec<T> = series[start + 1..start + len + 1]
+            .iter()
+            .map(|&v| T::from_f64(v))
+            .collect();
         out.push(Sequence {
             len,
             input: Values::Reals { width: 1, data: x },
@@ -254,7 +260,12 @@ pub fn sum_of_sines<T: Float>(n: usize, len: usize, seed: u64) -> Vec<Sequence<T
                     )
                 })
                 .collect();
-            let v = |t: usize| comps.iter().map(|(w, a, p)| a * (w * t as f64 + p).sin()).sum::<f64>();
+            let v = |t: usize| {
+                comps
+                    .iter()
+                    .map(|(w, a, p)| a * (w * t as f64 + p).sin())
+                    .sum::<f64>()
+            };
             Sequence {
                 len,
                 input: Values::Reals {

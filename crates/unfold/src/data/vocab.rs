@@ -68,7 +68,9 @@ impl Vocab {
             return SPECIAL_NAMES[id].to_string();
         }
         match self {
-            Vocab::Chars(cs) => cs.get(id - SPECIALS).map_or("<unk>".into(), |c| c.to_string()),
+            Vocab::Chars(cs) => cs
+                .get(id - SPECIALS)
+                .map_or("<unk>".into(), |c| c.to_string()),
             Vocab::Bytes => String::from_utf8_lossy(&[(id - SPECIALS) as u8]).into_owned(),
         }
     }

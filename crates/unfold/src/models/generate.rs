@@ -55,7 +55,12 @@ impl Sampling {
     }
 
     /// Draws a symbol from `logits`; `scratch` is reused between calls.
-    pub fn pick<T: Float>(&self, logits: &[T], rng: &mut Rng, scratch: &mut Vec<(f64, usize)>) -> usize {
+    pub fn pick<T: Float>(
+        &self,
+        logits: &[T],
+        rng: &mut Rng,
+        scratch: &mut Vec<(f64, usize)>,
+    ) -> usize {
         if self.greedy {
             return argmax(logits);
         }
@@ -124,10 +129,14 @@ impl<'m, T: Float> Generator<'m, T> {
     /// a categorical output.
     pub fn new(model: &'m SequenceLabeller<T>) -> Result<Self> {
         if !matches!(model.input, InputLayer::Embedding(_)) {
-            return Err(Error::InvalidCall("generation needs a model that reads symbols".into()));
+            return Err(Error::InvalidCall(
+                "generation needs a model that reads symbols".into(),
+            ));
         }
         if !matches!(model.output.kind(), OutputKind::Categorical { .. }) {
-            return Err(Error::InvalidCall("generation needs a categorical output".into()));
+            return Err(Error::InvalidCall(
+                "generation needs a categorical output".into(),
+            ));
         }
         if model.rnn.config().bidirectional {
             return Err(Error::InvalidCall(
@@ -156,7 +165,10 @@ impl<'m, T: Float> Generator<'m, T> {
         };
         self.x.resize(e.dim(), T::ZERO);
         e.forward(&[id], &mut self.x)?;
-        let h = self.model.rnn.step(&self.x, &mut self.state, &mut self.ws)?;
+        let h = self
+            .model
+            .rnn
+            .step(&self.x, &mut self.state, &mut self.ws)?;
         self.model.head.forward(h, 1, &mut self.logits)?;
         Ok(&self.logits)
     }
@@ -217,23 +229,48 @@ mod tests {
             }
             c
         };
-        let greedy = Sampling { greedy: true, ..Default::default() };
+        let greedy = Sampling {
+            greedy: true,
+            ..Default::default()
+        };
         assert_eq!(count(greedy, &mut rng, &mut scratch), [20000, 0, 0, 0]);
-        let k2 = Sampling { top_k: 2, ..Default::default() };
+        let k2 = Sampling {
+            top_k: 2,
+            ..Default::default()
+        };
         let c = count(k2, &mut rng, &mut scratch);
         assert_eq!(c[2] + c[3], 0);
         // P(0 | top 2) = e / (e + 1) = 0.731.
         assert!((c[0] as f64 / 20000.0 - 0.731).abs() < 0.015, "{c:?}");
         // Softmax probabilities: 0.644, 0.237, 0.087, 0.032; top-p 0.85 keeps the first two.
-        let p = Sampling { top_p: 0.85, ..Default::default() };
+        let p = Sampling {
+            top_p: 0.85,
+            ..Default::default()
+        };
         let c = count(p, &mut rng, &mut scratch);
         assert_eq!(c[2] + c[3], 0, "{c:?}");
         let plain = count(Sampling::default(), &mut rng, &mut scratch);
-        assert!((plain[3] as f64 / 20000.0 - 0.032).abs() < 0.006, "{plain:?}");
-        let cold = Sampling { temperature: 0.25, ..Default::default() };
+        assert!(
+            (plain[3] as f64 / 20000.0 - 0.032).abs() < 0.006,
+            "{plain:?}"
+        );
+        let cold = Sampling {
+            temperature: 0.25,
+            ..Default::default()
+        };
         let c = count(cold, &mut rng, &mut scratch);
         assert!(c[0] > 19000, "{c:?}");
-        assert!(Sampling { temperature: 0.0, ..Default::default() }.validate().is_err());
-        assert!(Sampling { top_p: 0.0, ..Default::default() }.validate().is_err());
+        assert!(Sampling {
+            temperature: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
+        assert!(Sampling {
+            top_p: 0.0,
+            ..Default::default()
+        }
+        .validate()
+        .is_err());
     }
 }
