@@ -7,8 +7,9 @@ use anyhow::Result;
 use unfold::layers::LossStats;
 use unfold::models::SequenceModel;
 
+use crate::data::{prepare, score};
 use crate::model::{load, Model};
-use crate::train::{report, score};
+use crate::train::report;
 use crate::Global;
 
 /// Arguments of `unfold eval`.
@@ -33,13 +34,14 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
     if let Some(n) = args.samples {
         loaded.settings.samples = n;
     }
-    let all: Vec<usize> = (0..loaded.setup.valid.len()).collect();
-    let batch = loaded.setup.valid.batch(&all);
+    let p = prepare(&loaded.settings)?;
+    let all: Vec<usize> = (0..p.valid.len()).collect();
+    let batch = p.valid.batch(&all);
     let valid: LossStats = match &loaded.model {
         Model::Labeller(m) => m.evaluate(&batch, &mut Default::default())?,
         Model::Classifier(m) => m.evaluate(&batch, &mut Default::default())?,
     };
-    let sc = score(&loaded.model, &loaded.setup, &loaded.settings)?;
+    let sc = score(&p, &loaded.model, &loaded.settings)?;
     if args.json {
         let details: serde_json::Map<String, serde_json::Value> = sc
             .details
@@ -65,7 +67,7 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
             loaded.path.display(),
             all.len()
         );
-        report(&loaded.settings, &loaded.setup, &sc, &valid, global.quiet);
+        report(&loaded.settings, &p, &sc, &valid, global.quiet);
     }
     Ok(())
 }
@@ -86,7 +88,13 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
     let s = &loaded.settings;
     let meta = &loaded.file.metadata;
     println!("checkpoint  {}", loaded.path.display());
-    println!("task        {} ({})", s.task, loaded.setup.info.summary);
+    let data = s
+        .text
+        .as_ref()
+        .or(s.ts.as_ref())
+        .or(s.csv.as_ref())
+        .map_or(String::from("generated in code"), |f| format!("from {f}"));
+    println!("task        {} (data {data})", s.task);
     println!(
         "model       {} hidden {} layers {}, {} parameters",
         s.model,
@@ -104,7 +112,21 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         s.batch,
         s.seed
     );
-    if let Some(v) = &loaded.setup.vocab {
+    println!(
+        "shape       {:?} reading {:?}, output {:?}",
+        loaded.shape.kind, loaded.shape.input, loaded.shape.output
+    );
+    if let Some(sc) = &loaded.scaler {
+        println!(
+            "scaling     {} input(s) {}, standardised with the training data's mean and std",
+            sc.names.len(),
+            sc.names.join(", ")
+        );
+        if !sc.classes.is_empty() {
+            println!("classes     {}", sc.classes.join(" "));
+        }
+    }
+    if let Some(v) = &loaded.vocab {
         let symbols: Vec<String> = (0..v.len()).map(|i| v.symbol(i)).collect();
         println!("vocabulary  {} symbols: {}", v.len(), symbols.join(" "));
     }

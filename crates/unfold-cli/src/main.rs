@@ -5,6 +5,7 @@
 //! files, settings, checkpoints of the wrong kind), 1 for anything else.
 
 mod bench;
+mod data;
 mod inspect;
 mod model;
 mod plot;

@@ -4,12 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use unfold::builtin::{self, ModelKind, TaskSetup};
+use unfold::builtin::ModelKind;
 use unfold::checkpoint::TensorFile;
 use unfold::data::Vocab;
 use unfold::models::{InputSpec, ModelConfig, Readout, SequenceClassifier, SequenceLabeller};
 use unfold::Parameters;
 
+use crate::data::{Scaler, Shape};
 use crate::settings::Settings;
 use crate::BadInput;
 
@@ -17,6 +18,10 @@ use crate::BadInput;
 pub const META_SETTINGS: &str = "unfold.settings";
 /// Metadata key of the vocabulary in a checkpoint.
 pub const META_VOCAB: &str = "unfold.vocab";
+/// Metadata key of the model's shape in a checkpoint.
+pub const META_SHAPE: &str = "unfold.shape";
+/// Metadata key of the input scaling in a checkpoint.
+pub const META_SCALER: &str = "unfold.scaler";
 
 /// A run's model: pattern I or pattern III.
 pub enum Model {
@@ -27,8 +32,8 @@ pub enum Model {
 }
 
 impl Model {
-    /// Builds the model the settings ask for, shaped for the task.
-    pub fn build(s: &Settings, setup: &TaskSetup) -> Result<Self> {
+    /// Builds the model the settings ask for, in the given shape.
+    pub fn build(s: &Settings, setup: &Shape) -> Result<Self> {
         let input = match setup.input {
             InputSpec::Symbols { vocab, .. } => InputSpec::Symbols {
                 vocab,
@@ -87,8 +92,12 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The run's settings.
     pub settings: Settings,
-    /// The task's data, regenerated from the settings.
-    pub setup: TaskSetup,
+    /// The model's shape.
+    pub shape: Shape,
+    /// The vocabulary of a symbol model.
+    pub vocab: Option<Vocab>,
+    /// The input scaling of a real-valued model.
+    pub scaler: Option<Scaler>,
     /// The trained model.
     pub model: Model,
     /// The checkpoint's tensors and metadata.
@@ -119,32 +128,31 @@ pub fn checkpoint_path(arg: &Path) -> Result<PathBuf> {
     }
 }
 
-/// Loads a run directory or checkpoint.
+/// Loads a run directory or checkpoint: the model is rebuilt from the checkpoint alone.
 pub fn load(arg: &Path) -> Result<Loaded> {
     let path = checkpoint_path(arg)?;
     let file = TensorFile::read(&path).map_err(|e| BadInput(e.to_string()))?;
     let origin = path.display().to_string();
-    let text = file.metadata.get(META_SETTINGS).ok_or_else(|| {
-        BadInput(format!(
-            "{origin}: not an unfold run checkpoint (no {META_SETTINGS} in its metadata)"
-        ))
-    })?;
-    let settings = Settings::from_toml(text, &origin)?;
-    let setup = builtin::setup(
-        &settings.task,
-        settings.length,
-        settings.train_size,
-        settings.valid_size,
-        settings.seed,
-    )
-    .map_err(|e| BadInput(format!("{origin}: {e}")))?;
-    if let Some(v) = file.metadata.get(META_VOCAB) {
-        let vocab = Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?;
-        if Some(&vocab) != setup.vocab.as_ref() {
-            return Err(BadInput(format!("{origin}: vocabulary differs from the task's")).into());
-        }
-    }
-    let mut model = Model::build(&settings, &setup)?;
+    let meta = |k: &str| {
+        file.metadata.get(k).ok_or_else(|| {
+            BadInput(format!(
+                "{origin}: not an unfold run checkpoint (no {k} in its metadata)"
+            ))
+        })
+    };
+    let settings = Settings::from_toml(meta(META_SETTINGS)?, &origin)?;
+    let shape = Shape::from_text(meta(META_SHAPE)?, &origin)?;
+    let vocab = match file.metadata.get(META_VOCAB) {
+        Some(v) => Some(Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?),
+        None => None,
+    };
+    let scaler = match file.metadata.get(META_SCALER) {
+        Some(v) => Some(
+            serde_json::from_str(v).map_err(|e| BadInput(format!("{origin}: bad scaler: {e}")))?,
+        ),
+        None => None,
+    };
+    let mut model = Model::build(&settings, &shape)?;
     let res = match &mut model {
         Model::Labeller(m) => file.load_params("model.", m),
         Model::Classifier(m) => file.load_params("model.", m),
@@ -154,7 +162,9 @@ pub fn load(arg: &Path) -> Result<Loaded> {
     Ok(Loaded {
         path,
         settings,
-        setup,
+        shape,
+        vocab,
+        scaler,
         model,
         file,
     })

@@ -62,7 +62,7 @@ pub fn sample(args: SampleArgs, global: &Global) -> Result<()> {
             loaded.settings.task
         )));
     };
-    let Some(v) = loaded.setup.vocab.as_ref() else {
+    let Some(v) = loaded.vocab.as_ref() else {
         bail!(BadInput(format!(
             "{}: task '{}' has no text vocabulary to sample from",
             loaded.path.display(),

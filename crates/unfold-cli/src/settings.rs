@@ -71,6 +71,27 @@ pub struct RawSettings {
     /// Samples drawn when scoring a generative task.
     #[arg(long)]
     pub samples: Option<usize>,
+    /// Train a character language model on this text file (90/5/5 train/valid/test split).
+    #[arg(long, value_name = "FILE")]
+    pub text: Option<String>,
+    /// Window of truncated BPTT for --text: steps per update, gradient through all of them.
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Train a sequence classifier on this sktime/UEA .ts file (with --test).
+    #[arg(long, value_name = "TRAIN.ts")]
+    pub ts: Option<String>,
+    /// The held-out .ts file for --ts.
+    #[arg(long, value_name = "TEST.ts")]
+    pub test: Option<String>,
+    /// Forecast a time series from this CSV file (with --column).
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<String>,
+    /// CSV columns read as inputs, comma-separated.
+    #[arg(long, value_name = "NAME[,NAME...]")]
+    pub column: Option<String>,
+    /// CSV column forecast one step ahead (default: the first --column).
+    #[arg(long, value_name = "NAME")]
+    pub target: Option<String>,
     /// Seed of everything random in the run (also a global flag).
     #[arg(skip)]
     pub seed: Option<u64>,
@@ -118,6 +139,27 @@ pub struct Settings {
     pub samples: usize,
     /// Seed.
     pub seed: u64,
+    /// Text file of a language-model run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Truncated-BPTT window of a text run.
+    #[serde(default)]
+    pub seq_len: usize,
+    /// Training .ts file of a classification run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
+    /// Test .ts file of a classification run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<String>,
+    /// CSV file of a forecasting run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv: Option<String>,
+    /// CSV input columns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// CSV target column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl RawSettings {
@@ -154,27 +196,83 @@ impl RawSettings {
             eval_every,
             patience,
             samples,
+            text,
+            seq_len,
+            ts,
+            test,
+            csv,
+            column,
+            target,
             seed
         )
     }
 
     /// Fills what is missing from the task's defaults and checks every value.
     pub fn resolve(self) -> Result<Settings> {
-        let task = self
-            .task
-            .unwrap_or_else(|| builtin::TASKS[0].name.to_string());
-        let info: &TaskInfo = builtin::find(&task).map_err(|e| BadInput(e.to_string()))?;
-        let steps = self.steps.unwrap_or(info.steps);
+        let sources = [self.text.is_some(), self.ts.is_some(), self.csv.is_some()];
+        if sources.iter().filter(|&&b| b).count() > 1 {
+            bail!(BadInput(
+                "give at most one of --text, --ts and --csv".into()
+            ));
+        }
+        let user = if self.text.is_some() {
+            Some("text")
+        } else if self.ts.is_some() {
+            Some("ts")
+        } else if self.csv.is_some() {
+            Some("csv")
+        } else {
+            None
+        };
+        if let (Some(u), Some(t)) = (user, &self.task) {
+            if t != u {
+                bail!(BadInput(format!(
+                    "--task {t} cannot be combined with --{u} (a data file is its own task)"
+                )));
+            }
+        }
+        if self.ts.is_some() != self.test.is_some() {
+            bail!(BadInput(
+                "--ts and --test go together: a training and a test .ts file".into()
+            ));
+        }
+        if self.csv.is_some() && self.column.is_none() {
+            bail!(BadInput("--csv needs --column NAME[,NAME...]".into()));
+        }
+        if self.csv.is_none() && (self.column.is_some() || self.target.is_some()) {
+            bail!(BadInput("--column and --target apply to --csv".into()));
+        }
+        // Defaults: a built-in task's, or those of the kind of user data.
+        let (task, cell, hidden, steps, lr, batch) = match user {
+            Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32),
+            Some("ts") => ("ts".to_string(), CellKind::Lstm, 64, 1500, 5e-3, 32),
+            Some(_) => ("csv".to_string(), CellKind::Gru, 32, 2000, 5e-3, 32),
+            None => {
+                let task = self
+                    .task
+                    .unwrap_or_else(|| builtin::TASKS[0].name.to_string());
+                let info: &TaskInfo = builtin::find(&task).map_err(|e| BadInput(e.to_string()))?;
+                (
+                    task,
+                    info.cell,
+                    info.hidden,
+                    info.steps,
+                    info.lr,
+                    info.batch,
+                )
+            }
+        };
+        let steps = self.steps.unwrap_or(steps);
         let s = Settings {
             task,
-            model: self.model.unwrap_or_else(|| info.cell.name().to_string()),
-            hidden: self.hidden.unwrap_or(info.hidden),
+            model: self.model.unwrap_or_else(|| cell.name().to_string()),
+            hidden: self.hidden.unwrap_or(hidden),
             layers: self.layers.unwrap_or(1),
             embed: self.embed.unwrap_or(16),
             forget_bias: self.forget_bias.unwrap_or(1.0),
             steps,
-            batch: self.batch.unwrap_or(info.batch),
-            lr: self.lr.unwrap_or(info.lr),
+            batch: self.batch.unwrap_or(batch),
+            lr: self.lr.unwrap_or(lr),
             schedule: self.schedule.unwrap_or_else(|| "cosine".into()),
             optimizer: self.optimizer.unwrap_or_else(|| "adam".into()),
             clip: self.clip.unwrap_or(1.0),
@@ -185,6 +283,13 @@ impl RawSettings {
             patience: self.patience.unwrap_or(0),
             samples: self.samples.unwrap_or(1000),
             seed: self.seed.unwrap_or(0),
+            text: self.text,
+            seq_len: self.seq_len.unwrap_or(100),
+            ts: self.ts,
+            test: self.test,
+            csv: self.csv,
+            column: self.column,
+            target: self.target,
         };
         s.check()?;
         Ok(s)
@@ -232,6 +337,9 @@ impl Settings {
         }
         if self.eval_every == 0 {
             return bad("--eval-every must be at least 1".into());
+        }
+        if self.seq_len == 0 {
+            return bad("--seq-len must be at least 1".into());
         }
         Ok(())
     }

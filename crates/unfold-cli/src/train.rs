@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use unfold::builtin::{self, TaskScore, TaskSetup};
 use unfold::checkpoint::write_atomic;
-use unfold::layers::{LossStats, OutputKind};
-use unfold::models::SequenceModel;
+use unfold::layers::LossStats;
+use unfold::models::{SequenceLabeller, SequenceModel};
 use unfold::train::trainer::{CHECKPOINT, METRICS};
-use unfold::train::{Batches, Summary, TrainConfig, Trainer};
+use unfold::train::{Batches, Stream, Summary, TrainConfig, TrainData, Trainer};
 
-use crate::model::{Model, META_SETTINGS, META_VOCAB};
+use crate::data::{monitor, prepare, score, Prepared, Score, TrainData as Source};
+use crate::model::{Model, META_SCALER, META_SETTINGS, META_SHAPE, META_VOCAB};
 use crate::plot::{plot, read_metric, smooth, Series};
 use crate::progress::Progress;
 use crate::settings::{check_out, fresh_dir, RawSettings, Settings};
@@ -37,15 +37,6 @@ pub struct TrainArgs {
     /// may change).
     #[arg(long, conflicts_with = "config")]
     resume: Option<PathBuf>,
-}
-
-/// The validation figure shown while training.
-fn monitor(setup: &TaskSetup) -> &'static str {
-    match (setup.output, setup.kind) {
-        (OutputKind::Categorical { .. }, builtin::ModelKind::Classifier) => "accuracy",
-        (OutputKind::Categorical { .. }, _) => "bits",
-        _ => "mse",
-    }
 }
 
 fn resolve(args: &TrainArgs, global: &Global) -> Result<(Settings, PathBuf, bool)> {
@@ -93,31 +84,55 @@ fn resolve(args: &TrainArgs, global: &Global) -> Result<(Settings, PathBuf, bool
     Ok((s, dir, false))
 }
 
-/// Trains for the settings' steps (or resumes), returning the model and how the run went.
+/// Trains for the settings' steps (or resumes) from `data`, returning the model and how the
+/// run went.
 fn fit<M: SequenceModel<f32>>(
     model: M,
     cfg: TrainConfig,
-    setup: &TaskSetup,
-    s: &Settings,
+    data: &mut dyn TrainData<f32, M>,
+    p: &Prepared,
     resume: Option<&Path>,
     progress: &mut Progress,
 ) -> Result<(M, Summary)> {
-    let mut data = Batches::new(&setup.train, s.batch, 8, s.seed)?;
     let mut tr = match resume {
-        Some(ck) => Trainer::resume(model, cfg, ck, &mut data)
+        Some(ck) => Trainer::resume(model, cfg, ck, data)
             .map_err(|e| BadInput(format!("{}: {e}", ck.display())))?,
         None => Trainer::new(model, cfg)?,
     };
-    let summary = tr.run(&mut data, Some(&setup.valid), &mut |e| progress.event(e))?;
+    let summary = tr.run(data, Some(&p.valid), &mut |e| progress.event(e))?;
     Ok((tr.model, summary))
+}
+
+fn fit_labeller(
+    m: SequenceLabeller<f32>,
+    cfg: TrainConfig,
+    p: &Prepared,
+    s: &Settings,
+    resume: Option<&Path>,
+    progress: &mut Progress,
+) -> Result<(SequenceLabeller<f32>, Summary)> {
+    match &p.train {
+        Source::Sequences(d) => fit(
+            m,
+            cfg,
+            &mut Batches::new(d, s.batch, 8, s.seed)?,
+            p,
+            resume,
+            progress,
+        ),
+        Source::Stream { input, target } => {
+            let mut st = Stream::new(input, target, s.batch, s.seq_len, s.seq_len)
+                .map_err(|e| BadInput(e.to_string()))?;
+            fit(m, cfg, &mut st, p, resume, progress)
+        }
+    }
 }
 
 /// Runs `unfold train`.
 pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let (s, dir, resuming) = resolve(&args, global)?;
-    let setup = builtin::setup(&s.task, s.length, s.train_size, s.valid_size, s.seed)
-        .map_err(|e| BadInput(e.to_string()))?;
-    let model = Model::build(&s, &setup)?;
+    let setup = prepare(&s)?;
+    let model = Model::build(&s, &setup.shape)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let toml = s.to_toml();
     write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
@@ -141,9 +156,13 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let mut metadata = vec![
         (META_SETTINGS.to_string(), toml.clone()),
         ("unfold.task".to_string(), s.task.clone()),
+        (META_SHAPE.to_string(), setup.shape.to_text()),
     ];
     if let Some(v) = &setup.vocab {
         metadata.push((META_VOCAB.to_string(), v.to_metadata()));
+    }
+    if let Some(sc) = &setup.scaler {
+        metadata.push((META_SCALER.to_string(), serde_json::to_string(sc)?));
     }
     let cfg = TrainConfig {
         seed: s.seed,
@@ -170,15 +189,19 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     } else {
         0
     };
-    let mut progress = Progress::new(s.steps, start_step, global.quiet, monitor(&setup));
+    let mut progress = Progress::new(s.steps, start_step, global.quiet, monitor(&setup.shape));
     let t0 = Instant::now();
     let (model, summary) = match model {
         Model::Labeller(m) => {
-            let (m, sm) = fit(m, cfg, &setup, &s, resume, &mut progress)?;
+            let (m, sm) = fit_labeller(m, cfg, &setup, &s, resume, &mut progress)?;
             (Model::Labeller(m), sm)
         }
         Model::Classifier(m) => {
-            let (m, sm) = fit(m, cfg, &setup, &s, resume, &mut progress)?;
+            let Source::Sequences(d) = &setup.train else {
+                bail!("a classifier trains on sequences");
+            };
+            let mut data = Batches::new(d, s.batch, 8, s.seed)?;
+            let (m, sm) = fit(m, cfg, &mut data, &setup, resume, &mut progress)?;
             (Model::Classifier(m), sm)
         }
     };
@@ -193,10 +216,10 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
             ""
         }
     ));
-    let score = score(&model, &setup, &s)?;
+    let score = score(&setup, &model, &s)?;
     let valid = summary.last_eval.unwrap_or_default();
     report(&s, &setup, &score, &valid, global.quiet);
-    let plots = write_plots(&dir, &s, monitor(&setup))?;
+    let plots = write_plots(&dir, &s, monitor(&setup.shape))?;
     write_summary(
         &dir,
         &s,
@@ -215,22 +238,11 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     Ok(())
 }
 
-/// Scores a model on its task's metric.
-pub fn score(model: &Model, setup: &TaskSetup, s: &Settings) -> Result<TaskScore> {
-    Ok(match model {
-        Model::Labeller(m) => {
-            builtin::score_labeller(setup, m, s.samples, s.seed.wrapping_add(12345))?
-        }
-        Model::Classifier(m) => builtin::score_classifier(setup, m)?,
-    })
-}
-
-/// Prints the task's verdict and examples.
-pub fn report(s: &Settings, setup: &TaskSetup, score: &TaskScore, valid: &LossStats, quiet: bool) {
+/// Prints the verdict and examples.
+pub fn report(s: &Settings, p: &Prepared, score: &Score, valid: &LossStats, quiet: bool) {
     if quiet {
         return;
     }
-    let info = setup.info;
     if !score.examples.is_empty() {
         println!("samples:");
         for e in &score.examples {
@@ -251,28 +263,24 @@ pub fn report(s: &Settings, setup: &TaskSetup, score: &TaskScore, valid: &LossSt
     for (k, v) in &score.details {
         println!("  {k}: {v:.4}");
     }
-    println!(
-        "{}: {} = {:.4} ({} {} {}): {}",
-        s.task,
-        info.metric,
-        score.metric,
-        if info.higher_is_better {
-            "target >="
-        } else {
-            "target <="
-        },
-        info.threshold,
-        if s.task == "reber" {
-            format!("over {} samples", s.samples)
-        } else {
-            String::new()
-        },
-        if score.passed {
-            "PASSED"
-        } else {
-            "not reached"
-        }
-    );
+    let target = match p.threshold {
+        Some(t) => format!(
+            " (target {} {t}{}): {}",
+            if p.higher_is_better { ">=" } else { "<=" },
+            if s.task == "reber" {
+                format!(" over {} samples", s.samples)
+            } else {
+                String::new()
+            },
+            if score.passed == Some(true) {
+                "PASSED"
+            } else {
+                "not reached"
+            }
+        ),
+        None => String::new(),
+    };
+    println!("{}: {} = {:.4}{target}", s.task, p.metric, score.metric);
 }
 
 fn write_plots(dir: &Path, s: &Settings, key: &str) -> Result<Vec<PathBuf>> {
@@ -317,15 +325,14 @@ fn write_plots(dir: &Path, s: &Settings, key: &str) -> Result<Vec<PathBuf>> {
 fn write_summary(
     dir: &Path,
     s: &Settings,
-    setup: &TaskSetup,
-    score: &TaskScore,
+    setup: &Prepared,
+    score: &Score,
     valid: &LossStats,
     summary: &Summary,
     secs: f64,
     params: usize,
     plots: &[PathBuf],
 ) -> Result<()> {
-    let info = setup.info;
     let details: serde_json::Map<String, serde_json::Value> = score
         .details
         .iter()
@@ -333,10 +340,10 @@ fn write_summary(
         .collect();
     let json = serde_json::json!({
         "task": s.task,
-        "metric": info.metric,
+        "metric": setup.metric,
         "value": score.metric,
-        "threshold": info.threshold,
-        "higher_is_better": info.higher_is_better,
+        "threshold": setup.threshold,
+        "higher_is_better": setup.higher_is_better,
         "passed": score.passed,
         "details": details,
         "steps": summary.steps,
@@ -359,14 +366,17 @@ fn write_summary(
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     let mut md = format!(
-        "# {} run\n\n{}\n\n| | |\n|---|---|\n| metric | {} |\n| value | {:.4} |\n| target | {} {} |\n| result | {} |\n| model | {} x {} ({} layers), {} parameters |\n| steps | {}{} |\n| training time | {:.1} s |\n| validation loss | {:.4} nats ({:.4} bits) |\n",
+        "# {} run\n\n{}\n\n| | |\n|---|---|\n| metric | {} |\n| value | {:.4} |\n| target | {} |\n| result | {} |\n| model | {} x {} ({} layers), {} parameters |\n| steps | {}{} |\n| training time | {:.1} s |\n| validation loss | {:.4} nats ({:.4} bits) |\n",
         s.task,
-        info.summary,
-        info.metric,
+        setup.summary,
+        setup.metric,
         score.metric,
-        if info.higher_is_better { ">=" } else { "<=" },
-        info.threshold,
-        if score.passed { "passed" } else { "not reached" },
+        setup.threshold.map_or("-".to_string(), |t| format!("{} {t}", if setup.higher_is_better { ">=" } else { "<=" })),
+        match score.passed {
+            Some(true) => "passed",
+            Some(false) => "not reached",
+            None => "-",
+        },
         s.model,
         s.hidden,
         s.layers,

@@ -358,3 +358,215 @@ fn bad_inputs_give_one_line_errors_and_status_2() {
     std::fs::write(&file, "x").unwrap();
     bad(&["train", "--out", file.to_str().unwrap()], "is a file");
 }
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+fn ts_file(n: usize, seed: usize, extra_class: bool) -> String {
+    let mut s = String::from("# generated\n@problemName Toy\n@univariate false\n@dimensions 2\n@equalLength false\n@classLabel true a b c\n@data\n");
+    for i in 0..n {
+        let class = ["a", "b", "c"][(i + seed) % 3];
+        let len = 4 + (i * 7 + seed) % 5;
+        let level = match class {
+            "a" => -1.0,
+            "b" => 0.0,
+            _ => 1.0,
+        };
+        let ch = |k: f64| {
+            (0..len)
+                .map(|t| format!("{:.3}", level * k + 0.1 * ((t * 13 + i) % 7) as f64))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        s += &format!(
+            "{}:{}:{}\n",
+            ch(1.0),
+            ch(-0.5),
+            if extra_class && i == 0 { "z" } else { class }
+        );
+    }
+    s
+}
+
+#[test]
+fn user_data_text_ts_and_csv() {
+    let dir = temp("user");
+    // Text: a language model, sampled from the checkpoint alone.
+    let words = ["the ", "cat ", "sat ", "on ", "a ", "mat. "];
+    let body: String = (0..900)
+        .map(|i| words[(i * 7 + i / 5) % words.len()])
+        .collect();
+    let text = write(&dir, "corpus.txt", &body);
+    let run = dir.join("lm");
+    ok(&[
+        "train",
+        "--text",
+        text.to_str().unwrap(),
+        "--steps",
+        "30",
+        "--hidden",
+        "16",
+        "--seq-len",
+        "20",
+        "--batch",
+        "4",
+        "--eval-every",
+        "10",
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let out = ok(&[
+        "sample",
+        run.to_str().unwrap(),
+        "--prime",
+        "the ",
+        "--length",
+        "40",
+        "--count",
+        "2",
+    ]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.lines().all(|l| l.starts_with("the ")), "{out}");
+    let eval = ok(&["eval", run.to_str().unwrap(), "--json"]);
+    assert!(eval.contains("test_bits_per_character"), "{eval}");
+    // .ts: a sequence classifier on variable-length multivariate series.
+    let tr = write(&dir, "toy_TRAIN.ts", &ts_file(60, 0, false));
+    let te = write(&dir, "toy_TEST.ts", &ts_file(30, 1, false));
+    let run = dir.join("cls");
+    ok(&[
+        "train",
+        "--ts",
+        tr.to_str().unwrap(),
+        "--test",
+        te.to_str().unwrap(),
+        "--steps",
+        "150",
+        "--hidden",
+        "16",
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert!(
+        v["value"].as_f64().unwrap() > 0.9,
+        "toy classes are separable: {summary}"
+    );
+    let inspect = ok(&["inspect", run.to_str().unwrap()]);
+    assert!(inspect.contains("classes     a b c"), "{inspect}");
+    // CSV: forecasting one column from two.
+    let mut csv = String::from("\"t\",\"a\",\"b\"\n");
+    for t in 0..300 {
+        let x = t as f64 * 0.2;
+        csv += &format!("{t},{:.4},{:.4}\n", x.sin(), (x * 0.5).cos());
+    }
+    let csvp = write(&dir, "series.csv", &csv);
+    let run = dir.join("fc");
+    ok(&[
+        "train",
+        "--csv",
+        csvp.to_str().unwrap(),
+        "--column",
+        "a,b",
+        "--target",
+        "b",
+        "--length",
+        "20",
+        "--steps",
+        "200",
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let eval = ok(&["eval", run.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(eval.trim()).unwrap();
+    assert!(
+        v["details"]["rmse_original_units"].as_f64().unwrap() < 0.3,
+        "{eval}"
+    );
+
+    // Bad user data: file, line and field named, status 2.
+    bad(
+        &["train", "--csv", csvp.to_str().unwrap(), "--column", "c"],
+        "no column 'c'",
+    );
+    let broken = write(&dir, "broken.csv", "a,b\n1,2\n3,x\n");
+    bad(
+        &[
+            "train",
+            "--csv",
+            broken.to_str().unwrap(),
+            "--column",
+            "a,b",
+        ],
+        "broken.csv:3: column 'b'",
+    );
+    let nan = write(&dir, "nan.csv", "a\n1\nNaN\n");
+    bad(
+        &["train", "--csv", nan.to_str().unwrap(), "--column", "a"],
+        "nan.csv:3",
+    );
+    bad(&["train", "--csv", csvp.to_str().unwrap()], "--column");
+    let short = write(&dir, "short.csv", "a\n1\n2\n3\n");
+    bad(
+        &["train", "--csv", short.to_str().unwrap(), "--column", "a"],
+        "too few",
+    );
+    bad(&["train", "--ts", tr.to_str().unwrap()], "--test");
+    let bad_ts = write(&dir, "bad.ts", "@classLabel true a b\n@data\n1,2,oops:a\n");
+    bad(
+        &[
+            "train",
+            "--ts",
+            bad_ts.to_str().unwrap(),
+            "--test",
+            te.to_str().unwrap(),
+        ],
+        "bad.ts:3: channel 1, value 3",
+    );
+    let unknown = write(&dir, "unknown_TEST.ts", &ts_file(5, 0, true));
+    bad(
+        &[
+            "train",
+            "--ts",
+            tr.to_str().unwrap(),
+            "--test",
+            unknown.to_str().unwrap(),
+            "--steps",
+            "1",
+        ],
+        "'z'",
+    );
+    let tiny = write(&dir, "tiny.txt", "too short");
+    bad(
+        &["train", "--text", tiny.to_str().unwrap()],
+        "at least 1000",
+    );
+    let binary = dir.join("binary.txt");
+    std::fs::write(&binary, [0xffu8, 0xfe, 0x00, 0x41].repeat(400)).unwrap();
+    bad(&["train", "--text", binary.to_str().unwrap()], "not UTF-8");
+    bad(
+        &["train", "--text", text.to_str().unwrap(), "--task", "copy"],
+        "cannot be combined",
+    );
+    bad(
+        &[
+            "train",
+            "--text",
+            text.to_str().unwrap(),
+            "--csv",
+            csvp.to_str().unwrap(),
+        ],
+        "at most one",
+    );
+    bad(
+        &["train", "--text", dir.join("absent.txt").to_str().unwrap()],
+        "absent.txt",
+    );
+}

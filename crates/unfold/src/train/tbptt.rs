@@ -212,3 +212,47 @@ impl<T: Float> TrainData<T, SequenceLabeller<T>> for Stream<'_, T> {
         self.epoch
     }
 }
+
+/// Scores a language model on one long stream (`input` rows with one `target` row each) as a
+/// single sequence, `chunk` steps at a time with the state carried across chunks: the
+/// held-out bits per symbol of a text.
+pub fn evaluate_stream<T: Float>(
+    model: &SequenceLabeller<T>,
+    input: &Values<T>,
+    target: &Values<T>,
+    chunk: usize,
+) -> Result<LossStats> {
+    let n = input
+        .rows()
+        .ok_or_else(|| Error::InvalidConfig("a stream needs inputs of width >= 1".into()))?;
+    if target.rows() != Some(n) {
+        return Err(Error::InvalidConfig(format!(
+            "stream has {n} input rows but {:?} target rows",
+            target.rows()
+        )));
+    }
+    let s = Stream {
+        input,
+        target,
+        streams: 1,
+        len: n,
+        k1: chunk.max(1),
+        k2: chunk.max(1),
+        epoch: 0,
+        pos: 0,
+        history: Vec::new(),
+        aux: LabellerWorkspace::default(),
+    };
+    let mut ws = LabellerWorkspace::default();
+    let mut state = RecurrentState::zeros(model.rnn.config(), 1);
+    let mut total = LossStats::default();
+    let mut pos = 0;
+    while pos < n {
+        let end = (pos + chunk.max(1)).min(n);
+        let w = s.window(pos, end, pos);
+        total.merge(&model.forward_infer(&w, Some(&state), &mut ws, None)?);
+        state = ws.infer_final_state().clone();
+        pos = end;
+    }
+    Ok(total)
+}
