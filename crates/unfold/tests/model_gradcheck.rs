@@ -65,6 +65,7 @@ fn batch(spec: InputSpec, kind: OutputKind, per_step: bool, seed: u64) -> SeqBat
         target: targets(kind, rows, &mut rng),
         mask: mask(),
         per_step,
+        source: None,
     }
 }
 
@@ -485,5 +486,68 @@ fn teacher_forced_pattern_two_is_one_batched_pass_equal_to_stepping() {
         for (x, y) in a.iter().zip(c) {
             assert!((x - y).abs() < 1e-12);
         }
+    }
+}
+
+fn seq2seq_batch(seed: u64) -> SeqBatch<f64> {
+    use unfold::data::{vocab, Dataset, Sequence};
+    let mut rng = Rng::new(seed);
+    let mut seqs = Vec::new();
+    let mut sources = Vec::new();
+    for (sl, tl) in [(4, 3), (2, 5), (5, 1)] {
+        let src: Vec<usize> = (0..sl).map(|_| rng.below(5)).collect();
+        let y: Vec<usize> = (0..tl).map(|_| vocab::SPECIALS + rng.below(3)).collect();
+        let mut input = vec![vocab::BOS];
+        input.extend(&y);
+        let mut target = y;
+        target.push(vocab::END);
+        seqs.push(Sequence {
+            len: input.len(),
+            input: Values::Symbols(input),
+            target: Values::Symbols(target),
+        });
+        sources.push(Values::Symbols(src));
+    }
+    Dataset::with_sources(seqs, sources)
+        .unwrap()
+        .batch(&[0, 1, 2])
+}
+
+#[test]
+fn encoder_decoder_gradients_with_and_without_attention() {
+    use unfold::models::{Attention, Seq2Seq, Seq2SeqConfig};
+    let cases = [
+        (CellKind::Gru, 2, true, true, true, Attention::None),
+        (CellKind::Lstm, 1, false, true, false, Attention::Additive),
+        (
+            CellKind::RnnTanh,
+            1,
+            true,
+            false,
+            true,
+            Attention::Multiplicative,
+        ),
+        (CellKind::Lstm, 2, true, true, true, Attention::Additive),
+    ];
+    for (i, (cell, layers, bi, init, every, attention)) in cases.into_iter().enumerate() {
+        let cfg = Seq2SeqConfig {
+            src_vocab: 5,
+            tgt_vocab: 7,
+            embed: 3,
+            cell,
+            hidden: 3,
+            layers,
+            bidirectional: bi,
+            context_init: init,
+            context_every_step: every,
+            attention,
+        };
+        let m = Seq2Seq::<f64>::new(cfg, 100 + i as u64).unwrap();
+        check(
+            &format!("seq2seq {cfg:?}"),
+            &m,
+            &seq2seq_batch(7 + i as u64),
+            0.0,
+        );
     }
 }

@@ -365,6 +365,7 @@ fn pattern_one_model_matches_torch_end_to_end() {
         target: Values::Symbols(y),
         mask,
         per_step: true,
+        source: None,
     };
     let mut grads = unfold::models::SequenceModel::zeros_like(&model);
     let mut ws = Default::default();

@@ -328,7 +328,10 @@ fn truncated_bptt_windows_score_every_step_once_with_exact_states() {
     for chunk in [1, 7, 100, 240] {
         let st = unfold::train::evaluate_stream(&model, input, target, chunk).unwrap();
         assert_eq!(st.rows, 240);
-        assert!((st.nll - reference.nll).abs() < 1e-9 * reference.nll, "chunk {chunk}");
+        assert!(
+            (st.nll - reference.nll).abs() < 1e-9 * reference.nll,
+            "chunk {chunk}"
+        );
     }
     for (k1, k2) in [(20, 20), (15, 40), (30, 10), (7, 7)] {
         let mut s = Stream::new(input, target, 1, k1, k2).unwrap();

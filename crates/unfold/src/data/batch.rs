@@ -103,6 +103,18 @@ pub struct Sequence<T> {
     pub target: Values<T>,
 }
 
+/// The source side of a sequence-to-sequence batch: `[Tx, B]` symbols or `[Tx, B, I]` reals,
+/// with each source's own length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceBatch<T> {
+    /// Padded source length.
+    pub steps: usize,
+    /// Each source's length.
+    pub lengths: Vec<usize>,
+    /// The padded sources.
+    pub input: Values<T>,
+}
+
 /// A padded batch, time-major. Padded positions hold symbol 0 or zeros and are masked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SeqBatch<T> {
@@ -120,6 +132,8 @@ pub struct SeqBatch<T> {
     pub mask: Vec<bool>,
     /// True when `target` has one row per step.
     pub per_step: bool,
+    /// The source sequences of a sequence-to-sequence batch (`None` otherwise).
+    pub source: Option<SourceBatch<T>>,
 }
 
 impl<T: Float> SeqBatch<T> {
@@ -134,6 +148,8 @@ impl<T: Float> SeqBatch<T> {
 pub struct Dataset<T> {
     seqs: Vec<Sequence<T>>,
     per_step: bool,
+    /// Source sequences of a sequence-to-sequence set, one per sequence.
+    sources: Option<Vec<Values<T>>>,
 }
 
 impl<T: Float> Dataset<T> {
@@ -176,7 +192,38 @@ impl<T: Float> Dataset<T> {
                 )));
             }
         }
-        Ok(Dataset { seqs, per_step })
+        Ok(Dataset {
+            seqs,
+            per_step,
+            sources: None,
+        })
+    }
+
+    /// A sequence-to-sequence set: each sequence (the decoder side: inputs and per-step
+    /// targets) with its source sequence (symbols or real rows of one kind, non-empty).
+    pub fn with_sources(seqs: Vec<Sequence<T>>, sources: Vec<Values<T>>) -> Result<Self> {
+        let mut d = Self::new(seqs)?;
+        if sources.len() != d.seqs.len() {
+            return Err(Error::InvalidConfig(format!(
+                "{} sources for {} sequences",
+                sources.len(),
+                d.seqs.len()
+            )));
+        }
+        for (i, s) in sources.iter().enumerate() {
+            if !s.same_kind(&sources[0]) || s.rows().unwrap_or(0) == 0 {
+                return Err(Error::InvalidConfig(format!(
+                    "source {i}: empty, or of another kind than source 0"
+                )));
+            }
+        }
+        d.sources = Some(sources);
+        Ok(d)
+    }
+
+    /// The source sequences, if this is a sequence-to-sequence set.
+    pub fn sources(&self) -> Option<&[Values<T>]> {
+        self.sources.as_deref()
     }
 
     /// The sequences.
@@ -249,6 +296,21 @@ impl<T: Float> Dataset<T> {
                 target.copy_row(j, &s.target, 0);
             }
         }
+        let source = self.sources.as_ref().map(|src| {
+            let lens: Vec<usize> = idx.iter().map(|&i| src[i].rows().unwrap_or(0)).collect();
+            let sx = lens.iter().copied().max().unwrap_or(0);
+            let mut sin = src[idx[0]].empty_like(sx * b);
+            for (j, &i) in idx.iter().enumerate() {
+                for t in 0..lens[j] {
+                    sin.copy_row(t * b + j, &src[i], t);
+                }
+            }
+            SourceBatch {
+                steps: sx,
+                lengths: lens,
+                input: sin,
+            }
+        });
         SeqBatch {
             steps,
             batch: b,
@@ -257,11 +319,12 @@ impl<T: Float> Dataset<T> {
             target,
             mask,
             per_step: self.per_step,
+            source,
         }
     }
 
     /// Splits off the last `share` of the sequences (after a seeded shuffle) as a held-out set.
-    pub fn split(mut self, share: f64, seed: u64) -> Result<(Dataset<T>, Dataset<T>)> {
+    pub fn split(self, share: f64, seed: u64) -> Result<(Dataset<T>, Dataset<T>)> {
         let n = self.seqs.len();
         let k = ((n as f64) * share).round() as usize;
         if k == 0 || k >= n {
@@ -269,8 +332,17 @@ impl<T: Float> Dataset<T> {
                 "a held-out share of {share} leaves no sequences on one side of {n}"
             )));
         }
-        Rng::new(seed).shuffle(&mut self.seqs);
-        let held = self.seqs.split_off(n - k);
-        Ok((Dataset::new(self.seqs)?, Dataset::new(held)?))
+        let mut order: Vec<usize> = (0..n).collect();
+        Rng::new(seed).shuffle(&mut order);
+        let take = |ix: &[usize], this: &Dataset<T>| -> Result<Dataset<T>> {
+            let seqs = ix.iter().map(|&i| this.seqs[i].clone()).collect();
+            match &this.sources {
+                Some(src) => {
+                    Dataset::with_sources(seqs, ix.iter().map(|&i| src[i].clone()).collect())
+                }
+                None => Dataset::new(seqs),
+            }
+        };
+        Ok((take(&order[..n - k], &self)?, take(&order[n - k..], &self)?))
     }
 }

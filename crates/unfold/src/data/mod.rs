@@ -6,5 +6,5 @@ pub mod reber;
 pub mod tasks;
 pub mod vocab;
 
-pub use batch::{Dataset, SeqBatch, Sequence, Values};
+pub use batch::{Dataset, SeqBatch, Sequence, SourceBatch, Values};
 pub use vocab::Vocab;

@@ -66,3 +66,19 @@ impl<T: Float> CellParams<T> {
         }
     }
 }
+
+/// An optional part has the parameters of its content, or none.
+impl<T: Float, P: Parameters<T>> Parameters<T> for Option<P> {
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        self.as_ref().map_or_else(Vec::new, |p| p.param_specs())
+    }
+
+    fn param_slices(&self) -> Vec<&[T]> {
+        self.as_ref().map_or_else(Vec::new, |p| p.param_slices())
+    }
+
+    fn param_slices_mut(&mut self) -> Vec<&mut [T]> {
+        self.as_mut()
+            .map_or_else(Vec::new, |p| p.param_slices_mut())
+    }
+}

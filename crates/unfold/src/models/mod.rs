@@ -15,12 +15,14 @@ pub mod feedback;
 pub mod generate;
 pub mod input;
 pub mod labeller;
+pub mod seq2seq;
 
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
 pub use generate::{Generator, Sampling, Stop};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{ModelConfig, SequenceLabeller};
+pub use seq2seq::{Attention, Seq2Seq, Seq2SeqConfig};
 
 use crate::data::SeqBatch;
 use crate::error::Result;

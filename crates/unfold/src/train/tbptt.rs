@@ -111,6 +111,7 @@ impl<'a, T: Float> Stream<'a, T> {
             target,
             mask,
             per_step: true,
+            source: None,
         }
     }
 
