@@ -126,7 +126,7 @@ struct ShapeText {
 
 impl Shape {
     /// As TOML text.
-    pub fn to_text(&self) -> String {
+    pub fn to_text(self) -> String {
         let (input_symbols, input_width) = match self.input {
             InputSpec::Symbols { vocab, .. } => (vocab, 0),
             InputSpec::Reals { width, .. } => (0, width),

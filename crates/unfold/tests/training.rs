@@ -620,3 +620,74 @@ fn sequence_log_likelihood_sums_the_per_step_terms() {
         assert!((one - l).abs() < 1e-10, "sequence {j}: {one} vs {l}");
     }
 }
+
+#[test]
+fn encoder_decoder_learns_to_reverse_and_decoding_scores_are_exact() {
+    use unfold::data::{vocab, Sequence};
+    use unfold::models::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
+    let (seqs, srcs) = tasks::reverse_digits(4000, 2, 5, 1);
+    let train = Dataset::with_sources(seqs, srcs).unwrap();
+    let cfg = Seq2SeqConfig {
+        src_vocab: 10,
+        tgt_vocab: vocab::SPECIALS + 10,
+        embed: 12,
+        cell: CellKind::Gru,
+        hidden: 32,
+        layers: 1,
+        bidirectional: true,
+        context_init: true,
+        context_every_step: false,
+        attention: Attention::Additive,
+    };
+    let mut tr = Trainer::new(
+        Seq2Seq::new(cfg, 1).unwrap(),
+        TrainConfig {
+            clip: Clip::Norm(1.0),
+            ..cfg(1200, 5e-3)
+        },
+    )
+    .unwrap();
+    let mut data = Batches::new(&train, 32, 8, 1).unwrap();
+    tr.run(&mut data, None, &mut |_| {}).unwrap();
+    let (tseqs, tsrcs) = tasks::reverse_digits(200, 2, 5, 9);
+    let mut ok = 0;
+    let mut ws = Default::default();
+    for (s, src) in tseqs.iter().zip(&tsrcs) {
+        let want: Vec<usize> = s.target.symbols().unwrap()[..s.len - 1].to_vec();
+        let beam = Decode {
+            beam: 3,
+            max_len: 12,
+            length_alpha: 0.0,
+        };
+        let (got, logp) = tr.model.translate(src.symbols().unwrap(), &beam).unwrap();
+        let (greedy, _) = tr
+            .model
+            .translate(src.symbols().unwrap(), &Decode { beam: 1, ..beam })
+            .unwrap();
+        ok += usize::from(greedy == want);
+        // The decoder's score of its output equals the teacher-forced log-likelihood.
+        let mut input = vec![vocab::BOS];
+        input.extend(&got);
+        let mut target = got.clone();
+        target.push(vocab::END);
+        let one = Dataset::with_sources(
+            vec![Sequence {
+                len: input.len(),
+                input: Values::Symbols(input),
+                target: Values::Symbols(target),
+            }],
+            vec![src.clone()],
+        )
+        .unwrap();
+        let st = tr.model.evaluate(&one.batch(&[0]), &mut ws).unwrap();
+        assert!(
+            (st.nll + logp).abs() < 1e-3 * st.nll.max(1.0),
+            "teacher-forced {} vs decoded {}",
+            -st.nll,
+            logp
+        );
+    }
+    let acc = ok as f64 / 200.0;
+    eprintln!("reverse 2-5 digits: exact match {acc:.3}");
+    assert!(acc > 0.9, "exact match {acc}");
+}

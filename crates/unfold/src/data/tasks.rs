@@ -280,3 +280,36 @@ pub fn sum_of_sines<T: Float>(n: usize, len: usize, seed: u64) -> Vec<Sequence<T
         })
         .collect()
 }
+
+/// Reversing digit strings, a sequence-to-sequence task: sources are `min_len..=max_len`
+/// digits (symbols 0-9), targets the same digits reversed, as symbols `SPECIALS + digit` of a
+/// target vocabulary with the special symbols; decoder inputs are `<bos>` and the target
+/// shifted, decoder targets end with `<end>`. Returns the sequences and their sources for
+/// [`crate::data::Dataset::with_sources`].
+pub fn reverse_digits(
+    n: usize,
+    min_len: usize,
+    max_len: usize,
+    seed: u64,
+) -> (Vec<Sequence<f32>>, Vec<Values<f32>>) {
+    use crate::data::vocab::{BOS, END, SPECIALS};
+    let mut rng = Rng::new(seed);
+    let mut seqs = Vec::with_capacity(n);
+    let mut srcs = Vec::with_capacity(n);
+    for _ in 0..n {
+        let len = min_len + rng.below(max_len - min_len + 1);
+        let digits: Vec<usize> = (0..len).map(|_| rng.below(10)).collect();
+        let y: Vec<usize> = digits.iter().rev().map(|&d| SPECIALS + d).collect();
+        let mut input = vec![BOS];
+        input.extend(&y);
+        let mut target = y;
+        target.push(END);
+        seqs.push(Sequence {
+            len: input.len(),
+            input: Values::Symbols(input),
+            target: Values::Symbols(target),
+        });
+        srcs.push(Values::Symbols(digits));
+    }
+    (seqs, srcs)
+}

@@ -22,7 +22,7 @@ pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
 pub use generate::{Generator, Sampling, Stop};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{ModelConfig, SequenceLabeller};
-pub use seq2seq::{Attention, Seq2Seq, Seq2SeqConfig};
+pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
 
 use crate::data::SeqBatch;
 use crate::error::Result;

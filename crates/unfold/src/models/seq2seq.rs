@@ -14,6 +14,8 @@
 //! Decoding is greedy or by beam search ([`Seq2Seq::translate`]): beam width, length
 //! normalisation and `<end>` handling. Exact gradients everywhere (finite-difference tests).
 
+#![allow(clippy::needless_range_loop)] // attention loops index several parallel buffers
+
 use crate::data::{vocab, SeqBatch, Values};
 use crate::error::{Error, Result};
 use crate::float::Float;
@@ -615,5 +617,196 @@ impl<T: Float> SequenceModel<T> for Seq2Seq<T> {
             ("model".into(), "seq2seq".into()),
             ("config".into(), format!("{:?}", self.config)),
         ]
+    }
+}
+
+/// How [`Seq2Seq::translate`] decodes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decode {
+    /// Beam width (1: greedy).
+    pub beam: usize,
+    /// Maximum output length (without `<end>`).
+    pub max_len: usize,
+    /// Hypotheses are ranked by `log P / len^alpha` (0: raw log-probability, which favours
+    /// short outputs; 1: mean log-probability per symbol).
+    pub length_alpha: f64,
+}
+
+impl Default for Decode {
+    fn default() -> Self {
+        Decode {
+            beam: 1,
+            max_len: 100,
+            length_alpha: 1.0,
+        }
+    }
+}
+
+/// One hypothesis of the beam.
+#[derive(Debug, Clone)]
+struct Hyp {
+    tokens: Vec<usize>,
+    logp: f64,
+}
+
+impl<T: Float> Seq2Seq<T> {
+    /// Decodes one source sequence (symbol ids) greedily or by beam search; returns the
+    /// output symbols (without `<end>`) and their log-probability.
+    pub fn translate(&self, src: &[usize], d: &Decode) -> Result<(Vec<usize>, f64)> {
+        if src.is_empty() {
+            return Err(Error::InvalidCall(
+                "cannot translate an empty sequence".into(),
+            ));
+        }
+        if d.beam == 0 {
+            return Err(Error::InvalidConfig("beam width must be at least 1".into()));
+        }
+        let c = &self.config;
+        let (h, e, k) = (c.hidden, c.embed, d.beam);
+        let dc = self.dc();
+        let tx = src.len();
+        // Encoder.
+        let mut x = vec![T::ZERO; tx * e];
+        self.src_embed.forward(src, &mut x)?;
+        let mut iw = crate::layers::InferWorkspace::default();
+        self.encoder.forward_infer(&x, tx, 1, None, None, &mut iw)?;
+        let enc_out = iw.output().to_vec();
+        let ecfg = self.encoder.config();
+        let nd = ecfg.directions();
+        let top = (ecfg.num_layers - 1) * nd;
+        let mut ctx = vec![T::ZERO; dc];
+        for dd in 0..nd {
+            ctx[dd * h..(dd + 1) * h].copy_from_slice(&iw.final_state().h[(top + dd) * h..][..h]);
+        }
+        let keys = match &self.attn_key {
+            Some(key) => {
+                let mut kk = vec![T::ZERO; tx * h];
+                key.forward(&enc_out, tx, &mut kk)?;
+                kk
+            }
+            None => Vec::new(),
+        };
+        // Decoder state, one row per beam.
+        let dcfg = self.decoder.config().clone();
+        let mut state = RecurrentState::zeros(&dcfg, k);
+        if let Some(br) = &self.bridge {
+            let mut pre = vec![T::ZERO; c.layers * h];
+            br.forward(&ctx, 1, &mut pre)?;
+            tanh_in_place(&mut pre);
+            for l in 0..c.layers {
+                for row in 0..k {
+                    state.h[(l * k + row) * h..][..h].copy_from_slice(&pre[l * h..(l + 1) * h]);
+                }
+            }
+        }
+        let din = dcfg.input_size;
+        let v = self.head.out_features();
+        let mut sw = crate::layers::StepWorkspace::default();
+        let mut xin = vec![T::ZERO; k * din];
+        let mut emb = vec![T::ZERO; e];
+        let (mut a, mut q, mut cat, mut htil, mut logits) = (
+            vec![T::ZERO; tx],
+            vec![T::ZERO; h],
+            vec![T::ZERO; dc + h],
+            vec![T::ZERO; h],
+            vec![T::ZERO; v],
+        );
+        let mut u = vec![T::ZERO; tx * h];
+        let mut live = vec![Hyp {
+            tokens: Vec::new(),
+            logp: 0.0,
+        }];
+        let mut finished: Vec<(f64, Hyp)> = Vec::new();
+        let norm = |hy: &Hyp, len: usize| hy.logp / (len.max(1) as f64).powf(d.length_alpha);
+        for _ in 0..=d.max_len {
+            for (row, hy) in live.iter().enumerate() {
+                let last = hy.tokens.last().copied().unwrap_or(vocab::BOS);
+                self.tgt_embed.forward(&[last], &mut emb)?;
+                xin[row * din..row * din + e].copy_from_slice(&emb);
+                if c.context_every_step {
+                    xin[row * din + e..(row + 1) * din].copy_from_slice(&ctx);
+                }
+            }
+            let hs = self.decoder.step(&xin, &mut state, &mut sw)?.to_vec();
+            let mut cands: Vec<(f64, usize, usize)> = Vec::new();
+            for (row, hy) in live.iter().enumerate() {
+                let hrow = &hs[row * h..(row + 1) * h];
+                if let (Some(_), Some(comb)) = (&self.attn_key, &self.combine) {
+                    if let Some(qq) = &self.attn_query {
+                        qq.forward(hrow, 1, &mut q)?;
+                    }
+                    self.attend(hrow, 0, 0, 1, tx, &enc_out, &keys, &q, &mut u, &mut a, tx);
+                    cat.fill(T::ZERO);
+                    for s in 0..tx {
+                        for (cv, &ev) in cat[..dc].iter_mut().zip(&enc_out[s * dc..(s + 1) * dc]) {
+                            *cv += a[s] * ev;
+                        }
+                    }
+                    cat[dc..].copy_from_slice(hrow);
+                    comb.forward(&cat, 1, &mut htil)?;
+                    tanh_in_place(&mut htil);
+                    self.head.forward(&htil, 1, &mut logits)?;
+                } else {
+                    self.head.forward(hrow, 1, &mut logits)?;
+                }
+                let m = logits.iter().fold(f64::MIN, |m, x| m.max(x.to_f64()));
+                let lse = m + logits
+                    .iter()
+                    .map(|x| (x.to_f64() - m).exp())
+                    .sum::<f64>()
+                    .ln();
+                for (tok, lv) in logits.iter().enumerate() {
+                    if tok == vocab::PAD || tok == vocab::BOS {
+                        continue;
+                    }
+                    cands.push((hy.logp + lv.to_f64() - lse, row, tok));
+                }
+            }
+            cands.sort_by(|x, y| y.0.total_cmp(&x.0));
+            let mut next = Vec::new();
+            let mut parents = Vec::new();
+            for &(lp, row, tok) in cands.iter() {
+                if next.len() >= k {
+                    break;
+                }
+                let mut hy = live[row].clone();
+                hy.logp = lp;
+                if tok == vocab::END {
+                    let len = hy.tokens.len() + 1;
+                    finished.push((norm(&hy, len), hy));
+                    continue;
+                }
+                hy.tokens.push(tok);
+                next.push(hy);
+                parents.push(row);
+            }
+            if finished.len() >= k || next.is_empty() || next[0].tokens.len() > d.max_len {
+                if finished.is_empty() {
+                    finished.extend(next.into_iter().map(|hy| (norm(&hy, hy.tokens.len()), hy)));
+                }
+                break;
+            }
+            // Reorder the beam's state rows by parent.
+            let old = state.clone();
+            for l in 0..c.layers {
+                for (i, &p) in parents.iter().enumerate() {
+                    let (dst, src) = ((l * k + i) * h, (l * k + p) * h);
+                    state.h[dst..dst + h].copy_from_slice(&old.h[src..src + h]);
+                    if !state.c.is_empty() {
+                        state.c[dst..dst + h].copy_from_slice(&old.c[src..src + h]);
+                    }
+                }
+            }
+            live = next;
+        }
+        let best = finished
+            .into_iter()
+            .max_by(|x, y| x.0.total_cmp(&y.0))
+            .map(|(_, hy)| hy)
+            .unwrap_or(Hyp {
+                tokens: Vec::new(),
+                logp: f64::NEG_INFINITY,
+            });
+        Ok((best.tokens, best.logp))
     }
 }
