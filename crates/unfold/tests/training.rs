@@ -627,7 +627,7 @@ fn encoder_decoder_learns_to_reverse_and_decoding_scores_are_exact() {
     use unfold::models::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
     let (seqs, srcs) = tasks::reverse_digits(4000, 2, 5, 1);
     let train = Dataset::with_sources(seqs, srcs).unwrap();
-    let cfg = Seq2SeqConfig {
+    let arch = Seq2SeqConfig {
         src_vocab: 10,
         tgt_vocab: vocab::SPECIALS + 10,
         embed: 12,
@@ -640,7 +640,7 @@ fn encoder_decoder_learns_to_reverse_and_decoding_scores_are_exact() {
         attention: Attention::Additive,
     };
     let mut tr = Trainer::new(
-        Seq2Seq::new(cfg, 1).unwrap(),
+        Seq2Seq::new(arch, 1).unwrap(),
         TrainConfig {
             clip: Clip::Norm(1.0),
             ..cfg(1200, 5e-3)
