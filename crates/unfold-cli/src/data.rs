@@ -68,6 +68,8 @@ pub enum TestData {
     },
     /// Held-out sequences.
     Sequences(Dataset<f32>),
+    /// Held-out pairs of an encoder-decoder: source and target symbol ids.
+    Pairs(Vec<(Vec<usize>, Vec<usize>)>),
     /// One held-out forecast window whose first `warm` steps only warm the state up.
     Forecast {
         /// The window.
@@ -89,8 +91,10 @@ pub struct Prepared {
     pub higher_is_better: bool,
     /// The model's shape.
     pub shape: Shape,
-    /// Vocabulary of text data.
+    /// Vocabulary of text data (the target side of pairs).
     pub vocab: Option<Vocab>,
+    /// Vocabulary of the source side of pairs.
+    pub src_vocab: Option<Vocab>,
     /// Scaling of real-valued data.
     pub scaler: Option<Scaler>,
     /// Training data.
@@ -140,6 +144,7 @@ impl Shape {
             kind: match self.kind {
                 ModelKind::Labeller => "labeller".into(),
                 ModelKind::Classifier => "classifier".into(),
+                ModelKind::Seq2Seq => "seq2seq".into(),
             },
             input_symbols,
             input_width,
@@ -157,6 +162,7 @@ impl Shape {
         let kind = match t.kind.as_str() {
             "labeller" => ModelKind::Labeller,
             "classifier" => ModelKind::Classifier,
+            "seq2seq" => ModelKind::Seq2Seq,
             k => bail!(BadInput(format!("{origin}: unknown model kind {k}"))),
         };
         let input = if t.input_symbols > 0 {
@@ -203,6 +209,9 @@ pub fn monitor(shape: &Shape) -> &'static str {
 
 /// Reads and checks the data the settings name.
 pub fn prepare(s: &Settings) -> Result<Prepared> {
+    if let Some(path) = &s.pairs {
+        return pairs(Path::new(path), s);
+    }
     if let Some(path) = &s.text {
         return text(Path::new(path), s);
     }
@@ -226,6 +235,7 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
             output: setup.output,
         },
         vocab: setup.vocab.clone(),
+        src_vocab: None,
         scaler: None,
         train: TrainData::Sequences(setup.train.clone()),
         valid: setup.valid.clone(),
@@ -305,6 +315,7 @@ fn text(path: &Path, s: &Settings) -> Result<Prepared> {
             },
         },
         vocab: Some(v),
+        src_vocab: None,
         scaler: None,
         train: TrainData::Stream {
             input: tx,
@@ -505,6 +516,7 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
             output: OutputKind::Categorical { classes, pad: None },
         },
         vocab: None,
+        src_vocab: None,
         scaler: Some(scaler),
         train: TrainData::Sequences(Dataset::new(train_seqs)?),
         valid: Dataset::new(valid)?,
@@ -681,6 +693,7 @@ fn csv(path: &Path, s: &Settings) -> Result<Prepared> {
             },
         },
         vocab: None,
+        src_vocab: None,
         scaler: Some(scaler),
         train: TrainData::Sequences(Dataset::new(train)?),
         valid: Dataset::new(valid)?,
@@ -712,6 +725,7 @@ pub fn score(p: &Prepared, model: &Model, s: &Settings) -> Result<Score> {
                     builtin::score_labeller(setup, m, s.samples, s.seed.wrapping_add(12345))?
                 }
                 Model::Classifier(m) => builtin::score_classifier(setup, m)?,
+                Model::Seq2Seq(_) => bail!("built-in tasks do not use an encoder-decoder"),
             };
             Ok(Score {
                 metric: sc.metric,
@@ -790,6 +804,148 @@ pub fn score(p: &Prepared, model: &Model, s: &Settings) -> Result<Score> {
                 examples: Vec::new(),
             })
         }
+        (TestData::Pairs(pairs), Model::Seq2Seq(m)) => {
+            let tv = p.vocab.as_ref().expect("pairs have a target vocabulary");
+            let d = unfold::models::Decode {
+                beam: 1,
+                max_len: 200,
+                length_alpha: 1.0,
+            };
+            let (mut exact, mut tok_err, mut tok_n, mut chr_err, mut chr_n) = (0, 0, 0, 0, 0);
+            let mut examples = Vec::new();
+            for (i, (x, y)) in pairs.iter().enumerate() {
+                let (got, _) = m.translate(x, &d)?;
+                exact += usize::from(&got == y);
+                chr_err += edit_distance(&got, y);
+                chr_n += y.len();
+                let (gs, ys) = (tv.decode(&got), tv.decode(y));
+                let gt: Vec<&str> = gs.split_whitespace().collect();
+                let yt: Vec<&str> = ys.split_whitespace().collect();
+                tok_err += edit_distance(&gt, &yt);
+                tok_n += yt.len();
+                if i < 5 {
+                    let sv = p
+                        .src_vocab
+                        .as_ref()
+                        .expect("pairs have a source vocabulary");
+                    examples.push(format!("{} -> {gs}  (want {ys})", sv.decode(x)));
+                }
+            }
+            let n = pairs.len().max(1) as f64;
+            Ok(Score {
+                metric: exact as f64 / n,
+                passed: None,
+                details: vec![
+                    ("exact_match".into(), exact as f64 / n),
+                    (
+                        "token_error_rate".into(),
+                        tok_err as f64 / tok_n.max(1) as f64,
+                    ),
+                    (
+                        "character_error_rate".into(),
+                        chr_err as f64 / chr_n.max(1) as f64,
+                    ),
+                    ("test_pairs".into(), n),
+                ],
+                examples,
+            })
+        }
         _ => bail!("the model does not fit the run's data"),
     }
+}
+
+fn pairs(path: &Path, s: &Settings) -> Result<Prepared> {
+    let body = read(path)?;
+    let p = path.display();
+    let mut raw: Vec<(String, String)> = Vec::new();
+    for (i, line) in body.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((a, b)) = line.split_once('\t') else {
+            bail!(BadInput(format!(
+                "{p}:{}: expected 'source<TAB>target'",
+                i + 1
+            )));
+        };
+        if a.is_empty() || b.is_empty() || b.contains('\t') {
+            bail!(BadInput(format!(
+                "{p}:{}: empty source or target, or more than two fields",
+                i + 1
+            )));
+        }
+        raw.push((a.to_string(), b.to_string()));
+    }
+    if raw.len() < 20 {
+        bail!(BadInput(format!(
+            "{p}: {} pairs; at least 20 are needed",
+            raw.len()
+        )));
+    }
+    let sv = Vocab::chars_of(&raw.iter().map(|r| r.0.as_str()).collect::<String>());
+    let tv = Vocab::chars_of(&raw.iter().map(|r| r.1.as_str()).collect::<String>());
+    unfold::rng::Rng::new(s.seed).shuffle(&mut raw);
+    let n = raw.len();
+    let (a, b) = (n * 9 / 10, n * 19 / 20);
+    let encode = |part: &[(String, String)]| -> Result<Dataset<f32>> {
+        let mut seqs = Vec::new();
+        let mut srcs = Vec::new();
+        for (x, y) in part {
+            let ids = tv.encode(y);
+            let mut input = vec![vocab::BOS];
+            input.extend(&ids);
+            let mut target = ids;
+            target.push(vocab::END);
+            seqs.push(Sequence {
+                len: input.len(),
+                input: Values::Symbols(input),
+                target: Values::Symbols(target),
+            });
+            srcs.push(Values::Symbols(sv.encode(x)));
+        }
+        Ok(Dataset::with_sources(seqs, srcs)?)
+    };
+    let test: Vec<(Vec<usize>, Vec<usize>)> = raw[b..]
+        .iter()
+        .map(|(x, y)| (sv.encode(x), tv.encode(y)))
+        .collect();
+    Ok(Prepared {
+        summary: format!("sequence to sequence on {p} ({n} pairs; characters)"),
+        metric: "test exact-match accuracy (greedy decoding)".into(),
+        threshold: None,
+        higher_is_better: true,
+        shape: Shape {
+            kind: ModelKind::Seq2Seq,
+            input: InputSpec::Symbols {
+                vocab: sv.len(),
+                dim: s.embed,
+            },
+            output: OutputKind::Categorical {
+                classes: tv.len(),
+                pad: Some(vocab::PAD),
+            },
+        },
+        train: TrainData::Sequences(encode(&raw[..a])?),
+        valid: encode(&raw[a..b])?,
+        vocab: Some(tv.clone()),
+        src_vocab: Some(sv.clone()),
+        scaler: None,
+        test: TestData::Pairs(test),
+    })
+}
+
+/// Levenshtein distance between two token lists.
+pub fn edit_distance<X: PartialEq>(a: &[X], b: &[X]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, x) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, y) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(x != y))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }

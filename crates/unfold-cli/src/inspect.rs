@@ -40,6 +40,7 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
     let valid: LossStats = match &loaded.model {
         Model::Labeller(m) => m.evaluate(&batch, &mut Default::default())?,
         Model::Classifier(m) => m.evaluate(&batch, &mut Default::default())?,
+        Model::Seq2Seq(m) => m.evaluate(&batch, &mut Default::default())?,
     };
     let sc = score(&p, &loaded.model, &loaded.settings)?;
     if args.json {
@@ -93,6 +94,7 @@ pub fn inspect(args: InspectArgs) -> Result<()> {
         .as_ref()
         .or(s.ts.as_ref())
         .or(s.csv.as_ref())
+        .or(s.pairs.as_ref())
         .map_or(String::from("generated in code"), |f| format!("from {f}"));
     println!("task        {} (data {data})", s.task);
     println!(

@@ -13,6 +13,7 @@ mod progress;
 mod sample;
 mod settings;
 mod train;
+mod translate;
 
 use std::path::PathBuf;
 
@@ -58,6 +59,8 @@ enum Command {
     Train(Box<train::TrainArgs>),
     /// Sample from a trained language model.
     Sample(sample::SampleArgs),
+    /// Decode lines of standard input with a trained encoder-decoder.
+    Translate(translate::TranslateArgs),
     /// Score a trained model on its task's held-out data.
     Eval(inspect::EvalArgs),
     /// Show what a run directory or checkpoint holds.
@@ -146,6 +149,7 @@ fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => train::train(*args, &global),
         Command::Sample(args) => sample::sample(args, &global),
+        Command::Translate(args) => translate::translate(args),
         Command::Eval(args) => inspect::eval(args, &global),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Tasks => {

@@ -7,7 +7,10 @@ use anyhow::{Context, Result};
 use unfold::builtin::ModelKind;
 use unfold::checkpoint::TensorFile;
 use unfold::data::Vocab;
-use unfold::models::{InputSpec, ModelConfig, Readout, SequenceClassifier, SequenceLabeller};
+use unfold::models::{
+    Attention, InputSpec, ModelConfig, Readout, Seq2Seq, Seq2SeqConfig, SequenceClassifier,
+    SequenceLabeller,
+};
 use unfold::Parameters;
 
 use crate::data::{Scaler, Shape};
@@ -18,6 +21,8 @@ use crate::BadInput;
 pub const META_SETTINGS: &str = "unfold.settings";
 /// Metadata key of the vocabulary in a checkpoint.
 pub const META_VOCAB: &str = "unfold.vocab";
+/// Metadata key of the source vocabulary of an encoder-decoder.
+pub const META_SRC_VOCAB: &str = "unfold.src_vocab";
 /// Metadata key of the model's shape in a checkpoint.
 pub const META_SHAPE: &str = "unfold.shape";
 /// Metadata key of the input scaling in a checkpoint.
@@ -29,6 +34,8 @@ pub enum Model {
     Labeller(SequenceLabeller<f32>),
     /// One output per sequence.
     Classifier(SequenceClassifier<f32>),
+    /// Encoder-decoder.
+    Seq2Seq(Seq2Seq<f32>),
 }
 
 impl Model {
@@ -54,11 +61,45 @@ impl Model {
             ModelKind::Classifier => {
                 Model::Classifier(SequenceClassifier::new(cfg, Readout::Last, s.seed)?)
             }
+            ModelKind::Seq2Seq => {
+                let (
+                    InputSpec::Symbols {
+                        vocab: src_vocab, ..
+                    },
+                    unfold::layers::OutputKind::Categorical { classes, .. },
+                ) = (setup.input, setup.output)
+                else {
+                    anyhow::bail!("an encoder-decoder reads and writes symbols");
+                };
+                Model::Seq2Seq(Seq2Seq::new(
+                    Seq2SeqConfig {
+                        src_vocab,
+                        tgt_vocab: classes,
+                        embed: s.embed,
+                        cell: s.cell(),
+                        hidden: s.hidden,
+                        layers: s.layers,
+                        bidirectional: true,
+                        context_init: true,
+                        context_every_step: false,
+                        attention: match s.attention.as_deref() {
+                            Some("none") => Attention::None,
+                            Some("multiplicative") => Attention::Multiplicative,
+                            _ => Attention::Additive,
+                        },
+                    },
+                    s.seed,
+                )?)
+            }
         };
         if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
             match &mut m {
                 Model::Labeller(l) => l.rnn.set_forget_bias(s.forget_bias as f32)?,
                 Model::Classifier(c) => c.rnn.set_forget_bias(s.forget_bias as f32)?,
+                Model::Seq2Seq(q) => {
+                    q.encoder.set_forget_bias(s.forget_bias as f32)?;
+                    q.decoder.set_forget_bias(s.forget_bias as f32)?;
+                }
             }
         }
         Ok(m)
@@ -69,6 +110,7 @@ impl Model {
         match self {
             Model::Labeller(m) => m.num_params(),
             Model::Classifier(m) => m.num_params(),
+            Model::Seq2Seq(m) => m.num_params(),
         }
     }
 
@@ -77,6 +119,7 @@ impl Model {
         let (specs, slices) = match self {
             Model::Labeller(m) => (m.param_specs(), m.param_slices()),
             Model::Classifier(m) => (m.param_specs(), m.param_slices()),
+            Model::Seq2Seq(m) => (m.param_specs(), m.param_slices()),
         };
         specs
             .into_iter()
@@ -94,8 +137,10 @@ pub struct Loaded {
     pub settings: Settings,
     /// The model's shape.
     pub shape: Shape,
-    /// The vocabulary of a symbol model.
+    /// The vocabulary of a symbol model (the target side of an encoder-decoder).
     pub vocab: Option<Vocab>,
+    /// The source vocabulary of an encoder-decoder.
+    pub src_vocab: Option<Vocab>,
     /// The input scaling of a real-valued model.
     pub scaler: Option<Scaler>,
     /// The trained model.
@@ -146,6 +191,10 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         Some(v) => Some(Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?),
         None => None,
     };
+    let src_vocab = match file.metadata.get(META_SRC_VOCAB) {
+        Some(v) => Some(Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?),
+        None => None,
+    };
     let scaler = match file.metadata.get(META_SCALER) {
         Some(v) => Some(
             serde_json::from_str(v).map_err(|e| BadInput(format!("{origin}: bad scaler: {e}")))?,
@@ -156,6 +205,7 @@ pub fn load(arg: &Path) -> Result<Loaded> {
     let res = match &mut model {
         Model::Labeller(m) => file.load_params("model.", m),
         Model::Classifier(m) => file.load_params("model.", m),
+        Model::Seq2Seq(m) => file.load_params("model.", m),
     };
     res.map_err(|e| BadInput(format!("{origin}: {e}")))
         .context("loading the model")?;
@@ -164,6 +214,7 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         settings,
         shape,
         vocab,
+        src_vocab,
         scaler,
         model,
         file,

@@ -55,12 +55,17 @@ pub fn sample(args: SampleArgs, global: &Global) -> Result<()> {
     };
     sampling.validate().map_err(|e| BadInput(e.to_string()))?;
     let loaded = load(&args.run)?;
-    let Model::Labeller(model) = &loaded.model else {
-        bail!(BadInput(format!(
+    let model = match &loaded.model {
+        Model::Labeller(m) => m,
+        Model::Seq2Seq(_) => bail!(BadInput(format!(
+            "{}: an encoder-decoder does not generate on its own; use `unfold translate`",
+            loaded.path.display()
+        ))),
+        Model::Classifier(_) => bail!(BadInput(format!(
             "{}: task '{}' trains a sequence classifier, which does not generate",
             loaded.path.display(),
             loaded.settings.task
-        )));
+        ))),
     };
     let Some(v) = loaded.vocab.as_ref() else {
         bail!(BadInput(format!(

@@ -92,6 +92,12 @@ pub struct RawSettings {
     /// CSV column forecast one step ahead (default: the first --column).
     #[arg(long, value_name = "NAME")]
     pub target: Option<String>,
+    /// Train an encoder-decoder on this TSV file of `source<TAB>target` lines.
+    #[arg(long, value_name = "FILE.tsv")]
+    pub pairs: Option<String>,
+    /// Attention of the encoder-decoder: none, additive or multiplicative.
+    #[arg(long)]
+    pub attention: Option<String>,
     /// Seed of everything random in the run (also a global flag).
     #[arg(skip)]
     pub seed: Option<u64>,
@@ -160,6 +166,12 @@ pub struct Settings {
     /// CSV target column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// TSV pairs of an encoder-decoder run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pairs: Option<String>,
+    /// Attention of an encoder-decoder run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<String>,
 }
 
 impl RawSettings {
@@ -203,19 +215,31 @@ impl RawSettings {
             csv,
             column,
             target,
+            pairs,
+            attention,
             seed
         )
     }
 
     /// Fills what is missing from the task's defaults and checks every value.
     pub fn resolve(self) -> Result<Settings> {
-        let sources = [self.text.is_some(), self.ts.is_some(), self.csv.is_some()];
+        let sources = [
+            self.text.is_some(),
+            self.ts.is_some(),
+            self.csv.is_some(),
+            self.pairs.is_some(),
+        ];
         if sources.iter().filter(|&&b| b).count() > 1 {
             bail!(BadInput(
-                "give at most one of --text, --ts and --csv".into()
+                "give at most one of --text, --ts, --csv and --pairs".into()
             ));
         }
-        let user = if self.text.is_some() {
+        if self.pairs.is_none() && self.attention.is_some() {
+            bail!(BadInput("--attention applies to --pairs".into()));
+        }
+        let user = if self.pairs.is_some() {
+            Some("pairs")
+        } else if self.text.is_some() {
             Some("text")
         } else if self.ts.is_some() {
             Some("ts")
@@ -246,6 +270,7 @@ impl RawSettings {
         let (task, cell, hidden, steps, lr, batch) = match user {
             Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32),
             Some("ts") => ("ts".to_string(), CellKind::Lstm, 64, 1500, 5e-3, 32),
+            Some("pairs") => ("pairs".to_string(), CellKind::Gru, 128, 3000, 3e-3, 64),
             Some(_) => ("csv".to_string(), CellKind::Gru, 32, 2000, 5e-3, 32),
             None => {
                 let task = self
@@ -290,6 +315,11 @@ impl RawSettings {
             csv: self.csv,
             column: self.column,
             target: self.target,
+            attention: self
+                .pairs
+                .as_ref()
+                .map(|_| self.attention.unwrap_or_else(|| "additive".into())),
+            pairs: self.pairs,
         };
         s.check()?;
         Ok(s)
@@ -337,6 +367,13 @@ impl Settings {
         }
         if self.eval_every == 0 {
             return bad("--eval-every must be at least 1".into());
+        }
+        if let Some(a) = &self.attention {
+            if !matches!(a.as_str(), "none" | "additive" | "multiplicative") {
+                return bad(format!(
+                    "--attention: expected none, additive or multiplicative, got '{a}'"
+                ));
+            }
         }
         if self.seq_len == 0 {
             return bad("--seq-len must be at least 1".into());

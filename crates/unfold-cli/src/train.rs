@@ -13,7 +13,7 @@ use unfold::train::trainer::{CHECKPOINT, METRICS};
 use unfold::train::{Batches, Stream, Summary, TrainConfig, TrainData, Trainer};
 
 use crate::data::{monitor, prepare, score, Prepared, Score, TrainData as Source};
-use crate::model::{Model, META_SCALER, META_SETTINGS, META_SHAPE, META_VOCAB};
+use crate::model::{Model, META_SCALER, META_SETTINGS, META_SHAPE, META_SRC_VOCAB, META_VOCAB};
 use crate::plot::{plot, read_metric, smooth, Series};
 use crate::progress::Progress;
 use crate::settings::{check_out, fresh_dir, RawSettings, Settings};
@@ -161,6 +161,9 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     if let Some(v) = &setup.vocab {
         metadata.push((META_VOCAB.to_string(), v.to_metadata()));
     }
+    if let Some(v) = &setup.src_vocab {
+        metadata.push((META_SRC_VOCAB.to_string(), v.to_metadata()));
+    }
     if let Some(sc) = &setup.scaler {
         metadata.push((META_SCALER.to_string(), serde_json::to_string(sc)?));
     }
@@ -203,6 +206,14 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
             let mut data = Batches::new(d, s.batch, 8, s.seed)?;
             let (m, sm) = fit(m, cfg, &mut data, &setup, resume, &mut progress)?;
             (Model::Classifier(m), sm)
+        }
+        Model::Seq2Seq(m) => {
+            let Source::Sequences(d) = &setup.train else {
+                bail!("an encoder-decoder trains on pairs");
+            };
+            let mut data = Batches::new(d, s.batch, 8, s.seed)?;
+            let (m, sm) = fit(m, cfg, &mut data, &setup, resume, &mut progress)?;
+            (Model::Seq2Seq(m), sm)
         }
     };
     progress.finish();

@@ -570,3 +570,95 @@ fn user_data_text_ts_and_csv() {
         "absent.txt",
     );
 }
+
+#[test]
+fn pairs_train_an_encoder_decoder_and_translate_reads_stdin() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let dir = temp("pairs");
+    let mut tsv = String::new();
+    for i in 0..200 {
+        let w: String = (0..1 + i % 5)
+            .map(|k| (b'a' + ((i * 7 + k * 3) % 6) as u8) as char)
+            .collect();
+        let rev: String = w.chars().rev().collect::<String>().to_uppercase();
+        tsv += &format!("{w}\t{rev}\n");
+    }
+    let pairs = write(&dir, "pairs.tsv", &tsv);
+    let run = dir.join("s2s");
+    ok(&[
+        "train",
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--steps",
+        "30",
+        "--hidden",
+        "16",
+        "--batch",
+        "16",
+        "--attention",
+        "multiplicative",
+        "--eval-every",
+        "10",
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    assert!(
+        summary.contains("token_error_rate") && summary.contains("exact_match"),
+        "{summary}"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unfold"))
+        .args(["translate", run.to_str().unwrap(), "--beam", "2"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"abc\n\ncab\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        3,
+        "one output line per input line"
+    );
+    let inspect = ok(&["inspect", run.to_str().unwrap()]);
+    assert!(
+        inspect.contains("encoder.weight_hh_l0_reverse") && inspect.contains("attn_key.weight"),
+        "{inspect}"
+    );
+    // Bad inputs.
+    let broken = write(&dir, "broken.tsv", &format!("{tsv}no tab here\n"));
+    bad(
+        &["train", "--pairs", broken.to_str().unwrap()],
+        "broken.tsv:201",
+    );
+    bad(&["train", "--attention", "additive"], "--pairs");
+    bad(
+        &[
+            "train",
+            "--pairs",
+            pairs.to_str().unwrap(),
+            "--attention",
+            "soft",
+        ],
+        "--attention",
+    );
+    bad(
+        &["translate", run.to_str().unwrap(), "--beam", "0"],
+        "--beam",
+    );
+    bad(&["sample", run.to_str().unwrap()], "translate");
+    let lm = temp("pairs-lm");
+    train_tiny("parity", &lm, &["--length", "6", "--steps", "2"]);
+    bad(
+        &["translate", lm.to_str().unwrap()],
+        "not an encoder-decoder",
+    );
+}

@@ -27,6 +27,8 @@ pub enum ModelKind {
     Labeller,
     /// One output per sequence (pattern III).
     Classifier,
+    /// Encoder-decoder (sequence to sequence).
+    Seq2Seq,
 }
 
 /// A built-in task's description and default settings.
