@@ -35,7 +35,7 @@ pub enum Model {
     /// One output per sequence.
     Classifier(SequenceClassifier<f32>),
     /// Encoder-decoder.
-    Seq2Seq(Seq2Seq<f32>),
+    Seq2Seq(Box<Seq2Seq<f32>>),
 }
 
 impl Model {
@@ -71,7 +71,7 @@ impl Model {
                 else {
                     anyhow::bail!("an encoder-decoder reads and writes symbols");
                 };
-                Model::Seq2Seq(Seq2Seq::new(
+                Model::Seq2Seq(Box::new(Seq2Seq::new(
                     Seq2SeqConfig {
                         src_vocab,
                         tgt_vocab: classes,
@@ -89,7 +89,7 @@ impl Model {
                         },
                     },
                     s.seed,
-                )?)
+                )?))
             }
         };
         if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
@@ -205,7 +205,7 @@ pub fn load(arg: &Path) -> Result<Loaded> {
     let res = match &mut model {
         Model::Labeller(m) => file.load_params("model.", m),
         Model::Classifier(m) => file.load_params("model.", m),
-        Model::Seq2Seq(m) => file.load_params("model.", m),
+        Model::Seq2Seq(m) => file.load_params("model.", m.as_mut()),
     };
     res.map_err(|e| BadInput(format!("{origin}: {e}")))
         .context("loading the model")?;

@@ -212,8 +212,8 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
                 bail!("an encoder-decoder trains on pairs");
             };
             let mut data = Batches::new(d, s.batch, 8, s.seed)?;
-            let (m, sm) = fit(m, cfg, &mut data, &setup, resume, &mut progress)?;
-            (Model::Seq2Seq(m), sm)
+            let (m, sm) = fit(*m, cfg, &mut data, &setup, resume, &mut progress)?;
+            (Model::Seq2Seq(Box::new(m)), sm)
         }
     };
     progress.finish();
