@@ -19,6 +19,7 @@
 use crate::data::{vocab, SeqBatch, Values};
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::kernels::gemm::dot;
 use crate::layers::embedding::Embedding;
 use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
@@ -363,22 +364,14 @@ impl<T: Float> Seq2Seq<T> {
         for s in 0..len {
             let k = &keys[(s * b + j) * h..][..h];
             a[s] = match &self.attn_v {
-                None => {
-                    let mut acc = T::ZERO;
-                    for (x, y) in hrow.iter().zip(k) {
-                        acc += *x * *y;
-                    }
-                    acc
-                }
+                None => dot(hrow, k),
                 Some(v) => {
                     let q = &query[r * h..(r + 1) * h];
                     let us = &mut u[(r * tx + s) * h..][..h];
-                    let mut acc = T::ZERO;
-                    for i in 0..h {
-                        us[i] = (q[i] + k[i]).tanh();
-                        acc += v.weight[i] * us[i];
+                    for ((o, &qi), &ki) in us.iter_mut().zip(q).zip(k) {
+                        *o = (qi + ki).tanh();
                     }
-                    acc
+                    dot(&v.weight, us)
                 }
             };
         }
