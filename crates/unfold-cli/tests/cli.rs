@@ -662,3 +662,24 @@ fn pairs_train_an_encoder_decoder_and_translate_reads_stdin() {
         "not an encoder-decoder",
     );
 }
+
+#[test]
+fn the_main_job_with_its_defaults_passes() {
+    // `unfold train` with nothing but a run directory: the README's first command.
+    let dir = temp("main-job");
+    let out = ok(&["train", "--out", dir.to_str().unwrap()]);
+    assert!(out.contains("training reber: lstm"), "{out}");
+    assert!(
+        out.lines().filter(|l| l.starts_with("step ")).count() >= 10,
+        "plain progress lines when not a terminal:\n{out}"
+    );
+    assert!(out.contains("samples:") && out.contains("PASSED"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        v["value"].as_f64().unwrap() > 0.99,
+        "valid share {}",
+        v["value"]
+    );
+    assert!(v["details"]["long_range_matched_share"].as_f64().unwrap() > 0.99);
+}
