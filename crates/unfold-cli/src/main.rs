@@ -66,6 +66,7 @@ enum Command {
     /// Show what a run directory or checkpoint holds.
     Inspect(inspect::InspectArgs),
     /// List the built-in tasks with their metric and success threshold.
+    #[command(after_help = "Example:\n  unfold tasks\n  unfold train --task copy --length 20")]
     Tasks,
     /// Benchmark the recurrent kernels on the standard configurations (T = 100, f32).
     #[command(after_help = "Examples:\n  \

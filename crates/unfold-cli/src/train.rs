@@ -26,8 +26,16 @@ use crate::{BadInput, Global};
     unfold train --task adding --length 100 --steps 6000\n  \
     unfold train --task parity --model gru --hidden 64 --out runs/parity\n  \
     unfold train --config run.toml --lr 0.002     # flags override the file\n  \
-    unfold train --resume runs/reber --steps 8000 # continue a run exactly")]
+    unfold train --resume runs/reber --steps 8000 # continue a run exactly\n  \
+    unfold train lm --text input.txt              # a character language model of a text\n  \
+    unfold train seq2seq --pairs pairs.tsv        # an encoder-decoder on source/target pairs\n  \
+    unfold train --ts TRAIN.ts --test TEST.ts     # sequence classification\n  \
+    unfold train --csv data.csv --column A,B      # one-step forecasting")]
 pub struct TrainArgs {
+    /// What to train, as a check on the data flags: `lm` (needs --text), `seq2seq` (needs
+    /// --pairs), `classifier` (needs --ts), `forecast` (needs --csv); optional.
+    #[arg(value_parser = ["lm", "seq2seq", "classifier", "forecast"])]
+    kind: Option<String>,
     #[command(flatten)]
     raw: RawSettings,
     /// Settings file (TOML, the same keys as the flags with _ for -); flags override it.
@@ -40,6 +48,17 @@ pub struct TrainArgs {
 }
 
 fn resolve(args: &TrainArgs, global: &Global) -> Result<(Settings, PathBuf, bool)> {
+    if let Some(kind) = &args.kind {
+        let (flag, given) = match kind.as_str() {
+            "lm" => ("--text FILE", args.raw.text.is_some()),
+            "seq2seq" => ("--pairs FILE.tsv", args.raw.pairs.is_some()),
+            "classifier" => ("--ts TRAIN.ts --test TEST.ts", args.raw.ts.is_some()),
+            _ => ("--csv FILE --column NAME", args.raw.csv.is_some()),
+        };
+        if !given && args.resume.is_none() {
+            bail!(BadInput(format!("unfold train {kind} needs {flag}")));
+        }
+    }
     if let Some(dir) = &args.resume {
         let path = dir.join("config.toml");
         let text = std::fs::read_to_string(&path)
