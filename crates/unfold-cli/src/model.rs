@@ -57,7 +57,11 @@ impl Model {
             output: setup.output,
         };
         let mut m = match setup.kind {
-            ModelKind::Labeller => Model::Labeller(SequenceLabeller::new(cfg, s.seed)?),
+            ModelKind::Labeller => {
+                let mut m = SequenceLabeller::new(cfg, s.seed)?;
+                m.set_dropout(s.dropout)?;
+                Model::Labeller(m)
+            }
             ModelKind::Classifier => {
                 Model::Classifier(SequenceClassifier::new(cfg, Readout::Last, s.seed)?)
             }

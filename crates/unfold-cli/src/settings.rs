@@ -35,6 +35,9 @@ pub struct RawSettings {
     /// Initial LSTM forget-gate bias (0: PyTorch's initialisation).
     #[arg(long)]
     pub forget_bias: Option<f64>,
+    /// Dropout between stacked recurrent layers in training (needs --layers 2 or more).
+    #[arg(long)]
+    pub dropout: Option<f64>,
     /// Training steps (updates).
     #[arg(long)]
     pub steps: Option<u64>,
@@ -119,6 +122,9 @@ pub struct Settings {
     pub embed: usize,
     /// Initial LSTM forget-gate bias (0: PyTorch's initialisation).
     pub forget_bias: f64,
+    /// Dropout between stacked layers.
+    #[serde(default)]
+    pub dropout: f64,
     /// Training steps.
     pub steps: u64,
     /// Sequences per batch.
@@ -196,6 +202,7 @@ impl RawSettings {
             layers,
             embed,
             forget_bias,
+            dropout,
             steps,
             batch,
             lr,
@@ -295,6 +302,7 @@ impl RawSettings {
             layers: self.layers.unwrap_or(1),
             embed: self.embed.unwrap_or(16),
             forget_bias: self.forget_bias.unwrap_or(1.0),
+            dropout: self.dropout.unwrap_or(0.0),
             steps,
             batch: self.batch.unwrap_or(batch),
             lr: self.lr.unwrap_or(lr),
@@ -352,6 +360,12 @@ impl Settings {
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
             return bad(format!("--lr must be a positive number (got {})", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return bad(format!(
+                "--dropout must be in [0, 1) (got {})",
+                self.dropout
+            ));
         }
         if !self.forget_bias.is_finite() {
             return bad("--forget-bias must be a finite number".into());

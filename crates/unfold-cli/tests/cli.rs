@@ -317,6 +317,7 @@ fn bad_inputs_give_one_line_errors_and_status_2() {
     bad(&["train", "--model", "transformer"], "--model");
     bad(&["train", "--optimizer", "lion"], "optimizer");
     bad(&["train", "--steps", "0"], "--steps");
+    bad(&["train", "--dropout", "1.5"], "--dropout");
     bad(&["train", "--task", "adding", "--length", "3"], "length");
     bad(
         &[
@@ -404,6 +405,11 @@ fn user_data_text_ts_and_csv() {
     let run = dir.join("lm");
     ok(&[
         "train",
+        "lm",
+        "--layers",
+        "2",
+        "--dropout",
+        "0.2",
         "--text",
         text.to_str().unwrap(),
         "--steps",

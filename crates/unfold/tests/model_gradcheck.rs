@@ -276,6 +276,41 @@ fn pattern_one_labeller_gradients() {
 }
 
 #[test]
+fn dropout_between_layers_has_exact_gradients_and_drops() {
+    let cfg = ModelConfig {
+        input: InputSpec::Symbols { vocab: 5, dim: 3 },
+        cell: CellKind::Lstm,
+        hidden: 4,
+        layers: 3,
+        bidirectional: true,
+        output: OutputKind::Categorical {
+            classes: 4,
+            pad: None,
+        },
+    };
+    let mut m = SequenceLabeller::<f64>::new(cfg, 3).unwrap();
+    m.set_dropout(0.4).unwrap();
+    let b = batch(cfg.input, cfg.output, true, 5);
+    // `check` draws the masks from the same seed at every evaluation.
+    check("lstm 3 layers bi, dropout 0.4", &m, &b, 0.0);
+    // Dropout changes the training loss; inference never drops.
+    let mut ws = Default::default();
+    let mut g = m.zeros_like();
+    let mut rng = Rng::new(1);
+    let mut ctx = TrainContext {
+        rng: &mut rng,
+        feed_prob: 0.0,
+        step: 1,
+    };
+    let with = m.loss_and_grad(&b, &mut ws, &mut g, &mut ctx).unwrap().nll;
+    let without = m.loss_and_grad_from(&b, None, &mut ws, &mut g).unwrap().nll;
+    let eval = m.evaluate(&b, &mut ws).unwrap().nll;
+    assert!((with - without).abs() > 1e-6);
+    assert!((eval - without).abs() < 1e-9);
+    assert!(m.set_dropout(1.0).is_err());
+}
+
+#[test]
 fn pattern_three_classifier_gradients() {
     let cases = [
         (

@@ -151,7 +151,36 @@ impl<T: Float> Recurrent<T> {
         init: Option<&RecurrentState<T>>,
         cache: &mut TrainCache<T>,
     ) -> Result<()> {
+        self.forward_train_dropout(x, steps, batch, lengths, init, None, cache)
+    }
+
+    /// [`Recurrent::forward_train`] with dropout between stacked layers (PyTorch's `dropout`
+    /// argument): each output of a layer below the top is zeroed with probability `p` and the
+    /// rest scaled by `1 / (1 - p)` before the next layer reads it, masks drawn from `rng`.
+    /// Backward uses the same masks. Inference and streaming never drop.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward_train_dropout(
+        &self,
+        x: &[T],
+        steps: usize,
+        batch: usize,
+        lengths: Option<&[usize]>,
+        init: Option<&RecurrentState<T>>,
+        dropout: Option<(f64, &mut Rng)>,
+        cache: &mut TrainCache<T>,
+    ) -> Result<()> {
         self.check_input(x, steps, batch, lengths, init)?;
+        let mut dropout = dropout;
+        if let Some((p, _)) = &dropout {
+            if !(0.0..1.0).contains(p) {
+                return Err(Error::InvalidConfig(format!(
+                    "dropout must be in [0, 1) (got {p})"
+                )));
+            }
+            if *p == 0.0 || self.config.num_layers < 2 {
+                dropout = None;
+            }
+        }
         let cfg = &self.config;
         let (hs, nd, nl) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
         let gh = cfg.kind.gates() * hs;
@@ -163,6 +192,7 @@ impl<T: Float> Recurrent<T> {
             Some(s) => cache.init.copy_from(s),
             None => cache.init = RecurrentState::zeros(cfg, batch),
         }
+        cache.dropout = dropout.as_ref().map_or(0.0, |d| d.0);
         let TrainCache {
             input,
             outputs,
@@ -173,13 +203,35 @@ impl<T: Float> Recurrent<T> {
             final_state,
             hp,
             whh_t,
+            masks,
+            dropped,
             ..
         } = cache;
         let whh_t = prepare_transposed(&self.cells, gh, hs, batch, whh_t);
         final_state.copy_from(init);
+        if dropout.is_some() {
+            masks.resize_with(nl - 1, Vec::new);
+            dropped.resize_with(nl - 1, Vec::new);
+        }
         for l in 0..nl {
             let (before, rest) = outputs.split_at_mut(l);
-            let x_l: &[T] = if l == 0 { input } else { &before[l - 1] };
+            if let (Some((p, rng)), true) = (dropout.as_mut(), l > 0) {
+                let keep = T::from_f64(1.0 / (1.0 - *p));
+                let (m, dr) = (&mut masks[l - 1], &mut dropped[l - 1]);
+                ensure(m, tb * nd * hs);
+                ensure(dr, tb * nd * hs);
+                for ((mv, dv), &ov) in m.iter_mut().zip(dr.iter_mut()).zip(&before[l - 1]) {
+                    *mv = if rng.uniform() < *p { T::ZERO } else { keep };
+                    *dv = ov * *mv;
+                }
+            }
+            let x_l: &[T] = if l == 0 {
+                input
+            } else if dropout.is_some() {
+                &dropped[l - 1]
+            } else {
+                &before[l - 1]
+            };
             let out = &mut rest[0];
             for d in 0..nd {
                 let idx = l * nd + d;
@@ -273,8 +325,12 @@ impl<T: Float> Recurrent<T> {
             dinput,
             ws,
             first,
+            masks,
+            dropped,
+            dropout,
             ..
         } = cache;
+        let dropping = *dropout > 0.0;
         match dfinal {
             Some(s) => dinit.copy_from(s),
             None => {
@@ -298,7 +354,13 @@ impl<T: Float> Recurrent<T> {
             },
         );
         for l in (0..nl).rev() {
-            let x_l: &[T] = if l == 0 { input } else { &outputs[l - 1] };
+            let x_l: &[T] = if l == 0 {
+                input
+            } else if dropping {
+                &dropped[l - 1]
+            } else {
+                &outputs[l - 1]
+            };
             let (dcur, dnext) = dbuf.split_at_mut(1);
             let dx: Option<&mut Vec<T>> = if l > 0 {
                 Some(&mut dnext[0])
@@ -352,6 +414,11 @@ impl<T: Float> Recurrent<T> {
                     dx.as_deref_mut().map(|v| &mut v[..]),
                     d > 0,
                 );
+            }
+            if l > 0 && dropping {
+                for (g, &m) in dbuf[1].iter_mut().zip(&masks[l - 1]) {
+                    *g *= m;
+                }
             }
             dbuf.swap(0, 1);
         }
@@ -641,6 +708,12 @@ pub struct TrainCache<T> {
     ws: Vec<T>,
     first: Vec<T>,
     whh_t: Vec<Vec<T>>,
+    /// Dropout probability of the last training forward (0: none).
+    dropout: f64,
+    /// Per layer boundary: `[T, B, D*H]` dropout multipliers (0 or 1/(1-p)).
+    masks: Vec<Vec<T>>,
+    /// Per layer boundary: the outputs after dropout (the next layer's input).
+    dropped: Vec<Vec<T>>,
 }
 
 impl<T: Float> TrainCache<T> {

@@ -14,6 +14,7 @@ use crate::layers::{
 };
 use crate::models::input::{InputLayer, InputSpec};
 use crate::models::{compose_parameters, scored_rows, target_view, SequenceModel, TrainContext};
+use crate::rng::Rng;
 
 /// The architecture shared by the labeller and the classifier.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -56,6 +57,8 @@ impl ModelConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequenceLabeller<T> {
     config: ModelConfig,
+    /// Dropout between stacked recurrent layers in training (0: none).
+    dropout: f64,
     /// Embedding or projection of the inputs.
     pub input: InputLayer<T>,
     /// The recurrent stack.
@@ -115,6 +118,7 @@ impl<T: Float> SequenceLabeller<T> {
         let output = OutputLayer::new(config.output)?;
         Ok(SequenceLabeller {
             config,
+            dropout: 0.0,
             input,
             rnn,
             head,
@@ -125,6 +129,23 @@ impl<T: Float> SequenceLabeller<T> {
     /// The architecture.
     pub fn config(&self) -> &ModelConfig {
         &self.config
+    }
+
+    /// Sets the dropout between stacked recurrent layers used in training (PyTorch's
+    /// `dropout` argument of `nn.LSTM`); it needs at least two layers to act.
+    pub fn set_dropout(&mut self, p: f64) -> Result<()> {
+        if !(0.0..1.0).contains(&p) {
+            return Err(Error::InvalidConfig(format!(
+                "dropout must be in [0, 1) (got {p})"
+            )));
+        }
+        self.dropout = p;
+        Ok(())
+    }
+
+    /// The dropout between layers.
+    pub fn dropout(&self) -> f64 {
+        self.dropout
     }
 
     fn check_batch(&self, batch: &SeqBatch<T>) -> Result<()> {
@@ -146,6 +167,19 @@ impl<T: Float> SequenceLabeller<T> {
         ws: &mut LabellerWorkspace<T>,
         grads: &mut Self,
     ) -> Result<LossStats> {
+        self.train_step(batch, init, ws, grads, None)
+    }
+
+    /// [`SequenceLabeller::loss_and_grad_from`] with the model's dropout between layers,
+    /// masks drawn from `rng` (no dropout without one).
+    pub fn train_step(
+        &self,
+        batch: &SeqBatch<T>,
+        init: Option<&RecurrentState<T>>,
+        ws: &mut LabellerWorkspace<T>,
+        grads: &mut Self,
+        rng: Option<&mut Rng>,
+    ) -> Result<LossStats> {
         self.check_batch(batch)?;
         let (steps, b) = (batch.steps, batch.batch);
         let rows = steps * b;
@@ -158,8 +192,9 @@ impl<T: Float> SequenceLabeller<T> {
             ..
         } = ws;
         let xin = self.input.forward(&batch.input, rows, x)?;
+        let drop = rng.map(|r| (self.dropout, r));
         self.rnn
-            .forward_train(xin, steps, b, Some(&batch.lengths), init, cache)?;
+            .forward_train_dropout(xin, steps, b, Some(&batch.lengths), init, drop, cache)?;
         let o = self.head.out_features();
         logits.resize(rows * o, T::ZERO);
         dlogits.resize(rows * o, T::ZERO);
@@ -246,6 +281,7 @@ impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
     fn zeros_like(&self) -> Self {
         SequenceLabeller {
             config: self.config,
+            dropout: self.dropout,
             input: self.input.zeros_like(),
             rnn: self.rnn.zeros_like(),
             head: self.head.zeros_like(),
@@ -258,9 +294,9 @@ impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
         batch: &SeqBatch<T>,
         ws: &mut Self::Workspace,
         grads: &mut Self,
-        _ctx: &mut TrainContext<'_>,
+        ctx: &mut TrainContext<'_>,
     ) -> Result<LossStats> {
-        self.loss_and_grad_from(batch, None, ws, grads)
+        self.train_step(batch, None, ws, grads, Some(&mut *ctx.rng))
     }
 
     fn evaluate(&self, batch: &SeqBatch<T>, ws: &mut Self::Workspace) -> Result<LossStats> {
@@ -268,7 +304,10 @@ impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
     }
 
     fn describe(&self) -> Vec<(String, String)> {
-        let mut v = vec![("model".to_string(), "sequence_labeller".to_string())];
+        let mut v = vec![
+            ("model".to_string(), "sequence_labeller".to_string()),
+            ("dropout".to_string(), self.dropout.to_string()),
+        ];
         v.extend(self.config.describe());
         v
     }

@@ -140,7 +140,7 @@ impl<T: Float> TrainData<T, SequenceLabeller<T>> for Stream<'_, T> {
         model: &SequenceLabeller<T>,
         ws: &mut LabellerWorkspace<T>,
         grads: &mut SequenceLabeller<T>,
-        _ctx: &mut TrainContext<'_>,
+        ctx: &mut TrainContext<'_>,
     ) -> Result<(LossStats, usize)> {
         if self.pos >= self.len {
             self.epoch += 1;
@@ -152,7 +152,7 @@ impl<T: Float> TrainData<T, SequenceLabeller<T>> for Stream<'_, T> {
         let score_from = self.pos.max(start);
         let init = self.state_at(model, start)?;
         let batch = self.window(start, end, score_from);
-        let stats = model.loss_and_grad_from(&batch, Some(&init), ws, grads)?;
+        let stats = model.train_step(&batch, Some(&init), ws, grads, Some(&mut *ctx.rng))?;
         self.history.push((end, ws.final_state().clone()));
         // Keep only what a later window can start from.
         let need = (end + self.k1).saturating_sub(self.k2);
