@@ -66,6 +66,7 @@ fn batch(spec: InputSpec, kind: OutputKind, per_step: bool, seed: u64) -> SeqBat
         mask: mask(),
         per_step,
         source: None,
+        loss_norm: None,
     }
 }
 
@@ -584,5 +585,35 @@ fn encoder_decoder_gradients_with_and_without_attention() {
             &seq2seq_batch(7 + i as u64),
             0.0,
         );
+    }
+}
+
+#[test]
+fn real_generator_gradients_for_every_stop_rule() {
+    use unfold::data::Dataset;
+    use unfold::models::{generator_sequences, RealGenerator, StopRule};
+    let mut rng = Rng::new(4);
+    let series: Vec<Vec<f64>> = [4, 2, 5]
+        .iter()
+        .map(|&len| (0..len * 2).map(|_| rng.uniform_range(-1.0, 1.0)).collect())
+        .collect();
+    let data = Dataset::new(generator_sequences(&series, 2)).unwrap();
+    let b = data.batch(&[0, 1, 2]);
+    for (i, rule) in [
+        StopRule::StopBit,
+        StopRule::LengthHead { max_len: 6, poisson: false },
+        StopRule::LengthHead { max_len: 6, poisson: true },
+        StopRule::MaxLength,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut m = RealGenerator::<f64>::new(2, CellKind::Gru, 3, 1, rule, 10 + i as u64).unwrap();
+        if let Some(l) = m.length.as_mut() {
+            for (k, v) in l.logits.iter_mut().enumerate() {
+                *v = 0.3 * k as f64 - 0.2;
+            }
+        }
+        check(&format!("real generator {rule:?}"), &m, &b, 0.0);
     }
 }

@@ -366,6 +366,7 @@ fn pattern_one_model_matches_torch_end_to_end() {
         mask,
         per_step: true,
         source: None,
+        loss_norm: None,
     };
     let mut grads = unfold::models::SequenceModel::zeros_like(&model);
     let mut ws = Default::default();

@@ -134,6 +134,12 @@ pub struct SeqBatch<T> {
     pub per_step: bool,
     /// The source sequences of a sequence-to-sequence batch (`None` otherwise).
     pub source: Option<SourceBatch<T>>,
+    /// What the summed loss of the batch is divided by for the gradient (`None`: the number
+    /// of scored rows). Batches of a [`Dataset`] use `B` times the data set's mean length, so
+    /// every sequence weighs the same whatever batch it lands in: dividing by each batch's own
+    /// token count would give the sequences of length-bucketed short batches more weight
+    /// and, for example, bias a learned end-of-sequence probability upwards.
+    pub loss_norm: Option<f64>,
 }
 
 impl<T: Float> SeqBatch<T> {
@@ -148,6 +154,7 @@ impl<T: Float> SeqBatch<T> {
 pub struct Dataset<T> {
     seqs: Vec<Sequence<T>>,
     per_step: bool,
+    mean_len: f64,
     /// Source sequences of a sequence-to-sequence set, one per sequence.
     sources: Option<Vec<Values<T>>>,
 }
@@ -192,9 +199,11 @@ impl<T: Float> Dataset<T> {
                 )));
             }
         }
+        let mean_len = seqs.iter().map(|s| s.len as f64).sum::<f64>() / seqs.len() as f64;
         Ok(Dataset {
             seqs,
             per_step,
+            mean_len,
             sources: None,
         })
     }
@@ -320,6 +329,7 @@ impl<T: Float> Dataset<T> {
             mask,
             per_step: self.per_step,
             source,
+            loss_norm: self.per_step.then(|| b as f64 * self.mean_len),
         }
     }
 

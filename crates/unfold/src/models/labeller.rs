@@ -201,7 +201,7 @@ impl<T: Float> SequenceLabeller<T> {
         self.head.forward(cache.output(), rows, logits)?;
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, Some(&batch.mask), rows);
-        let scale = 1.0 / n.max(1) as f64;
+        let scale = 1.0 / batch.loss_norm.unwrap_or(n.max(1) as f64);
         let stats = self.output.nll(
             logits,
             rows,

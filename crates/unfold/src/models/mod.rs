@@ -13,6 +13,7 @@
 pub mod classifier;
 pub mod feedback;
 pub mod generate;
+pub mod generator;
 pub mod input;
 pub mod labeller;
 pub mod seq2seq;
@@ -20,6 +21,7 @@ pub mod seq2seq;
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
 pub use generate::{Generator, Sampling, Stop};
+pub use generator::{generator_sequences, RealGenerator, StopRule};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{ModelConfig, SequenceLabeller};
 pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};

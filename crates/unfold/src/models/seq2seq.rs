@@ -419,7 +419,7 @@ impl<T: Float> SequenceModel<T> for Seq2Seq<T> {
             rows,
             target,
             Some(&batch.mask),
-            1.0 / n.max(1) as f64,
+            1.0 / batch.loss_norm.unwrap_or(n.max(1) as f64),
             Some((&mut ws.dlogits[..], &mut grads.output)),
             None,
         )?;

@@ -112,6 +112,7 @@ impl<'a, T: Float> Stream<'a, T> {
             mask,
             per_step: true,
             source: None,
+            loss_norm: None,
         }
     }
 
