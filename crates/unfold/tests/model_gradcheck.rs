@@ -67,6 +67,7 @@ fn batch(spec: InputSpec, kind: OutputKind, per_step: bool, seed: u64) -> SeqBat
         per_step,
         source: None,
         loss_norm: None,
+        cond: None,
     }
 }
 
@@ -601,8 +602,14 @@ fn real_generator_gradients_for_every_stop_rule() {
     let b = data.batch(&[0, 1, 2]);
     for (i, rule) in [
         StopRule::StopBit,
-        StopRule::LengthHead { max_len: 6, poisson: false },
-        StopRule::LengthHead { max_len: 6, poisson: true },
+        StopRule::LengthHead {
+            max_len: 6,
+            poisson: false,
+        },
+        StopRule::LengthHead {
+            max_len: 6,
+            poisson: true,
+        },
         StopRule::MaxLength,
     ]
     .into_iter()
@@ -615,5 +622,51 @@ fn real_generator_gradients_for_every_stop_rule() {
             }
         }
         check(&format!("real generator {rule:?}"), &m, &b, 0.0);
+    }
+}
+
+#[test]
+fn conditioned_labeller_gradients_in_every_mode() {
+    use unfold::models::{CondMode, Conditioning};
+    for (i, mode) in [CondMode::InitialState, CondMode::EveryStep, CondMode::Both]
+        .into_iter()
+        .enumerate()
+    {
+        let cfg = ModelConfig {
+            input: InputSpec::Symbols { vocab: 5, dim: 3 },
+            cell: if i == 1 {
+                CellKind::Gru
+            } else {
+                CellKind::Lstm
+            },
+            hidden: 3,
+            layers: 2,
+            bidirectional: false,
+            output: OutputKind::Categorical {
+                classes: 4,
+                pad: None,
+            },
+        };
+        let m = SequenceLabeller::<f64>::conditioned(
+            cfg,
+            Conditioning { width: 2, mode },
+            40 + i as u64,
+        )
+        .unwrap();
+        let mut b = batch(cfg.input, cfg.output, true, 50 + i as u64);
+        let mut rng = Rng::new(9);
+        b.cond = Some(reals(3 * 2, &mut rng));
+        check(&format!("conditioned labeller {mode:?}"), &m, &b, 0.0);
+        // The condition changes the outputs.
+        let mut ws = Default::default();
+        let l1 = m.evaluate(&b, &mut ws).unwrap().nll;
+        b.cond = Some(reals(3 * 2, &mut rng));
+        let l2 = m.evaluate(&b, &mut ws).unwrap().nll;
+        assert!((l1 - l2).abs() > 1e-9, "{mode:?}");
+        b.cond = None;
+        assert!(
+            m.evaluate(&b, &mut ws).is_err(),
+            "a conditioned model needs its vectors"
+        );
     }
 }

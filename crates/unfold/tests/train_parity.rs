@@ -367,6 +367,7 @@ fn pattern_one_model_matches_torch_end_to_end() {
         per_step: true,
         source: None,
         loss_norm: None,
+        cond: None,
     };
     let mut grads = unfold::models::SequenceModel::zeros_like(&model);
     let mut ws = Default::default();

@@ -140,6 +140,8 @@ pub struct SeqBatch<T> {
     /// token count would give the sequences of length-bucketed short batches more weight
     /// and, for example, bias a learned end-of-sequence probability upwards.
     pub loss_norm: Option<f64>,
+    /// `[B, C]` fixed conditioning vectors, one per sequence (`None`: unconditioned).
+    pub cond: Option<Vec<T>>,
 }
 
 impl<T: Float> SeqBatch<T> {
@@ -157,6 +159,8 @@ pub struct Dataset<T> {
     mean_len: f64,
     /// Source sequences of a sequence-to-sequence set, one per sequence.
     sources: Option<Vec<Values<T>>>,
+    /// Conditioning vectors, one per sequence, all of one width.
+    conds: Option<Vec<Vec<T>>>,
 }
 
 impl<T: Float> Dataset<T> {
@@ -205,6 +209,7 @@ impl<T: Float> Dataset<T> {
             per_step,
             mean_len,
             sources: None,
+            conds: None,
         })
     }
 
@@ -227,6 +232,23 @@ impl<T: Float> Dataset<T> {
             }
         }
         d.sources = Some(sources);
+        Ok(d)
+    }
+
+    /// A set whose sequences each come with a fixed conditioning vector (a class, an image
+    /// embedding...), all of one width.
+    pub fn with_conditions(seqs: Vec<Sequence<T>>, conds: Vec<Vec<T>>) -> Result<Self> {
+        let mut d = Self::new(seqs)?;
+        if conds.len() != d.seqs.len()
+            || conds
+                .iter()
+                .any(|c| c.len() != conds[0].len() || c.is_empty())
+        {
+            return Err(Error::InvalidConfig(
+                "one non-empty conditioning vector of a common width per sequence".into(),
+            ));
+        }
+        d.conds = Some(conds);
         Ok(d)
     }
 
@@ -329,7 +351,11 @@ impl<T: Float> Dataset<T> {
             mask,
             per_step: self.per_step,
             source,
-            loss_norm: self.per_step.then(|| b as f64 * self.mean_len),
+            loss_norm: self.per_step.then_some(b as f64 * self.mean_len),
+            cond: self
+                .conds
+                .as_ref()
+                .map(|c| idx.iter().flat_map(|&i| c[i].iter().copied()).collect()),
         }
     }
 

@@ -117,6 +117,9 @@ pub enum Stop {
 /// Steps a language model one symbol at a time.
 pub struct Generator<'m, T> {
     model: &'m SequenceLabeller<T>,
+    cond: Vec<T>,
+    xe: Vec<T>,
+    pre: Vec<T>,
     state: RecurrentState<T>,
     ws: StepWorkspace<T>,
     x: Vec<T>,
@@ -145,6 +148,9 @@ impl<'m, T: Float> Generator<'m, T> {
         }
         Ok(Generator {
             model,
+            cond: Vec::new(),
+            xe: Vec::new(),
+            pre: Vec::new(),
             state: RecurrentState::zeros(model.rnn.config(), 1),
             ws: StepWorkspace::default(),
             x: Vec::new(),
@@ -153,9 +159,25 @@ impl<'m, T: Float> Generator<'m, T> {
         })
     }
 
-    /// Back to the zero state.
+    /// Sets the conditioning vector of a conditioned model (a class, an image embedding):
+    /// every later generation starts from it.
+    pub fn set_condition(&mut self, c: &[T]) -> Result<()> {
+        match self.model.conditioning() {
+            Some(cc) => crate::error::check_len("conditioning vector", cc.width, c.len())?,
+            None => return Err(Error::InvalidCall("this model is not conditioned".into())),
+        }
+        self.cond = c.to_vec();
+        Ok(())
+    }
+
+    /// Back to the initial state: zero, or the one the condition gives.
     pub fn reset(&mut self) {
         self.state.reset();
+        if !self.cond.is_empty() {
+            let _ = self
+                .model
+                .cond_state(&self.cond, 1, &mut self.pre, &mut self.state);
+        }
     }
 
     /// Feeds one symbol and returns the logits of the next.
@@ -163,8 +185,22 @@ impl<'m, T: Float> Generator<'m, T> {
         let InputLayer::Embedding(e) = &self.model.input else {
             unreachable!("checked in new");
         };
-        self.x.resize(e.dim(), T::ZERO);
-        e.forward(&[id], &mut self.x)?;
+        if self.model.conditioning().is_some() && self.cond.is_empty() {
+            return Err(Error::InvalidCall(
+                "a conditioned model needs set_condition before generating".into(),
+            ));
+        }
+        self.xe.resize(e.dim(), T::ZERO);
+        e.forward(&[id], &mut self.xe)?;
+        self.x.clear();
+        self.x.extend_from_slice(&self.xe);
+        let every = self
+            .model
+            .conditioning()
+            .is_some_and(|c| c.mode != crate::models::labeller::CondMode::InitialState);
+        if every {
+            self.x.extend_from_slice(&self.cond);
+        }
         let h = self
             .model
             .rnn

@@ -20,7 +20,9 @@ use crate::float::Float;
 use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer, Target};
 use crate::layers::params::{ParamSpec, Parameters};
-use crate::layers::{CellKind, Recurrent, RecurrentConfig, RecurrentState, StepWorkspace, TrainCache};
+use crate::layers::{
+    CellKind, Recurrent, RecurrentConfig, RecurrentState, StepWorkspace, TrainCache,
+};
 use crate::models::{compose_parameters, SequenceModel, TrainContext};
 use crate::rng::Rng;
 
@@ -103,7 +105,14 @@ fn ln_factorial(k: usize) -> f64 {
 
 impl<T: Float> RealGenerator<T> {
     /// A generator of `dim` values per step with the given cell, width and stopping rule.
-    pub fn new(dim: usize, cell: CellKind, hidden: usize, layers: usize, rule: StopRule, seed: u64) -> Result<Self> {
+    pub fn new(
+        dim: usize,
+        cell: CellKind,
+        hidden: usize,
+        layers: usize,
+        rule: StopRule,
+        seed: u64,
+    ) -> Result<Self> {
         if dim == 0 {
             return Err(Error::InvalidConfig("at least one value per step".into()));
         }
@@ -139,9 +148,15 @@ impl<T: Float> RealGenerator<T> {
     fn length_nll(&self, len: usize, scale: T, grad: Option<&mut LengthHead<T>>) -> f64 {
         let Some(lh) = &self.length else { return 0.0 };
         match self.rule {
-            StopRule::LengthHead { poisson: false, max_len } => {
+            StopRule::LengthHead {
+                poisson: false,
+                max_len,
+            } => {
                 let k = len.clamp(1, max_len) - 1;
-                let m = lh.logits.iter().fold(lh.logits[0], |m, &x| if x > m { x } else { m });
+                let m = lh
+                    .logits
+                    .iter()
+                    .fold(lh.logits[0], |m, &x| if x > m { x } else { m });
                 let sum: T = lh.logits.iter().fold(T::ZERO, |s, &x| s + (x - m).exp());
                 if let Some(g) = grad {
                     for (gv, &x) in g.logits.iter_mut().zip(&lh.logits) {
@@ -186,7 +201,12 @@ impl<T: Float> RealGenerator<T> {
 
     /// Generates one sequence (`[T, D]` values, means of the Gaussian or samples with `noise`)
     /// and returns it with its length, stopping by the model's rule or at `max_len`.
-    pub fn generate(&self, max_len: usize, sample_values: bool, rng: &mut Rng) -> Result<(Vec<T>, usize)> {
+    pub fn generate(
+        &self,
+        max_len: usize,
+        sample_values: bool,
+        rng: &mut Rng,
+    ) -> Result<(Vec<T>, usize)> {
         let d = self.dim;
         let mut state = RecurrentState::zeros(self.rnn.config(), 1);
         let mut ws = StepWorkspace::default();
@@ -195,7 +215,11 @@ impl<T: Float> RealGenerator<T> {
         let mut z = vec![T::ZERO; 1];
         let mut out = Vec::new();
         let fixed = self.sample_length(rng);
-        let limit = if fixed > 0 { fixed.min(max_len) } else { max_len };
+        let limit = if fixed > 0 {
+            fixed.min(max_len)
+        } else {
+            max_len
+        };
         for t in 0..limit {
             let h = self.rnn.step(&y, &mut state, &mut ws)?;
             self.head.forward(h, 1, &mut mean)?;
@@ -240,7 +264,9 @@ impl<T: Float> SequenceModel<T> for RealGenerator<T> {
         let (Values::Reals { width: iw, data: x }, Values::Reals { width: tw, data: y }) =
             (&batch.input, &batch.target)
         else {
-            return Err(Error::InvalidCall("a real generator needs real inputs and targets".into()));
+            return Err(Error::InvalidCall(
+                "a real generator needs real inputs and targets".into(),
+            ));
         };
         if *iw != d || *tw != d + 1 {
             return Err(Error::InvalidCall(format!(
@@ -271,19 +297,44 @@ impl<T: Float> SequenceModel<T> for RealGenerator<T> {
             yv.extend_from_slice(&y[r * (d + 1)..r * (d + 1) + d]);
             bits.push(y[r * (d + 1) + d]);
         }
-        let gauss = OutputLayer::<T>::new(OutputKind::Gaussian { dim: d, learn_variance: false })?;
+        let gauss = OutputLayer::<T>::new(OutputKind::Gaussian {
+            dim: d,
+            learn_variance: false,
+        })?;
         let mut scratch = gauss.zeros_like();
-        let mut st = gauss.nll(mean, rows, Target::Reals(yv), Some(&batch.mask), scale, Some((&mut dmean[..], &mut scratch)), None)?;
+        let mut st = gauss.nll(
+            mean,
+            rows,
+            Target::Reals(yv),
+            Some(&batch.mask),
+            scale,
+            Some((&mut dmean[..], &mut scratch)),
+            None,
+        )?;
         dh.resize(rows * hsz, T::ZERO);
-        self.head
-            .backward(cache.output(), dmean, rows, &mut grads.head, Some(dh), false)?;
+        self.head.backward(
+            cache.output(),
+            dmean,
+            rows,
+            &mut grads.head,
+            Some(dh),
+            false,
+        )?;
         if let (Some(stop), Some(gs)) = (&self.stop, grads.stop.as_mut()) {
             let bern = OutputLayer::<T>::new(OutputKind::Bernoulli { dim: 1 })?;
             let mut sc = bern.zeros_like();
             zs.resize(rows, T::ZERO);
             dzs.resize(rows, T::ZERO);
             stop.forward(cache.output(), rows, zs)?;
-            let sb = bern.nll(zs, rows, Target::Reals(bits), Some(&batch.mask), scale, Some((&mut dzs[..], &mut sc)), None)?;
+            let sb = bern.nll(
+                zs,
+                rows,
+                Target::Reals(bits),
+                Some(&batch.mask),
+                scale,
+                Some((&mut dzs[..], &mut sc)),
+                None,
+            )?;
             st.nll += sb.nll;
             st.correct += sb.correct;
             st.judged += sb.judged;
@@ -296,7 +347,8 @@ impl<T: Float> SequenceModel<T> for RealGenerator<T> {
                 st.nll += self.length_nll(len, sc, grads.length.as_mut());
             }
         }
-        self.rnn.backward(cache, Some(dh), None, &mut grads.rnn, false)?;
+        self.rnn
+            .backward(cache, Some(dh), None, &mut grads.rnn, false)?;
         Ok(st)
     }
 
@@ -321,7 +373,10 @@ impl<T: Float> SequenceModel<T> for RealGenerator<T> {
 
 /// Training sequences for a [`RealGenerator`] from value sequences (`[len, dim]` each): inputs
 /// are the values shifted by one step (zeros first), targets the values plus the stop bit.
-pub fn generator_sequences<T: Float>(series: &[Vec<T>], dim: usize) -> Vec<crate::data::Sequence<T>> {
+pub fn generator_sequences<T: Float>(
+    series: &[Vec<T>],
+    dim: usize,
+) -> Vec<crate::data::Sequence<T>> {
     series
         .iter()
         .map(|v| {
@@ -335,8 +390,14 @@ pub fn generator_sequences<T: Float>(series: &[Vec<T>], dim: usize) -> Vec<crate
             }
             crate::data::Sequence {
                 len,
-                input: Values::Reals { width: dim, data: x },
-                target: Values::Reals { width: dim + 1, data: y },
+                input: Values::Reals {
+                    width: dim,
+                    data: x,
+                },
+                target: Values::Reals {
+                    width: dim + 1,
+                    data: y,
+                },
             }
         })
         .collect()

@@ -53,10 +53,41 @@ impl ModelConfig {
     }
 }
 
+/// How a fixed conditioning vector `c` (one per sequence) enters a labeller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CondMode {
+    /// Through a learned projection to the initial state, `h(0) = tanh(W c + b)` per layer.
+    InitialState,
+    /// As an extra input at every step, `x'(t) = [x(t); c]`.
+    EveryStep,
+    /// Both.
+    Both,
+}
+
+/// Conditioning settings of a labeller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conditioning {
+    /// Width of the conditioning vector.
+    pub width: usize,
+    /// Where it enters.
+    pub mode: CondMode,
+}
+
+impl Conditioning {
+    fn init(&self) -> bool {
+        self.mode != CondMode::EveryStep
+    }
+    fn every(&self) -> bool {
+        self.mode != CondMode::InitialState
+    }
+}
+
 /// Pattern I: an output at every step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequenceLabeller<T> {
     config: ModelConfig,
+    /// Conditioning on a fixed vector per sequence, if any.
+    cond: Option<Conditioning>,
     /// Dropout between stacked recurrent layers in training (0: none).
     dropout: f64,
     /// Embedding or projection of the inputs.
@@ -67,19 +98,28 @@ pub struct SequenceLabeller<T> {
     pub head: Linear<T>,
     /// The output distribution (and its parameters, if any).
     pub output: OutputLayer<T>,
+    /// Conditioning vector to initial state, `[L*H, C]` (with [`CondMode::InitialState`] or
+    /// [`CondMode::Both`]).
+    pub cond_init: Option<Linear<T>>,
 }
 
 compose_parameters!(SequenceLabeller {
     input: "input",
     rnn: "rnn",
     head: "head",
-    output: "output"
+    output: "output",
+    cond_init: "cond_init"
 });
 
 /// Buffers of a [`SequenceLabeller`], reused across calls.
 #[derive(Debug, Default)]
 pub struct LabellerWorkspace<T> {
     x: Vec<T>,
+    xc: Vec<T>,
+    pre: Vec<T>,
+    dpre: Vec<T>,
+    dxe: Vec<T>,
+    init: RecurrentState<T>,
     cache: TrainCache<T>,
     infer: InferWorkspace<T>,
     logits: Vec<T>,
@@ -107,8 +147,36 @@ impl<T: Float> LabellerWorkspace<T> {
 impl<T: Float> SequenceLabeller<T> {
     /// A model with each part initialised as PyTorch does, from `seed`.
     pub fn new(config: ModelConfig, seed: u64) -> Result<Self> {
+        Self::build(config, None, seed)
+    }
+
+    /// A model conditioned on a fixed vector per sequence (batches carry it in
+    /// [`SeqBatch::cond`]): the chapter's image-to-caption case.
+    pub fn conditioned(config: ModelConfig, cond: Conditioning, seed: u64) -> Result<Self> {
+        if cond.width == 0 {
+            return Err(Error::InvalidConfig(
+                "conditioning width must be at least 1".into(),
+            ));
+        }
+        Self::build(config, Some(cond), seed)
+    }
+
+    fn build(config: ModelConfig, cond: Option<Conditioning>, seed: u64) -> Result<Self> {
         let input = InputLayer::new(config.input, seed)?;
-        let rnn = Recurrent::new(config.recurrent(input.out_width()), seed.wrapping_add(1))?;
+        let extra = cond.filter(|c| c.every()).map_or(0, |c| c.width);
+        let rnn = Recurrent::new(
+            config.recurrent(input.out_width() + extra),
+            seed.wrapping_add(1),
+        )?;
+        let cond_init = match cond.filter(|c| c.init()) {
+            Some(c) => Some(Linear::new(
+                c.width,
+                config.layers * config.hidden,
+                true,
+                seed.wrapping_add(3),
+            )?),
+            None => None,
+        };
         let head = Linear::new(
             rnn.config().output_size(),
             config.output.width(),
@@ -118,6 +186,8 @@ impl<T: Float> SequenceLabeller<T> {
         let output = OutputLayer::new(config.output)?;
         Ok(SequenceLabeller {
             config,
+            cond,
+            cond_init,
             dropout: 0.0,
             input,
             rnn,
@@ -146,6 +216,76 @@ impl<T: Float> SequenceLabeller<T> {
     /// The dropout between layers.
     pub fn dropout(&self) -> f64 {
         self.dropout
+    }
+
+    /// The conditioning settings, if the model is conditioned.
+    pub fn conditioning(&self) -> Option<Conditioning> {
+        self.cond
+    }
+
+    fn check_cond(&self, batch: &SeqBatch<T>) -> Result<()> {
+        match (&self.cond, &batch.cond) {
+            (None, None) => Ok(()),
+            (Some(c), Some(v)) => crate::error::check_len(
+                "conditioning vectors [B, C]",
+                batch.batch * c.width,
+                v.len(),
+            ),
+            (Some(_), None) => Err(Error::InvalidCall(
+                "this model needs a conditioning vector per sequence".into(),
+            )),
+            (None, Some(_)) => Err(Error::InvalidCall("this model is not conditioned".into())),
+        }
+    }
+
+    /// `[x; c]` rows when the condition enters every step (else `x` itself).
+    fn with_cond<'a>(
+        &self,
+        x: &'a [T],
+        cond: Option<&[T]>,
+        rows: usize,
+        b: usize,
+        buf: &'a mut Vec<T>,
+    ) -> &'a [T] {
+        match (self.cond, cond) {
+            (Some(c), Some(cv)) if c.every() => {
+                let e = x.len() / rows.max(1);
+                let w = e + c.width;
+                buf.resize(rows * w, T::ZERO);
+                for r in 0..rows {
+                    buf[r * w..r * w + e].copy_from_slice(&x[r * e..(r + 1) * e]);
+                    buf[r * w + e..(r + 1) * w]
+                        .copy_from_slice(&cv[(r % b) * c.width..(r % b + 1) * c.width]);
+                }
+                &buf[..]
+            }
+            _ => x,
+        }
+    }
+
+    /// The initial state given by the condition, `tanh(W c + b)` per layer (None when the
+    /// condition does not set it).
+    pub fn cond_state(
+        &self,
+        cond: &[T],
+        b: usize,
+        pre: &mut Vec<T>,
+        state: &mut RecurrentState<T>,
+    ) -> Result<bool> {
+        let Some(ci) = &self.cond_init else {
+            return Ok(false);
+        };
+        let (l, h) = (self.config.layers, self.config.hidden);
+        pre.resize(b * l * h, T::ZERO);
+        ci.forward(cond, b, pre)?;
+        pre.iter_mut().for_each(|v| *v = v.tanh());
+        *state = RecurrentState::zeros(self.rnn.config(), b);
+        for k in 0..l {
+            for j in 0..b {
+                state.h[(k * b + j) * h..][..h].copy_from_slice(&pre[(j * l + k) * h..][..h]);
+            }
+        }
+        Ok(true)
     }
 
     fn check_batch(&self, batch: &SeqBatch<T>) -> Result<()> {
@@ -181,10 +321,16 @@ impl<T: Float> SequenceLabeller<T> {
         rng: Option<&mut Rng>,
     ) -> Result<LossStats> {
         self.check_batch(batch)?;
+        self.check_cond(batch)?;
         let (steps, b) = (batch.steps, batch.batch);
         let rows = steps * b;
         let LabellerWorkspace {
             x,
+            xc,
+            pre,
+            dpre,
+            dxe,
+            init: cinit,
             cache,
             logits,
             dlogits,
@@ -192,6 +338,13 @@ impl<T: Float> SequenceLabeller<T> {
             ..
         } = ws;
         let xin = self.input.forward(&batch.input, rows, x)?;
+        let xin = self.with_cond(xin, batch.cond.as_deref(), rows, b, xc);
+        let from_cond = init.is_none()
+            && match batch.cond.as_deref() {
+                Some(cv) => self.cond_state(cv, b, pre, cinit)?,
+                None => false,
+            };
+        let init = if from_cond { Some(&*cinit) } else { init };
         let drop = rng.map(|r| (self.dropout, r));
         self.rnn
             .forward_train_dropout(xin, steps, b, Some(&batch.lengths), init, drop, cache)?;
@@ -225,8 +378,38 @@ impl<T: Float> SequenceLabeller<T> {
         self.rnn
             .backward(cache, Some(dh), None, &mut grads.rnn, need_dx)?;
         if need_dx {
+            let e = self.input.out_width();
+            let din = self.rnn.config().input_size;
+            let dx: &[T] = if din == e {
+                cache.dinput()
+            } else {
+                dxe.resize(rows * e, T::ZERO);
+                for r in 0..rows {
+                    dxe[r * e..(r + 1) * e].copy_from_slice(&cache.dinput()[r * din..r * din + e]);
+                }
+                dxe
+            };
             self.input
-                .backward(&batch.input, rows, cache.dinput(), &mut grads.input)?;
+                .backward(&batch.input, rows, dx, &mut grads.input)?;
+        }
+        if let (true, Some(ci), Some(gci), Some(cv)) = (
+            from_cond,
+            &self.cond_init,
+            grads.cond_init.as_mut(),
+            batch.cond.as_deref(),
+        ) {
+            let (l, h) = (self.config.layers, self.config.hidden);
+            let dinit = cache.dinit();
+            dpre.resize(b * l * h, T::ZERO);
+            for k in 0..l {
+                for j in 0..b {
+                    for i in 0..h {
+                        let y = pre[(j * l + k) * h + i];
+                        dpre[(j * l + k) * h + i] = dinit.h[(k * b + j) * h + i] * (T::ONE - y * y);
+                    }
+                }
+            }
+            ci.backward(cv, dpre, b, gci, None, false)?;
         }
         Ok(stats)
     }
@@ -241,9 +424,17 @@ impl<T: Float> SequenceLabeller<T> {
         row_ll: Option<&mut [f64]>,
     ) -> Result<LossStats> {
         self.check_batch(batch)?;
+        self.check_cond(batch)?;
         let (steps, b) = (batch.steps, batch.batch);
         let rows = steps * b;
         let xin = self.input.forward(&batch.input, rows, &mut ws.x)?;
+        let xin = self.with_cond(xin, batch.cond.as_deref(), rows, b, &mut ws.xc);
+        let from_cond = init.is_none()
+            && match batch.cond.as_deref() {
+                Some(cv) => self.cond_state(cv, b, &mut ws.pre, &mut ws.init)?,
+                None => false,
+            };
+        let init = if from_cond { Some(&ws.init) } else { init };
         self.rnn
             .forward_infer(xin, steps, b, Some(&batch.lengths), init, &mut ws.infer)?;
         ws.logits.resize(rows * self.head.out_features(), T::ZERO);
@@ -281,6 +472,8 @@ impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
     fn zeros_like(&self) -> Self {
         SequenceLabeller {
             config: self.config,
+            cond: self.cond,
+            cond_init: self.cond_init.as_ref().map(|l| l.zeros_like()),
             dropout: self.dropout,
             input: self.input.zeros_like(),
             rnn: self.rnn.zeros_like(),
@@ -307,6 +500,7 @@ impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
         let mut v = vec![
             ("model".to_string(), "sequence_labeller".to_string()),
             ("dropout".to_string(), self.dropout.to_string()),
+            ("conditioning".to_string(), format!("{:?}", self.cond)),
         ];
         v.extend(self.config.describe());
         v

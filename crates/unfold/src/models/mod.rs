@@ -23,7 +23,7 @@ pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
 pub use generate::{Generator, Sampling, Stop};
 pub use generator::{generator_sequences, RealGenerator, StopRule};
 pub use input::{InputLayer, InputSpec};
-pub use labeller::{ModelConfig, SequenceLabeller};
+pub use labeller::{CondMode, Conditioning, ModelConfig, SequenceLabeller};
 pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
 
 use crate::data::SeqBatch;

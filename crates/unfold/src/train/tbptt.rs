@@ -113,6 +113,7 @@ impl<'a, T: Float> Stream<'a, T> {
             per_step: true,
             source: None,
             loss_norm: None,
+            cond: None,
         }
     }
 
