@@ -702,13 +702,7 @@ fn class_conditioned_generation_follows_the_requested_class() {
         (0..len)
             .map(|t| match class {
                 0 => 'x',
-                1 => {
-                    if t % 2 == 0 {
-                        'x'
-                    } else {
-                        'y'
-                    }
-                }
+                1 if t % 2 == 0 => 'x',
                 _ => 'y',
             })
             .collect()
