@@ -19,7 +19,7 @@ use crate::data::{SeqBatch, Values};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
-use crate::layers::{CellKind, RecurrentState};
+use crate::layers::RecurrentState;
 use crate::models::labeller::LabellerWorkspace;
 use crate::models::{SequenceLabeller, TrainContext};
 use crate::train::source::TrainData;
@@ -265,7 +265,7 @@ pub fn evaluate_stream<T: Float>(
 mod tests {
     use super::*;
     use crate::data::tasks;
-    use crate::layers::OutputKind;
+    use crate::layers::{CellKind, OutputKind};
     use crate::models::{InputSpec, ModelConfig, SequenceModel};
     use crate::rng::Rng;
 
