@@ -95,7 +95,7 @@ pub const TASKS: [TaskInfo; 6] = [
         length: ("delay T", 10),
         cell: CellKind::Gru,
         hidden: 96,
-        steps: 12000,
+        steps: 20000,
         lr: 1e-2,
         batch: 32,
     },
