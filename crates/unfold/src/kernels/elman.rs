@@ -5,7 +5,7 @@
 //! ```
 //!
 //! Forward keeps nothing beyond h(t) itself: the derivative of both activations is a function
-//! of the output (1 - h^2 for tanh, [h > 0] for ReLU).
+//! of the output (1 - h^2 for tanh, `[h > 0]` for ReLU).
 
 // Indexed loops over several equal-length slices are what the vectoriser handles best.
 #![allow(clippy::needless_range_loop)]
