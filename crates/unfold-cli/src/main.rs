@@ -4,6 +4,9 @@
 //! errors, which are reported on one line. Exit status: 0 on success, 2 for bad input (flags,
 //! files, settings, checkpoints of the wrong kind), 1 for anything else.
 
+// Doc comments here are also clap's --help text, where <end> or <task> read as they should.
+#![allow(rustdoc::invalid_html_tags)]
+
 mod bench;
 mod data;
 mod inspect;
