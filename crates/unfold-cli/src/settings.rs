@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use unfold::builtin::{self, TaskInfo};
-use unfold::train::{Clip, Decay, LrSchedule, OptimizerConfig};
+use unfold::train::{Clip, Decay, FeedSchedule, LrSchedule, OptimizerConfig};
 use unfold::CellKind;
 
 use crate::BadInput;
@@ -101,6 +101,10 @@ pub struct RawSettings {
     /// Attention of the encoder-decoder: none, additive or multiplicative.
     #[arg(long)]
     pub attention: Option<String>,
+    /// Scheduled sampling for the encoder-decoder: the probability of feeding the decoder its
+    /// own prediction rises linearly from 0 to this over the first two thirds of the run.
+    #[arg(long, value_name = "P")]
+    pub scheduled_sampling: Option<f64>,
     /// Seed of everything random in the run (also a global flag).
     #[arg(skip)]
     pub seed: Option<u64>,
@@ -178,6 +182,9 @@ pub struct Settings {
     /// Attention of an encoder-decoder run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<String>,
+    /// Final self-feeding probability of scheduled sampling (0: teacher forcing).
+    #[serde(default)]
+    pub scheduled_sampling: f64,
 }
 
 impl RawSettings {
@@ -224,6 +231,7 @@ impl RawSettings {
             target,
             pairs,
             attention,
+            scheduled_sampling,
             seed
         )
     }
@@ -241,8 +249,10 @@ impl RawSettings {
                 "give at most one of --text, --ts, --csv and --pairs".into()
             ));
         }
-        if self.pairs.is_none() && self.attention.is_some() {
-            bail!(BadInput("--attention applies to --pairs".into()));
+        if self.pairs.is_none() && (self.attention.is_some() || self.scheduled_sampling.is_some()) {
+            bail!(BadInput(
+                "--attention and --scheduled-sampling apply to --pairs".into()
+            ));
         }
         let user = if self.pairs.is_some() {
             Some("pairs")
@@ -327,6 +337,7 @@ impl RawSettings {
                 .pairs
                 .as_ref()
                 .map(|_| self.attention.unwrap_or_else(|| "additive".into())),
+            scheduled_sampling: self.scheduled_sampling.unwrap_or(0.0),
             pairs: self.pairs,
         };
         s.check()?;
@@ -365,6 +376,12 @@ impl Settings {
             return bad(format!(
                 "--dropout must be in [0, 1) (got {})",
                 self.dropout
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.scheduled_sampling) {
+            return bad(format!(
+                "--scheduled-sampling must be a probability (got {})",
+                self.scheduled_sampling
             ));
         }
         if !self.forget_bias.is_finite() {
@@ -417,6 +434,18 @@ impl Settings {
         LrSchedule {
             decay,
             ..LrSchedule::constant(self.lr)
+        }
+    }
+
+    /// The self-feeding schedule (encoder-decoder runs).
+    pub fn feed(&self) -> FeedSchedule {
+        if self.scheduled_sampling > 0.0 {
+            FeedSchedule::Linear {
+                steps: (self.steps * 2 / 3).max(1),
+                min_truth: 1.0 - self.scheduled_sampling,
+            }
+        } else {
+            FeedSchedule::TeacherForcing
         }
     }
 

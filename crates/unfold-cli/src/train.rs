@@ -191,6 +191,7 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
         optimizer: s.optimizer(),
         lr: s.lr_schedule(),
         clip: s.clip(),
+        feed: s.feed(),
         eval_every: s.eval_every,
         eval_batch: 256,
         patience: (s.patience > 0).then_some(s.patience),

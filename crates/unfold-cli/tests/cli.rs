@@ -604,6 +604,8 @@ fn pairs_train_an_encoder_decoder_and_translate_reads_stdin() {
         "16",
         "--attention",
         "multiplicative",
+        "--scheduled-sampling",
+        "0.3",
         "--eval-every",
         "10",
         "--out",
@@ -646,6 +648,17 @@ fn pairs_train_an_encoder_decoder_and_translate_reads_stdin() {
         "broken.tsv:201",
     );
     bad(&["train", "--attention", "additive"], "--pairs");
+    bad(&["train", "--scheduled-sampling", "0.2"], "--pairs");
+    bad(
+        &[
+            "train",
+            "--pairs",
+            pairs.to_str().unwrap(),
+            "--scheduled-sampling",
+            "2",
+        ],
+        "probability",
+    );
     bad(
         &[
             "train",

@@ -11,8 +11,11 @@
 //! not feed back into the recurrence, so training stays one batched pass over all target
 //! steps.
 //!
-//! Decoding is greedy or by beam search ([`Seq2Seq::translate`]): beam width, length
-//! normalisation and `<end>` handling. Exact gradients everywhere (finite-difference tests).
+//! Training is teacher-forced, or uses scheduled sampling in its parallel form (the trainer's
+//! self-feeding probability: inputs replaced by symbols drawn from a teacher-forced pass's
+//! predictions). Decoding is greedy or by beam search ([`Seq2Seq::translate`]): beam width,
+//! length normalisation and `<end>` handling. Exact gradients everywhere (finite-difference
+//! tests).
 
 #![allow(clippy::needless_range_loop)] // attention loops index several parallel buffers
 
@@ -402,8 +405,42 @@ impl<T: Float> SequenceModel<T> for Seq2Seq<T> {
         batch: &SeqBatch<T>,
         ws: &mut Self::Workspace,
         grads: &mut Self,
-        _ctx: &mut TrainContext<'_>,
+        ctx: &mut TrainContext<'_>,
     ) -> Result<LossStats> {
+        if ctx.feed_prob > 0.0 {
+            // Scheduled sampling, in parallel (Duckworth et al. 2019): a teacher-forced pass
+            // gives the model's prediction at every step; each decoder input after the first
+            // is then replaced, with probability p, by a symbol drawn from the prediction at
+            // the step before, and the model is trained on the mixed inputs (the drawn
+            // symbols count as given inputs, as in Bengio et al. 2015).
+            self.forward(batch, ws)?;
+            let Values::Symbols(tids) = &batch.input else {
+                return Err(Error::InvalidCall(
+                    "encoder-decoder inputs must be symbols".into(),
+                ));
+            };
+            let (b, v) = (batch.batch, self.head.out_features());
+            let mut mixed = tids.clone();
+            for t in 1..batch.steps {
+                for j in 0..b {
+                    if t < batch.lengths[j] && ctx.rng.uniform() < ctx.feed_prob {
+                        let r = (t - 1) * b + j;
+                        mixed[t * b + j] = crate::layers::output::sample_softmax(
+                            &ws.logits[r * v..(r + 1) * v],
+                            ctx.rng,
+                        );
+                    }
+                }
+            }
+            let mut fed = batch.clone();
+            fed.input = Values::Symbols(mixed);
+            let mut tf = TrainContext {
+                rng: &mut *ctx.rng,
+                feed_prob: 0.0,
+                step: ctx.step,
+            };
+            return self.loss_and_grad(&fed, ws, grads, &mut tf);
+        }
         self.forward(batch, ws)?;
         let c = &self.config;
         let src = batch.source.as_ref().expect("checked in forward");
