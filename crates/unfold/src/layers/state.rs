@@ -45,6 +45,32 @@ impl<T: Float> RecurrentState<T> {
         self.c.fill(T::ZERO);
     }
 
+    /// Copies the top layer's h into `dst` (`[B, D*H]`: each sequence's directions side by
+    /// side): the summary of a whole sequence, e.g. an encoder's context.
+    pub fn top_h_into(&self, config: &RecurrentConfig, dst: &mut [T]) {
+        let (h, nd, b) = (config.hidden_size, config.directions(), self.batch);
+        let top = (config.num_layers - 1) * nd;
+        for j in 0..b {
+            for d in 0..nd {
+                dst[(j * nd + d) * h..][..h]
+                    .copy_from_slice(&self.h[((top + d) * b + j) * h..][..h]);
+            }
+        }
+    }
+
+    /// Sets the top layer's h from `src` (`[B, D*H]`, the layout of
+    /// [`RecurrentState::top_h_into`]); the other layers are left as they are.
+    pub fn set_top_h(&mut self, config: &RecurrentConfig, src: &[T]) {
+        let (h, nd, b) = (config.hidden_size, config.directions(), self.batch);
+        let top = (config.num_layers - 1) * nd;
+        for j in 0..b {
+            for d in 0..nd {
+                self.h[((top + d) * b + j) * h..][..h]
+                    .copy_from_slice(&src[(j * nd + d) * h..][..h]);
+            }
+        }
+    }
+
     /// Copies another state of the same shape into this one, without allocating. This is how a
     /// final state is carried into the next chunk in truncated BPTT: values only, no gradient
     /// path back across the border.

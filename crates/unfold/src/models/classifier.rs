@@ -111,15 +111,7 @@ impl<T: Float> SequenceClassifier<T> {
         feat.clear();
         feat.resize(b * w, T::ZERO);
         match self.readout {
-            Readout::Last => {
-                let top = (cfg.num_layers - 1) * nd;
-                for j in 0..b {
-                    for d in 0..nd {
-                        let src = &fin.h[((top + d) * b + j) * h..][..h];
-                        feat[j * w + d * h..][..h].copy_from_slice(src);
-                    }
-                }
-            }
+            Readout::Last => fin.top_h_into(cfg, feat),
             Readout::Mean => {
                 for j in 0..b {
                     let len = batch.lengths[j];
@@ -153,17 +145,6 @@ impl<T: Float> SequenceClassifier<T> {
 
 impl<T: Float> SequenceModel<T> for SequenceClassifier<T> {
     type Workspace = ClassifierWorkspace<T>;
-
-    fn zeros_like(&self) -> Self {
-        SequenceClassifier {
-            config: self.config,
-            readout: self.readout,
-            input: self.input.zeros_like(),
-            rnn: self.rnn.zeros_like(),
-            head: self.head.zeros_like(),
-            output: self.output.zeros_like(),
-        }
-    }
 
     fn loss_and_grad(
         &self,
@@ -214,18 +195,12 @@ impl<T: Float> SequenceModel<T> for SequenceClassifier<T> {
         let need_dx = self.input.trainable();
         match self.readout {
             Readout::Last => {
-                if dfinal.batch != b || dfinal.h.len() != cfg.num_layers * nd * b * h {
-                    *dfinal = RecurrentState::zeros(&cfg, b);
-                } else {
+                if dfinal.check(&cfg, b, "").is_ok() {
                     dfinal.reset();
+                } else {
+                    *dfinal = RecurrentState::zeros(&cfg, b);
                 }
-                let top = (cfg.num_layers - 1) * nd;
-                for j in 0..b {
-                    for d in 0..nd {
-                        dfinal.h[((top + d) * b + j) * h..][..h]
-                            .copy_from_slice(&dfeat[j * w + d * h..][..h]);
-                    }
-                }
+                dfinal.set_top_h(&cfg, dfeat);
                 self.rnn
                     .backward(cache, None, Some(dfinal), &mut grads.rnn, need_dx)?;
             }

@@ -423,16 +423,6 @@ impl<T: Float> OutputFeedback<T> {
 impl<T: Float> SequenceModel<T> for OutputFeedback<T> {
     type Workspace = FeedbackWorkspace<T>;
 
-    fn zeros_like(&self) -> Self {
-        OutputFeedback {
-            config: self.config,
-            input: self.input.zeros_like(),
-            hidden: self.hidden.zeros_like(),
-            head: self.head.zeros_like(),
-            output: self.output.zeros_like(),
-        }
-    }
-
     fn loss_and_grad(
         &self,
         batch: &SeqBatch<T>,

@@ -245,12 +245,6 @@ impl<T: Float> RealGenerator<T> {
 impl<T: Float> SequenceModel<T> for RealGenerator<T> {
     type Workspace = RealGeneratorWorkspace<T>;
 
-    fn zeros_like(&self) -> Self {
-        let mut z = self.clone();
-        z.zero();
-        z
-    }
-
     fn loss_and_grad(
         &self,
         batch: &SeqBatch<T>,

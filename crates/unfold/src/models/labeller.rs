@@ -13,7 +13,10 @@ use crate::layers::{
     CellKind, InferWorkspace, Recurrent, RecurrentConfig, RecurrentState, TrainCache,
 };
 use crate::models::input::{InputLayer, InputSpec};
-use crate::models::{compose_parameters, scored_rows, target_view, SequenceModel, TrainContext};
+use crate::models::{
+    compose_parameters, project_init, project_init_backward, scored_rows, target_view,
+    SequenceModel, TrainContext,
+};
 use crate::rng::Rng;
 
 /// The architecture shared by the labeller and the classifier.
@@ -171,7 +174,7 @@ impl<T: Float> SequenceLabeller<T> {
         let cond_init = match cond.filter(|c| c.init()) {
             Some(c) => Some(Linear::new(
                 c.width,
-                config.layers * config.hidden,
+                rnn.config().num_layers * rnn.config().directions() * config.hidden,
                 true,
                 seed.wrapping_add(3),
             )?),
@@ -263,8 +266,8 @@ impl<T: Float> SequenceLabeller<T> {
         }
     }
 
-    /// The initial state given by the condition, `tanh(W c + b)` per layer (None when the
-    /// condition does not set it).
+    /// Sets `state` to the initial state given by the condition, `tanh(W c + b)` for every
+    /// layer and direction; false (and `state` untouched) when the condition does not set it.
     pub fn cond_state(
         &self,
         cond: &[T],
@@ -275,16 +278,7 @@ impl<T: Float> SequenceLabeller<T> {
         let Some(ci) = &self.cond_init else {
             return Ok(false);
         };
-        let (l, h) = (self.config.layers, self.config.hidden);
-        pre.resize(b * l * h, T::ZERO);
-        ci.forward(cond, b, pre)?;
-        pre.iter_mut().for_each(|v| *v = v.tanh());
-        *state = RecurrentState::zeros(self.rnn.config(), b);
-        for k in 0..l {
-            for j in 0..b {
-                state.h[(k * b + j) * h..][..h].copy_from_slice(&pre[(j * l + k) * h..][..h]);
-            }
-        }
+        project_init(ci, cond, b, self.rnn.config(), pre, state)?;
         Ok(true)
     }
 
@@ -398,18 +392,8 @@ impl<T: Float> SequenceLabeller<T> {
             grads.cond_init.as_mut(),
             batch.cond.as_deref(),
         ) {
-            let (l, h) = (self.config.layers, self.config.hidden);
-            let dinit = cache.dinit();
-            dpre.resize(b * l * h, T::ZERO);
-            for k in 0..l {
-                for j in 0..b {
-                    for i in 0..h {
-                        let y = pre[(j * l + k) * h + i];
-                        dpre[(j * l + k) * h + i] = dinit.h[(k * b + j) * h + i] * (T::ONE - y * y);
-                    }
-                }
-            }
-            ci.backward(cv, dpre, b, gci, None, false)?;
+            let rc = self.rnn.config();
+            project_init_backward(ci, cv, b, rc, pre, cache.dinit(), dpre, gci, None)?;
         }
         Ok(stats)
     }
@@ -468,19 +452,6 @@ impl<T: Float> SequenceLabeller<T> {
 
 impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
     type Workspace = LabellerWorkspace<T>;
-
-    fn zeros_like(&self) -> Self {
-        SequenceLabeller {
-            config: self.config,
-            cond: self.cond,
-            cond_init: self.cond_init.as_ref().map(|l| l.zeros_like()),
-            dropout: self.dropout,
-            input: self.input.zeros_like(),
-            rnn: self.rnn.zeros_like(),
-            head: self.head.zeros_like(),
-            output: self.output.zeros_like(),
-        }
-    }
 
     fn loss_and_grad(
         &self,

@@ -29,8 +29,10 @@ pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
 use crate::data::SeqBatch;
 use crate::error::Result;
 use crate::float::Float;
+use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, Target};
 use crate::layers::params::{ParamSpec, Parameters};
+use crate::layers::{RecurrentConfig, RecurrentState};
 use crate::rng::Rng;
 
 /// What a training step may need besides the batch: randomness (scheduled sampling, dropout)
@@ -50,8 +52,12 @@ pub trait SequenceModel<T: Float>: Parameters<T> + Clone {
     /// Buffers reused across calls (caches for backward, scratch).
     type Workspace: Default;
 
-    /// All-zero parameters of the same shape: the gradient buffer.
-    fn zeros_like(&self) -> Self;
+    /// All-zero parameters of the same shape and settings: the gradient buffer.
+    fn zeros_like(&self) -> Self {
+        let mut z = self.clone();
+        z.zero();
+        z
+    }
 
     /// Mean NLL of the batch; its gradient is *added* to `grads`. Returns the batch's sums.
     fn loss_and_grad(
@@ -68,6 +74,57 @@ pub trait SequenceModel<T: Float>: Parameters<T> + Clone {
 
     /// Key/value description of the architecture, stored in checkpoint metadata.
     fn describe(&self) -> Vec<(String, String)>;
+}
+
+/// The initial state `h(0) = tanh(W c + b)` of every layer and direction from one vector `c`
+/// per sequence (`[B, C]`; `proj` maps it to `[B, L*D*H]`), cell states zero: how a context or
+/// conditioning vector starts a recurrent stack. `pre` keeps the `tanh` outputs for backward.
+pub(crate) fn project_init<T: Float>(
+    proj: &Linear<T>,
+    c: &[T],
+    b: usize,
+    config: &RecurrentConfig,
+    pre: &mut Vec<T>,
+    state: &mut RecurrentState<T>,
+) -> Result<()> {
+    let (n, h) = (config.num_layers * config.directions(), config.hidden_size);
+    pre.resize(b * n * h, T::ZERO);
+    proj.forward(c, b, pre)?;
+    pre.iter_mut().for_each(|v| *v = v.tanh());
+    *state = RecurrentState::zeros(config, b);
+    for k in 0..n {
+        for j in 0..b {
+            state.h[(k * b + j) * h..][..h].copy_from_slice(&pre[(j * n + k) * h..][..h]);
+        }
+    }
+    Ok(())
+}
+
+/// Backward of [`project_init`]: adds the projection's gradients given the gradient on the
+/// initial state, and adds the gradient on `c` to `dc` when given.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn project_init_backward<T: Float>(
+    proj: &Linear<T>,
+    c: &[T],
+    b: usize,
+    config: &RecurrentConfig,
+    pre: &[T],
+    dinit: &RecurrentState<T>,
+    dpre: &mut Vec<T>,
+    grads: &mut Linear<T>,
+    dc: Option<&mut [T]>,
+) -> Result<()> {
+    let (n, h) = (config.num_layers * config.directions(), config.hidden_size);
+    dpre.resize(b * n * h, T::ZERO);
+    for k in 0..n {
+        for j in 0..b {
+            for i in 0..h {
+                let y = pre[(j * n + k) * h + i];
+                dpre[(j * n + k) * h + i] = dinit.h[(k * b + j) * h + i] * (T::ONE - y * y);
+            }
+        }
+    }
+    proj.backward(c, dpre, b, grads, dc, true)
 }
 
 /// The batch's targets as a [`Target`] view.

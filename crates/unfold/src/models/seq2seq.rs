@@ -26,9 +26,11 @@ use crate::kernels::gemm::dot;
 use crate::layers::embedding::Embedding;
 use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
-use crate::layers::params::Parameters;
 use crate::layers::{CellKind, Recurrent, RecurrentConfig, RecurrentState, TrainCache};
-use crate::models::{compose_parameters, scored_rows, target_view, SequenceModel, TrainContext};
+use crate::models::{
+    compose_parameters, project_init, project_init_backward, scored_rows, target_view,
+    SequenceModel, TrainContext,
+};
 
 /// Attention over the encoder states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,31 +246,15 @@ impl<T: Float> Seq2Seq<T> {
         self.encoder
             .forward_train(&ws.src_x, tx, b, Some(&src.lengths), None, &mut ws.enc)?;
         // Context: the top layer's final h, both directions.
-        let ecfg = self.encoder.config();
-        let nd = ecfg.directions();
-        let top = (ecfg.num_layers - 1) * nd;
         ws.ctx.resize(b * dc, T::ZERO);
-        let fin = ws.enc.final_state();
-        for j in 0..b {
-            for d in 0..nd {
-                ws.ctx[j * dc + d * h..][..h]
-                    .copy_from_slice(&fin.h[((top + d) * b + j) * h..][..h]);
-            }
-        }
+        ws.enc
+            .final_state()
+            .top_h_into(self.encoder.config(), &mut ws.ctx);
         // Decoder initial state.
         let dcfg = self.decoder.config().clone();
         let init = match &self.bridge {
             Some(br) => {
-                ws.pre.resize(b * c.layers * h, T::ZERO);
-                br.forward(&ws.ctx, b, &mut ws.pre)?;
-                tanh_in_place(&mut ws.pre);
-                ws.init = RecurrentState::zeros(&dcfg, b);
-                for l in 0..c.layers {
-                    for j in 0..b {
-                        ws.init.h[(l * b + j) * h..][..h]
-                            .copy_from_slice(&ws.pre[(j * c.layers + l) * h..][..h]);
-                    }
-                }
+                project_init(br, &ws.ctx, b, &dcfg, &mut ws.pre, &mut ws.init)?;
                 Some(&ws.init)
             }
             None => None,
@@ -393,12 +379,6 @@ impl<T: Float> Seq2Seq<T> {
 
 impl<T: Float> SequenceModel<T> for Seq2Seq<T> {
     type Workspace = Seq2SeqWorkspace<T>;
-
-    fn zeros_like(&self) -> Self {
-        let mut z = self.clone();
-        z.zero();
-        z
-    }
 
     fn loss_and_grad(
         &self,
@@ -589,31 +569,16 @@ impl<T: Float> SequenceModel<T> for Seq2Seq<T> {
                 .backward(tids, &ws.dtgt, &mut grads.tgt_embed, None)?;
         }
         if let Some(br) = &self.bridge {
-            let dinit = ws.dec.dinit();
-            ws.dpre.resize(b * c.layers * h, T::ZERO);
-            for l in 0..c.layers {
-                for j in 0..b {
-                    for i in 0..h {
-                        let y = ws.pre[(j * c.layers + l) * h + i];
-                        ws.dpre[(j * c.layers + l) * h + i] =
-                            dinit.h[(l * b + j) * h + i] * (T::ONE - y * y);
-                    }
-                }
-            }
             let gb = grads.bridge.as_mut().expect("same shape");
-            br.backward(&ws.ctx, &ws.dpre, b, gb, Some(&mut ws.dctx), true)?;
+            let dcfg = self.decoder.config();
+            let dinit = ws.dec.dinit();
+            let dctx = Some(&mut ws.dctx[..]);
+            project_init_backward(br, &ws.ctx, b, dcfg, &ws.pre, dinit, &mut ws.dpre, gb, dctx)?;
         }
         // Encoder: the context came from the top layer's final h.
-        let ecfg = self.encoder.config().clone();
-        let nd = ecfg.directions();
-        let top = (ecfg.num_layers - 1) * nd;
-        ws.dfinal = RecurrentState::zeros(&ecfg, b);
-        for j in 0..b {
-            for d in 0..nd {
-                ws.dfinal.h[((top + d) * b + j) * h..][..h]
-                    .copy_from_slice(&ws.dctx[j * dc + d * h..][..h]);
-            }
-        }
+        let ecfg = self.encoder.config();
+        ws.dfinal = RecurrentState::zeros(ecfg, b);
+        ws.dfinal.set_top_h(ecfg, &ws.dctx);
         self.encoder.backward(
             &mut ws.enc,
             Some(&ws.de),
@@ -701,13 +666,8 @@ impl<T: Float> Seq2Seq<T> {
         let mut iw = crate::layers::InferWorkspace::default();
         self.encoder.forward_infer(&x, tx, 1, None, None, &mut iw)?;
         let enc_out = iw.output().to_vec();
-        let ecfg = self.encoder.config();
-        let nd = ecfg.directions();
-        let top = (ecfg.num_layers - 1) * nd;
         let mut ctx = vec![T::ZERO; dc];
-        for dd in 0..nd {
-            ctx[dd * h..(dd + 1) * h].copy_from_slice(&iw.final_state().h[(top + dd) * h..][..h]);
-        }
+        iw.final_state().top_h_into(self.encoder.config(), &mut ctx);
         let keys = match &self.attn_key {
             Some(key) => {
                 let mut kk = vec![T::ZERO; tx * h];
@@ -720,14 +680,8 @@ impl<T: Float> Seq2Seq<T> {
         let dcfg = self.decoder.config().clone();
         let mut state = RecurrentState::zeros(&dcfg, k);
         if let Some(br) = &self.bridge {
-            let mut pre = vec![T::ZERO; c.layers * h];
-            br.forward(&ctx, 1, &mut pre)?;
-            tanh_in_place(&mut pre);
-            for l in 0..c.layers {
-                for row in 0..k {
-                    state.h[(l * k + row) * h..][..h].copy_from_slice(&pre[l * h..(l + 1) * h]);
-                }
-            }
+            let rows: Vec<T> = (0..k).flat_map(|_| ctx.iter().copied()).collect();
+            project_init(br, &rows, k, &dcfg, &mut Vec::new(), &mut state)?;
         }
         let din = dcfg.input_size;
         let v = self.head.out_features();
