@@ -779,17 +779,7 @@ pub fn score(p: &Prepared, model: &Model, s: &Settings) -> Result<Score> {
             let w = (*warm).min(b.steps);
             b.mask[..w * b.batch].fill(false);
             let st = m.evaluate(&b, &mut ws_l)?;
-            let y: Vec<f64> = b
-                .target
-                .reals()
-                .expect("real targets")
-                .iter()
-                .zip(&b.mask)
-                .filter(|(_, k)| **k)
-                .map(|(v, _)| *v as f64)
-                .collect();
-            let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
-            let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len().max(1) as f64;
+            let (var, scored) = builtin::target_variance(&b);
             let mse = st.mse().unwrap_or(f64::NAN);
             let sc = p.scaler.as_ref().expect("csv runs have a scaler");
             let unit = sc.std[sc.target.unwrap_or(0)];
@@ -799,7 +789,7 @@ pub fn score(p: &Prepared, model: &Model, s: &Settings) -> Result<Score> {
                 details: vec![
                     ("nrmse".into(), (mse / var).sqrt()),
                     ("rmse_original_units".into(), mse.sqrt() * unit),
-                    ("forecast_steps".into(), y.len() as f64),
+                    ("forecast_steps".into(), scored as f64),
                 ],
                 examples: Vec::new(),
             })

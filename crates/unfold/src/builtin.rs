@@ -11,7 +11,7 @@
 //! | `mackey-glass` | one-step forecasting | NRMSE |
 //! | `sines` | one-step forecasting | NRMSE |
 
-use crate::data::{reber, tasks, vocab, Dataset, Sequence, Values, Vocab};
+use crate::data::{reber, tasks, vocab, Dataset, SeqBatch, Sequence, Values, Vocab};
 use crate::error::{Error, Result};
 use crate::layers::output::OutputKind;
 use crate::layers::CellKind;
@@ -444,16 +444,7 @@ pub fn score_labeller(
         "mackey-glass" | "sines" => {
             let batch = setup.valid.batch(&all);
             let st = model.evaluate(&batch, &mut ws)?;
-            let y = batch.target.reals().expect("real targets");
-            let m: Vec<f64> = batch
-                .mask
-                .iter()
-                .zip(y)
-                .filter(|(k, _)| **k)
-                .map(|(_, v)| *v as f64)
-                .collect();
-            let mean = m.iter().sum::<f64>() / m.len() as f64;
-            let var = m.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / m.len() as f64;
+            let (var, _) = target_variance(&batch);
             let mse = st.mse().unwrap_or(f64::NAN);
             let nrmse = (mse / var).sqrt();
             Ok(verdict(
@@ -467,6 +458,25 @@ pub fn score_labeller(
             "task {other} does not use a labeller"
         ))),
     }
+}
+
+/// Variance of a batch's real targets over its scored (masked-in) rows, and their number: the
+/// denominator of a normalised RMSE.
+pub fn target_variance(batch: &SeqBatch<f32>) -> (f64, usize) {
+    let y = batch.target.reals().unwrap_or(&[]);
+    let w = batch.target.width().max(1);
+    let m: Vec<f64> = y
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| batch.mask.get(i / w).copied().unwrap_or(true))
+        .map(|(_, v)| *v as f64)
+        .collect();
+    let n = m.len().max(1) as f64;
+    let mean = m.iter().sum::<f64>() / n;
+    (
+        m.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n,
+        m.len(),
+    )
 }
 
 /// Scores a pattern-III model on its task.

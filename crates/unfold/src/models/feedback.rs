@@ -160,6 +160,16 @@ impl<T: Float> OutputFeedback<T> {
         self.config.output.width()
     }
 
+    /// Widths: external inputs `I`, fed-back outputs `F`, hidden `H`, output rows `O`.
+    fn dims(&self) -> (usize, usize, usize, usize) {
+        (
+            self.input.out_width(),
+            self.fb_width(),
+            self.config.hidden,
+            self.head.out_features(),
+        )
+    }
+
     /// Writes the true previous target of row (t, j) into the feedback columns of `zrow`.
     fn truth_into(&self, batch: &SeqBatch<T>, t: usize, j: usize, zrow: &mut [T]) {
         let fb = &mut zrow[self.input.out_width()..];
@@ -196,12 +206,7 @@ impl<T: Float> OutputFeedback<T> {
         }
         let (steps, b) = (batch.steps, batch.batch);
         let rows = steps * b;
-        let (iw, f, h, o) = (
-            self.input.out_width(),
-            self.fb_width(),
-            self.config.hidden,
-            self.head.out_features(),
-        );
+        let (iw, f, h, o) = self.dims();
         let zw = iw + f;
         let no_input = matches!(&batch.input, Values::Reals { width: 0, .. });
         let x: &[T] = if self.config.input.is_none() {
@@ -368,12 +373,7 @@ impl<T: Float> OutputFeedback<T> {
         greedy: bool,
         rng: &mut Rng,
     ) -> Result<Vec<T>> {
-        let (iw, f, h, o) = (
-            self.input.out_width(),
-            self.fb_width(),
-            self.config.hidden,
-            self.head.out_features(),
-        );
+        let (iw, f, h, o) = self.dims();
         if !prime.len().is_multiple_of(f) {
             return Err(Error::Shape {
                 what: "priming values".into(),
@@ -441,12 +441,7 @@ impl<T: Float> SequenceModel<T> for OutputFeedback<T> {
         self.run(batch, ws, feeding)?;
         let (steps, b) = (batch.steps, batch.batch);
         let rows = steps * b;
-        let (iw, f, h, o) = (
-            self.input.out_width(),
-            self.fb_width(),
-            self.config.hidden,
-            self.head.out_features(),
-        );
+        let (iw, f, h, o) = self.dims();
         let zw = iw + f;
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, Some(&batch.mask), rows);

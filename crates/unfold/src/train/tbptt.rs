@@ -226,27 +226,8 @@ pub fn evaluate_stream<T: Float>(
     target: &Values<T>,
     chunk: usize,
 ) -> Result<LossStats> {
-    let n = input
-        .rows()
-        .ok_or_else(|| Error::InvalidConfig("a stream needs inputs of width >= 1".into()))?;
-    if target.rows() != Some(n) {
-        return Err(Error::InvalidConfig(format!(
-            "stream has {n} input rows but {:?} target rows",
-            target.rows()
-        )));
-    }
-    let s = Stream {
-        input,
-        target,
-        streams: 1,
-        len: n,
-        k1: chunk.max(1),
-        k2: chunk.max(1),
-        epoch: 0,
-        pos: 0,
-        history: Vec::new(),
-        aux: LabellerWorkspace::default(),
-    };
+    let s = Stream::new(input, target, 1, chunk.max(1), chunk.max(1))?;
+    let n = s.len;
     let mut ws = LabellerWorkspace::default();
     let mut state = RecurrentState::zeros(model.rnn.config(), 1);
     let mut total = LossStats::default();
@@ -255,7 +236,7 @@ pub fn evaluate_stream<T: Float>(
         let end = (pos + chunk.max(1)).min(n);
         let w = s.window(pos, end, pos);
         total.merge(&model.forward_infer(&w, Some(&state), &mut ws, None)?);
-        state = ws.infer_final_state().clone();
+        state.copy_from(ws.infer_final_state());
         pos = end;
     }
     Ok(total)
