@@ -669,4 +669,25 @@ fn conditioned_labeller_gradients_in_every_mode() {
             "a conditioned model needs its vectors"
         );
     }
+    // A bidirectional stack: the condition sets both directions' initial states.
+    let cfg = ModelConfig {
+        input: InputSpec::Symbols { vocab: 5, dim: 3 },
+        cell: CellKind::Lstm,
+        hidden: 3,
+        layers: 2,
+        bidirectional: true,
+        output: OutputKind::Categorical {
+            classes: 4,
+            pad: None,
+        },
+    };
+    let cond = Conditioning {
+        width: 2,
+        mode: CondMode::Both,
+    };
+    let m = SequenceLabeller::<f64>::conditioned(cfg, cond, 44).unwrap();
+    assert_eq!(m.cond_init.as_ref().unwrap().out_features(), 2 * 2 * 3);
+    let mut b = batch(cfg.input, cfg.output, true, 54);
+    b.cond = Some(reals(3 * 2, &mut Rng::new(8)));
+    check("conditioned bidirectional labeller", &m, &b, 0.0);
 }
