@@ -130,6 +130,13 @@ fn exit_code(e: &anyhow::Error) -> i32 {
 }
 
 fn main() {
+    // A closed pipe (`unfold inspect run | head`) ends the program quietly, as for other
+    // command-line tools, instead of making every print fail.
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         // One line: the causes joined, no backtrace.

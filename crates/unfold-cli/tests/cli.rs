@@ -211,6 +211,27 @@ fn sample_eval_and_inspect_need_only_the_checkpoint() {
         inspect.contains("vocabulary") && inspect.contains("<end>"),
         "{inspect}"
     );
+    // A reader that stops early (`| head`) ends the program quietly, without a panic.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unfold"))
+        .args([
+            "sample",
+            ck.to_str().unwrap(),
+            "--count",
+            "20000",
+            "--length",
+            "40",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("error"),
+        "closed pipe: {err}"
+    );
     let eval = ok(&["eval", ck.to_str().unwrap(), "--samples", "50"]);
     assert!(eval.contains("valid embedded Reber strings"), "{eval}");
 }
