@@ -23,7 +23,7 @@ use crate::{BadInput, Global};
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:\n  \
     unfold train                                  # LSTM language model of the embedded Reber grammar\n  \
-    unfold train --task adding --length 100 --steps 6000\n  \
+    unfold train --task adding                    # the adding problem, T = 50\n  \
     unfold train --task parity --model gru --hidden 64 --out runs/parity\n  \
     unfold train --config run.toml --lr 0.002     # flags override the file\n  \
     unfold train --resume runs/reber --steps 8000 # continue a run exactly\n  \
