@@ -33,6 +33,10 @@ pub enum Error {
         /// What was not finite (`loss` or `gradient`).
         what: String,
     },
+    /// A numerical method failed: a singular linear system, a series with no variance, an
+    /// iteration that did not converge.
+    #[error("numerical failure: {0}")]
+    Numerical(String),
     /// A checkpoint's tensors do not match the model (names, shapes or dtypes).
     #[error("checkpoint does not match the model:\n{0}")]
     CheckpointMismatch(String),

@@ -17,6 +17,7 @@ pub mod float;
 pub mod kernels;
 pub mod layers;
 pub mod models;
+pub mod reservoir;
 pub mod rng;
 pub mod train;
 

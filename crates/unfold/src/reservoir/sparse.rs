@@ -1,0 +1,330 @@
+//! Fixed random weight matrices of reservoirs, stored sparse (compressed rows) or dense.
+//!
+//! A reservoir's recurrent matrix is random, fixed and usually sparse (1 to 10 % of the entries
+//! are non-zero). [`Weights`] holds it either as a CSR matrix or as a dense row-major one, and
+//! picks the form that multiplies faster for its density ([`Weights::random`] switches to dense
+//! above [`DENSE_ABOVE`]). Both forms multiply a block of state columns at once: states are kept
+//! unit-major (`[N, B]`, the batch contiguous), so one pass over a row's non-zeros serves every
+//! sequence of the batch.
+
+#![allow(clippy::needless_range_loop)]
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// Density above which [`Weights::random`] stores the matrix dense: at 1000 units and one
+/// column a CSR product costs about as much as the dense one from 30 % on (see
+/// `benches`/`docs/reservoir.md`).
+pub const DENSE_ABOVE: f64 = 0.3;
+
+/// How the non-zero entries are drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightDist {
+    /// Uniform on [-1, 1].
+    Uniform,
+    /// Standard normal.
+    Normal,
+    /// -1 or +1 with equal probability.
+    Bernoulli,
+}
+
+impl WeightDist {
+    fn draw(self, rng: &mut Rng) -> f64 {
+        match self {
+            WeightDist::Uniform => rng.uniform_range(-1.0, 1.0),
+            WeightDist::Normal => rng.normal(),
+            WeightDist::Bernoulli => {
+                if rng.uniform() < 0.5 {
+                    -1.0
+                } else {
+                    1.0
+                }
+            }
+        }
+    }
+
+    /// The name used in configs and checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            WeightDist::Uniform => "uniform",
+            WeightDist::Normal => "normal",
+            WeightDist::Bernoulli => "bernoulli",
+        }
+    }
+
+    /// Parses [`WeightDist::name`].
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "uniform" => Ok(WeightDist::Uniform),
+            "normal" => Ok(WeightDist::Normal),
+            "bernoulli" => Ok(WeightDist::Bernoulli),
+            _ => Err(Error::InvalidConfig(format!(
+                "unknown weight distribution {s:?} (uniform, normal, bernoulli)"
+            ))),
+        }
+    }
+}
+
+/// A compressed-sparse-row matrix of `f64`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns.
+    pub cols: usize,
+    /// `rows + 1` offsets into `indices` / `values`.
+    pub row_ptr: Vec<usize>,
+    /// Column of each non-zero, increasing within a row.
+    pub indices: Vec<u32>,
+    /// Value of each non-zero.
+    pub values: Vec<f64>,
+}
+
+impl Csr {
+    /// Builds the CSR form of a dense row-major matrix, keeping the non-zero entries.
+    pub fn from_dense(rows: usize, cols: usize, dense: &[f64]) -> Self {
+        let mut row_ptr = Vec::with_capacity(rows + 1);
+        let mut indices = Vec::new();
+        let mut values = Vec::new();
+        row_ptr.push(0);
+        for i in 0..rows {
+            for j in 0..cols {
+                let v = dense[i * cols + j];
+                if v != 0.0 {
+                    indices.push(j as u32);
+                    values.push(v);
+                }
+            }
+            row_ptr.push(indices.len());
+        }
+        Csr {
+            rows,
+            cols,
+            row_ptr,
+            indices,
+            values,
+        }
+    }
+
+    /// The dense row-major copy.
+    pub fn to_dense(&self) -> Vec<f64> {
+        let mut d = vec![0.0; self.rows * self.cols];
+        for i in 0..self.rows {
+            for k in self.row_ptr[i]..self.row_ptr[i + 1] {
+                d[i * self.cols + self.indices[k] as usize] = self.values[k];
+            }
+        }
+        d
+    }
+
+    /// `y[rows, b] (+)= self * x[cols, b]`, both unit-major with `b` columns.
+    pub fn mul_cols(&self, x: &[f64], b: usize, y: &mut [f64], acc: bool) {
+        debug_assert!(x.len() >= self.cols * b && y.len() >= self.rows * b);
+        if b == 1 {
+            for i in 0..self.rows {
+                let (s, e) = (self.row_ptr[i], self.row_ptr[i + 1]);
+                let mut sum = 0.0;
+                for (&j, &v) in self.indices[s..e].iter().zip(&self.values[s..e]) {
+                    sum += v * x[j as usize];
+                }
+                y[i] = if acc { y[i] + sum } else { sum };
+            }
+            return;
+        }
+        for i in 0..self.rows {
+            let yi = &mut y[i * b..(i + 1) * b];
+            if !acc {
+                yi.fill(0.0);
+            }
+            for k in self.row_ptr[i]..self.row_ptr[i + 1] {
+                let v = self.values[k];
+                let j = self.indices[k] as usize;
+                let xj = &x[j * b..(j + 1) * b];
+                for (yv, &xv) in yi.iter_mut().zip(xj) {
+                    *yv += v * xv;
+                }
+            }
+        }
+    }
+}
+
+/// A fixed weight matrix, sparse or dense.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Weights {
+    /// Row-major dense matrix.
+    Dense {
+        /// Number of rows.
+        rows: usize,
+        /// Number of columns.
+        cols: usize,
+        /// `rows * cols` entries.
+        values: Vec<f64>,
+    },
+    /// Compressed sparse rows.
+    Sparse(Csr),
+}
+
+impl Weights {
+    /// A `rows x cols` matrix whose entries are non-zero with probability `density` (drawn from
+    /// `dist`), stored sparse unless `density > DENSE_ABOVE`. Deterministic for the generator's
+    /// state; the number of draws is proportional to the number of non-zeros.
+    pub fn random(
+        rows: usize,
+        cols: usize,
+        density: f64,
+        dist: WeightDist,
+        rng: &mut Rng,
+    ) -> Result<Self> {
+        if !(density > 0.0 && density <= 1.0) {
+            return Err(Error::InvalidConfig(format!(
+                "connectivity must be in (0, 1], got {density}"
+            )));
+        }
+        let mut row_ptr = vec![0usize];
+        let mut indices = Vec::new();
+        let mut values = Vec::new();
+        let log_q = (1.0 - density).ln();
+        for _ in 0..rows {
+            if density >= 1.0 {
+                for j in 0..cols {
+                    indices.push(j as u32);
+                    values.push(dist.draw(rng));
+                }
+            } else {
+                // Geometric gaps between successive non-zeros.
+                let mut j = 0usize;
+                loop {
+                    let u = 1.0 - rng.uniform();
+                    let gap = (u.ln() / log_q).floor();
+                    if !gap.is_finite() || gap >= (cols - j.min(cols)) as f64 {
+                        break;
+                    }
+                    j += gap as usize;
+                    if j >= cols {
+                        break;
+                    }
+                    indices.push(j as u32);
+                    values.push(dist.draw(rng));
+                    j += 1;
+                }
+            }
+            row_ptr.push(indices.len());
+        }
+        let csr = Csr {
+            rows,
+            cols,
+            row_ptr,
+            indices,
+            values,
+        };
+        Ok(if density > DENSE_ABOVE {
+            Weights::Dense {
+                rows,
+                cols,
+                values: csr.to_dense(),
+            }
+        } else {
+            Weights::Sparse(csr)
+        })
+    }
+
+    /// Wraps a dense row-major matrix, stored sparse when at most `DENSE_ABOVE` of it is
+    /// non-zero.
+    pub fn from_dense(rows: usize, cols: usize, values: Vec<f64>) -> Self {
+        let nnz = values.iter().filter(|v| **v != 0.0).count();
+        if (nnz as f64) <= DENSE_ABOVE * (rows * cols) as f64 {
+            Weights::Sparse(Csr::from_dense(rows, cols, &values))
+        } else {
+            Weights::Dense { rows, cols, values }
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            Weights::Dense { rows, .. } => *rows,
+            Weights::Sparse(c) => c.rows,
+        }
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        match self {
+            Weights::Dense { cols, .. } => *cols,
+            Weights::Sparse(c) => c.cols,
+        }
+    }
+
+    /// Number of stored non-zero entries.
+    pub fn nnz(&self) -> usize {
+        match self {
+            Weights::Dense { values, .. } => values.iter().filter(|v| **v != 0.0).count(),
+            Weights::Sparse(c) => c.values.len(),
+        }
+    }
+
+    /// Multiplies every entry by `s`.
+    pub fn scale(&mut self, s: f64) {
+        let v = match self {
+            Weights::Dense { values, .. } => values,
+            Weights::Sparse(c) => &mut c.values,
+        };
+        v.iter_mut().for_each(|x| *x *= s);
+    }
+
+    /// The dense row-major copy.
+    pub fn to_dense(&self) -> Vec<f64> {
+        match self {
+            Weights::Dense { values, .. } => values.clone(),
+            Weights::Sparse(c) => c.to_dense(),
+        }
+    }
+
+    /// `y[rows, b] (+)= self * x[cols, b]`, both unit-major with `b` columns.
+    pub fn mul_cols(&self, x: &[f64], b: usize, y: &mut [f64], acc: bool) {
+        match self {
+            Weights::Dense { rows, cols, values } => {
+                crate::kernels::gemm::gemm_nn(*rows, b, *cols, values, *cols, x, b, y, b, acc)
+            }
+            Weights::Sparse(c) => c.mul_cols(x, b, y, acc),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_and_dense_products_agree() {
+        let mut rng = Rng::new(3);
+        for &(density, b) in &[(0.05, 1), (0.2, 3), (0.5, 4), (1.0, 1)] {
+            let w = Weights::random(37, 29, density, WeightDist::Normal, &mut rng).unwrap();
+            let dense = w.to_dense();
+            let x: Vec<f64> = (0..29 * b).map(|_| rng.normal()).collect();
+            let mut y = vec![1.0; 37 * b];
+            w.mul_cols(&x, b, &mut y, true);
+            for i in 0..37 {
+                for c in 0..b {
+                    let want: f64 = 1.0
+                        + (0..29)
+                            .map(|j| dense[i * 29 + j] * x[j * b + c])
+                            .sum::<f64>();
+                    assert!((y[i * b + c] - want).abs() < 1e-12);
+                }
+            }
+            let frac = w.nnz() as f64 / (37.0 * 29.0);
+            assert!((frac - density).abs() < 0.1, "{frac} vs {density}");
+        }
+    }
+
+    #[test]
+    fn random_density_is_unbiased_and_seeded() {
+        let a = Weights::random(400, 400, 0.1, WeightDist::Uniform, &mut Rng::new(9)).unwrap();
+        let b = Weights::random(400, 400, 0.1, WeightDist::Uniform, &mut Rng::new(9)).unwrap();
+        assert_eq!(a, b);
+        let frac = a.nnz() as f64 / 160_000.0;
+        assert!((frac - 0.1).abs() < 0.005, "{frac}");
+        assert!(Weights::random(4, 4, 0.0, WeightDist::Uniform, &mut Rng::new(1)).is_err());
+    }
+}
