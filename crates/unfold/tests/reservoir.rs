@@ -1,0 +1,304 @@
+//! Echo state networks end to end: forecasting Mackey-Glass, closed-loop generation, deep
+//! reservoirs, output feedback, sequence classification, the echo-state diagnostic,
+//! checkpoints and bad input.
+
+use unfold::data::tasks::mackey_glass;
+use unfold::reservoir::{
+    echo_state_check, spectral_radius, Activation, Esn, EsnConfig, Example, Pooling, ReadoutKind,
+    ReservoirConfig, WeightDist,
+};
+use unfold::rng::Rng;
+
+fn mg_series(n: usize) -> Vec<f64> {
+    mackey_glass(n, 17.0, 500).iter().map(|v| v - 1.0).collect()
+}
+
+fn mg_config(units: usize, seed: u64) -> EsnConfig {
+    EsnConfig {
+        reservoir: ReservoirConfig {
+            units,
+            spectral_radius: 1.0,
+            connectivity: 10.0 / units as f64,
+            bias_scaling: 0.2,
+            ..Default::default()
+        },
+        washout: 100,
+        ridge: vec![1e-10, 1e-8, 1e-6, 1e-4],
+        seed,
+        ..Default::default()
+    }
+}
+
+fn nrmse(pred: &[f64], truth: &[f64]) -> f64 {
+    let n = truth.len() as f64;
+    let mean = truth.iter().sum::<f64>() / n;
+    let var = truth.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+    let mse = pred
+        .iter()
+        .zip(truth)
+        .map(|(a, b)| (a - b).powi(2))
+        .sum::<f64>()
+        / n;
+    (mse / var).sqrt()
+}
+
+#[test]
+fn mackey_glass_one_step_and_closed_loop() {
+    let series = mg_series(2000);
+    let mut esn = Esn::new(mg_config(200, 1), 1, 1, ReadoutKind::PerStep).unwrap();
+    let n_fit = 1500;
+    let report = esn
+        .fit(&[Example {
+            input: &series[..n_fit],
+            target: &series[1..n_fit + 1],
+        }])
+        .unwrap();
+    assert!(report.train_nrmse[0] < 1e-3, "{report:?}");
+    assert_eq!(report.scores.len(), 4);
+    let pred = esn.predict(&[&series[..]]).unwrap().remove(0);
+    let one_step = nrmse(&pred[n_fit..1999], &series[n_fit + 1..2000]);
+    assert!(one_step < 1e-3, "one-step NRMSE {one_step}");
+    // Closed loop: 84 steps from the end of the training data.
+    let mut st = esn.state();
+    esn.run(&mut st, &series[..n_fit + 1], None).unwrap();
+    let fc = esn.forecast(&mut st, 84).unwrap();
+    let truth = &series[n_fit + 1..n_fit + 85];
+    let err84 = (fc[83] - truth[83]).abs();
+    assert!(err84 < 0.05, "error after 84 free-running steps {err84}");
+    // A constant guess is far worse: the forecast really follows the chaotic series.
+    assert!(nrmse(&fc, truth) < 0.1);
+}
+
+#[test]
+fn same_seed_same_network_and_readout() {
+    let series = mg_series(800);
+    let fit = |seed| {
+        let mut e = Esn::new(mg_config(80, seed), 1, 1, ReadoutKind::PerStep).unwrap();
+        e.fit(&[Example {
+            input: &series[..700],
+            target: &series[1..701],
+        }])
+        .unwrap();
+        e
+    };
+    assert_eq!(fit(3), fit(3));
+    assert_ne!(fit(3).readout, fit(4).readout);
+}
+
+#[test]
+fn checkpoint_round_trip_predicts_identically() {
+    let series = mg_series(600);
+    let mut cfg = mg_config(120, 2);
+    cfg.layers = 2;
+    cfg.reservoir.leak_rate = 0.7;
+    let mut esn = Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap();
+    esn.fit(&[Example {
+        input: &series[..500],
+        target: &series[1..501],
+    }])
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("unfold-esn-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("esn.safetensors");
+    esn.save(&path).unwrap();
+    let back = Esn::load(&path).unwrap();
+    assert_eq!(back, esn);
+    let a = esn.predict(&[&series[..]]).unwrap();
+    let b = back.predict(&[&series[..]]).unwrap();
+    assert_eq!(a, b);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn deep_reservoir_features_include_every_layer() {
+    let series = mg_series(900);
+    let mut cfg = mg_config(60, 5);
+    cfg.layers = 3;
+    cfg.reservoir.input_connectivity = 0.2;
+    let mut esn = Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap();
+    assert_eq!(esn.features(), 1 + 1 + 3 * 60);
+    let r = esn
+        .fit(&[Example {
+            input: &series[..800],
+            target: &series[1..801],
+        }])
+        .unwrap();
+    assert!(r.train_nrmse[0] < 5e-3, "{r:?}");
+    // Every layer's recurrent matrix has the requested radius.
+    for l in &esn.layers {
+        assert!((spectral_radius(&l.w, 0).unwrap() - 1.0).abs() < 1e-9);
+    }
+}
+
+#[test]
+fn output_feedback_generator_is_teacher_forced_then_runs_free() {
+    // A feedback-only ESN (no input) learns to generate a two-tone signal.
+    let y: Vec<f64> = (0..1600)
+        .map(|t| 0.4 * (t as f64 * 0.21).sin() + 0.2 * (t as f64 * 0.07).cos())
+        .collect();
+    let cfg = EsnConfig {
+        reservoir: ReservoirConfig {
+            units: 150,
+            spectral_radius: 0.8,
+            connectivity: 0.1,
+            feedback_scaling: 0.3,
+            bias_scaling: 0.2,
+            noise: 1e-8,
+            ..Default::default()
+        },
+        washout: 100,
+        readout_input: false,
+        ridge: vec![1e-9, 1e-7, 1e-5],
+        seed: 9,
+        ..Default::default()
+    };
+    let mut esn = Esn::new(cfg, 0, 1, ReadoutKind::PerStep).unwrap();
+    assert!(esn.has_feedback());
+    esn.fit(&[Example {
+        input: &[],
+        target: &y[..1400],
+    }])
+    .unwrap();
+    let mut st = esn.state();
+    esn.run(&mut st, &[], Some(&y[..1400])).unwrap();
+    let fc = esn.forecast(&mut st, 200).unwrap();
+    let e = nrmse(&fc, &y[1400..1600]);
+    assert!(e < 0.01, "free-running NRMSE over 200 steps {e}");
+}
+
+#[test]
+fn pooled_readout_classifies_sequences() {
+    // Three classes: sines of different frequencies with random phase and noise, lengths vary.
+    let mut rng = Rng::new(11);
+    let mut make = |n: usize| {
+        let mut xs = Vec::new();
+        let mut ys = Vec::new();
+        for i in 0..n {
+            let c = i % 3;
+            let len = 15 + rng.below(15);
+            let phase = rng.uniform_range(0.0, 6.3);
+            let f = [0.3, 0.6, 1.1][c];
+            let x: Vec<f64> = (0..len)
+                .map(|t| (f * t as f64 + phase).sin() + 0.1 * rng.normal())
+                .collect();
+            let mut y = vec![0.0; 3];
+            y[c] = 1.0;
+            xs.push(x);
+            ys.push(y);
+        }
+        (xs, ys)
+    };
+    let (train_x, train_y) = make(150);
+    let (test_x, test_y) = make(90);
+    let cfg = EsnConfig {
+        reservoir: ReservoirConfig {
+            units: 100,
+            spectral_radius: 0.9,
+            leak_rate: 0.5,
+            // An odd activation without bias maps a sine and its negation to opposite states,
+            // which no linear readout separates by frequency: the bias breaks the symmetry.
+            bias_scaling: 1.0,
+            ..Default::default()
+        },
+        washout: 0,
+        ridge: vec![1e-4, 1e-2, 1.0],
+        seed: 1,
+        ..Default::default()
+    };
+    let mut esn = Esn::new(cfg, 1, 3, ReadoutKind::Pooled(Pooling::LastAndMean)).unwrap();
+    let data: Vec<Example> = train_x
+        .iter()
+        .zip(&train_y)
+        .map(|(x, y)| Example {
+            input: x,
+            target: y,
+        })
+        .collect();
+    esn.fit(&data).unwrap();
+    let inputs: Vec<&[f64]> = test_x.iter().map(|x| x.as_slice()).collect();
+    let scores = esn.classify(&inputs).unwrap();
+    let argmax = |v: &[f64]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b])).unwrap();
+    let correct = scores
+        .iter()
+        .zip(&test_y)
+        .filter(|(s, y)| argmax(s) == argmax(y))
+        .count();
+    assert!(correct as f64 / 90.0 > 0.9, "accuracy {correct}/90");
+}
+
+#[test]
+fn echo_state_check_separates_contracting_from_chaotic_reservoirs() {
+    let mut rng = Rng::new(4);
+    let input: Vec<f64> = (0..300).map(|_| rng.uniform_range(-0.5, 0.5)).collect();
+    let make = |rho: f64, scaling: f64| {
+        let cfg = EsnConfig {
+            reservoir: ReservoirConfig {
+                units: 100,
+                spectral_radius: rho,
+                connectivity: 0.2,
+                input_scaling: scaling,
+                activation: Activation::Tanh,
+                weight_dist: WeightDist::Normal,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap()
+    };
+    let good = echo_state_check(&make(0.8, 1.0), &input, None, 5, 1e-8, 1).unwrap();
+    let t = good
+        .converged_at
+        .expect("radius 0.8 forgets its initial state");
+    assert!(t < 200, "converged at {t}");
+    assert!(good.contraction < 1.0);
+    // Radius 3 with a weak input: tanh saturation keeps the initial state's imprint.
+    let bad = echo_state_check(&make(3.0, 0.01), &input, None, 5, 1e-8, 1).unwrap();
+    assert!(bad.converged_at.is_none());
+    assert!(
+        *bad.distance.last().unwrap() > 1e-2,
+        "{:?}",
+        bad.distance.last()
+    );
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    let series = mg_series(300);
+    let mut esn = Esn::new(mg_config(50, 1), 1, 1, ReadoutKind::PerStep).unwrap();
+    // Shorter than the washout plus one.
+    let err = esn
+        .fit(&[Example {
+            input: &series[..80],
+            target: &series[1..81],
+        }])
+        .unwrap_err();
+    assert!(err.to_string().contains("washout"), "{err}");
+    // A non-finite value.
+    let mut bad = series.clone();
+    bad[150] = f64::NAN;
+    let err = esn
+        .fit(&[Example {
+            input: &bad[..250],
+            target: &bad[1..251],
+        }])
+        .unwrap_err();
+    assert!(err.to_string().contains("non-finite"), "{err}");
+    // A reservoir too sparse to have any recurrent weight: its radius cannot be scaled.
+    let mut cfg = mg_config(4, 1);
+    cfg.reservoir.connectivity = 1e-6;
+    let err = Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap_err();
+    assert!(err.to_string().contains("cannot be scaled"), "{err}");
+    // A constant input with ridge 0: the readout system is singular (bias = input column).
+    let mut cfg = mg_config(20, 1);
+    cfg.ridge = vec![0.0];
+    cfg.reservoir.spectral_radius = 0.0;
+    let mut esn = Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap();
+    let ones = vec![1.0; 300];
+    let err = esn
+        .fit(&[Example {
+            input: &ones,
+            target: &series[..300],
+        }])
+        .unwrap_err();
+    assert!(err.to_string().contains("singular"), "{err}");
+}
