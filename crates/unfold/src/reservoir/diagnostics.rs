@@ -38,11 +38,10 @@ pub fn echo_state_check(
     seed: u64,
 ) -> Result<EchoStateReport> {
     let (d, o) = (esn.inputs, esn.outputs);
-    let steps = if d > 0 {
-        inputs.len() / d
-    } else {
-        teacher.map(|t| t.len() / o).unwrap_or(0)
-    };
+    let steps = inputs
+        .len()
+        .checked_div(d)
+        .unwrap_or_else(|| teacher.map(|t| t.len() / o).unwrap_or(0));
     if steps == 0 || (d > 0 && inputs.len() != steps * d) {
         return Err(Error::InvalidConfig(format!(
             "the echo-state check needs a non-empty [T, {d}] input"

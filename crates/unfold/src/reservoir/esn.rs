@@ -335,7 +335,7 @@ impl Esn {
     fn steps_of(&self, inputs: &[f64], teacher: Option<&[f64]>) -> Result<usize> {
         let (d, o) = (self.inputs, self.outputs);
         let steps = if d > 0 {
-            if inputs.len() % d != 0 {
+            if !inputs.len().is_multiple_of(d) {
                 return Err(Error::Shape {
                     what: "ESN inputs".into(),
                     expected: format!("a multiple of {d}"),

@@ -78,11 +78,7 @@ impl Esn {
         let (d, o) = (self.inputs, self.outputs);
         match self.kind {
             ReadoutKind::PerStep => {
-                let t = if d > 0 {
-                    ex.input.len() / d
-                } else {
-                    ex.target.len() / o
-                };
+                let t = ex.input.len().checked_div(d).unwrap_or(ex.target.len() / o);
                 if (d > 0 && ex.input.len() != t * d) || ex.target.len() != t * o {
                     return Err(Error::Shape {
                         what: "ESN example".into(),

@@ -12,7 +12,7 @@
 //! - [`esn`] and `fit`: the echo state network (stacked reservoirs, output feedback, streaming,
 //!   closed-loop forecasting, FORCE learning, ridge fitting, sequence classification);
 //! - [`diagnostics`]: the echo-state property check;
-//! - [`io`]: checkpoints;
+//! - [`io`], checkpoints as safetensors files;
 //! - [`lsm`]: the liquid state machine (leaky integrate-and-fire units);
 //! - [`init`]: an engine RNN layer initialised from a reservoir, for BPTT fine-tuning.
 

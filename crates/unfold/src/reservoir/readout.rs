@@ -51,7 +51,7 @@ impl Gram {
     /// Adds `r` rows: `x` is `[r, f]`, `y` is `[r, o]`, both row-major.
     pub fn add_rows(&mut self, x: &[f64], y: &[f64]) -> Result<()> {
         let (f, o) = (self.features, self.outputs);
-        if f == 0 || x.len() % f != 0 {
+        if f == 0 || !x.len().is_multiple_of(f) {
             return Err(Error::Shape {
                 what: "readout features".into(),
                 expected: format!("a multiple of {f}"),
@@ -151,7 +151,7 @@ pub fn solve_ridge(g: &Gram, lambda: f64) -> Result<Vec<f64>> {
     let min_pivot = (0..f)
         .map(|i| l[(i, i)] * l[(i, i)])
         .fold(f64::MAX, f64::min);
-    if !(min_pivot > 1e-13 * max_diag.max(f64::MIN_POSITIVE)) {
+    if min_pivot.is_nan() || min_pivot <= 1e-13 * max_diag.max(f64::MIN_POSITIVE) {
         return Err(singular());
     }
     let rhs = Mat::<f64>::from_fn(f, o, |i, k| g.xty[i * o + k]);

@@ -168,7 +168,7 @@ pub fn scale_to_radius(w: &mut Weights, target: f64, seed: u64) -> Result<f64> {
         w.scale(0.0);
         return Ok(rho);
     }
-    if !(rho > 1e-12) {
+    if rho.is_nan() || rho <= 1e-12 {
         return Err(Error::Numerical(format!(
             "the reservoir matrix has spectral radius {rho:.3e} (all-zero or nilpotent), so it \
              cannot be scaled to {target}; raise the connectivity or the number of units"
