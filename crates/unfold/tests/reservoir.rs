@@ -7,6 +7,7 @@ use unfold::reservoir::{
     echo_state_check, spectral_radius, Activation, Esn, EsnConfig, Example, Pooling, ReadoutKind,
     ReservoirConfig, WeightDist,
 };
+use unfold::reservoir::{Lsm, LsmConfig};
 use unfold::rng::Rng;
 
 fn mg_series(n: usize) -> Vec<f64> {
@@ -301,4 +302,56 @@ fn bad_input_is_a_clear_error() {
         }])
         .unwrap_err();
     assert!(err.to_string().contains("singular"), "{err}");
+}
+
+#[test]
+fn liquid_state_machine_spikes_and_learns_temporal_order() {
+    // Two classes with the same values in opposite temporal order (a rising or a falling ramp,
+    // with noise): only a memory of the order separates them.
+    let mut rng = Rng::new(21);
+    let mut make = |n: usize| {
+        let mut xs = Vec::new();
+        let mut ys = Vec::new();
+        for i in 0..n {
+            let c = i % 2;
+            let len = 12 + rng.below(8);
+            let x: Vec<f64> = (0..len)
+                .map(|t| {
+                    let r = t as f64 / (len - 1) as f64;
+                    (if c == 0 { r } else { 1.0 - r }) + 0.1 * rng.normal()
+                })
+                .collect();
+            xs.push(x);
+            ys.push(if c == 0 {
+                vec![1.0, 0.0]
+            } else {
+                vec![0.0, 1.0]
+            });
+        }
+        (xs, ys)
+    };
+    let (train_x, train_y) = make(80);
+    let (test_x, test_y) = make(60);
+    let cfg = LsmConfig {
+        units: 200,
+        seed: 3,
+        ..Default::default()
+    };
+    let mut lsm = Lsm::new(cfg, 1, 2, Some(Pooling::Last)).unwrap();
+    let xs: Vec<&[f64]> = train_x.iter().map(|x| x.as_slice()).collect();
+    let ys: Vec<&[f64]> = train_y.iter().map(|y| y.as_slice()).collect();
+    let (_, stats) = lsm.fit(&xs, &ys, &[1e-3, 1e-1, 10.0]).unwrap();
+    assert!(
+        stats.spikes > 0 && stats.rate() < 0.5,
+        "spike rate {}",
+        stats.rate()
+    );
+    let tx: Vec<&[f64]> = test_x.iter().map(|x| x.as_slice()).collect();
+    let out = lsm.predict(&tx, 1000).unwrap();
+    let correct = out
+        .iter()
+        .zip(&test_y)
+        .filter(|(o, y)| (o[0] > o[1]) == (y[0] > y[1]))
+        .count();
+    assert!(correct >= 54, "LSM accuracy {correct}/60");
 }
