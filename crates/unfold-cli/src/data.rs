@@ -16,6 +16,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use unfold::builtin::{self, ModelKind, TaskSetup};
+use unfold::data::ts::TsFile;
 use unfold::data::{vocab, Dataset, Sequence, Values, Vocab};
 use unfold::layers::LossStats;
 use unfold::layers::OutputKind;
@@ -329,113 +330,9 @@ fn text(path: &Path, s: &Settings) -> Result<Prepared> {
     })
 }
 
-/// One `.ts` file: its series (`[len, channels]` each) and labels.
-struct TsFile {
-    series: Vec<(usize, Vec<f64>)>,
-    labels: Vec<String>,
-    channels: usize,
-    classes: Vec<String>,
-}
-
+/// Reads a `.ts` file through the library's parser, reporting problems as bad input.
 fn parse_ts(path: &Path) -> Result<TsFile> {
-    let body = read(path)?;
-    let p = path.display();
-    let mut classes: Vec<String> = Vec::new();
-    let mut in_data = false;
-    let mut out = TsFile {
-        series: Vec::new(),
-        labels: Vec::new(),
-        channels: 0,
-        classes: Vec::new(),
-    };
-    for (i, raw) in body.lines().enumerate() {
-        let line = raw.trim();
-        let ln = i + 1;
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        if !in_data {
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("@classlabel") {
-                let mut parts = line.split_whitespace().skip(1);
-                if parts.next().map(|t| t.eq_ignore_ascii_case("true")) == Some(true) {
-                    classes = parts.map(String::from).collect();
-                }
-            } else if lower.starts_with("@data") {
-                in_data = true;
-            } else if !line.starts_with('@') {
-                bail!(BadInput(format!(
-                    "{p}:{ln}: expected a header line starting with @ before @data"
-                )));
-            }
-            continue;
-        }
-        let fields: Vec<&str> = line.split(':').collect();
-        if fields.len() < 2 {
-            bail!(BadInput(format!(
-                "{p}:{ln}: expected channels separated by ':' and a class label"
-            )));
-        }
-        let (label, chans) = fields.split_last().expect("at least two fields");
-        let label = label.trim().to_string();
-        if !classes.is_empty() && !classes.contains(&label) {
-            bail!(BadInput(format!(
-                "{p}:{ln}: class label '{label}' is not declared in @classLabel"
-            )));
-        }
-        if out.channels == 0 {
-            out.channels = chans.len();
-        } else if chans.len() != out.channels {
-            bail!(BadInput(format!(
-                "{p}:{ln}: {} channels, earlier lines have {}",
-                chans.len(),
-                out.channels
-            )));
-        }
-        let mut cols: Vec<Vec<f64>> = Vec::with_capacity(chans.len());
-        for (c, ch) in chans.iter().enumerate() {
-            let vals: Vec<f64> = ch
-                .split(',')
-                .enumerate()
-                .map(|(k, v)| {
-                    let v = v.trim();
-                    match v.parse::<f64>() {
-                        Ok(x) if x.is_finite() => Ok(x),
-                        _ => Err(BadInput(format!(
-                            "{p}:{ln}: channel {}, value {}: '{v}' is not a finite number",
-                            c + 1,
-                            k + 1
-                        ))),
-                    }
-                })
-                .collect::<Result<_, _>>()?;
-            cols.push(vals);
-        }
-        let len = cols[0].len();
-        if cols.iter().any(|c| c.len() != len) {
-            bail!(BadInput(format!(
-                "{p}:{ln}: channels of different lengths in one series"
-            )));
-        }
-        let mut rows = Vec::with_capacity(len * cols.len());
-        for t in 0..len {
-            for c in &cols {
-                rows.push(c[t]);
-            }
-        }
-        out.series.push((len, rows));
-        out.labels.push(label);
-    }
-    if out.series.is_empty() {
-        bail!(BadInput(format!("{p}: no series after @data")));
-    }
-    if classes.is_empty() {
-        classes = out.labels.clone();
-        classes.sort();
-        classes.dedup();
-    }
-    out.classes = classes;
-    Ok(out)
+    unfold::data::ts::read_ts(path).map_err(|e| BadInput(e.to_string()).into())
 }
 
 fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {

@@ -33,6 +33,9 @@ pub enum Error {
         /// What was not finite (`loss` or `gradient`).
         what: String,
     },
+    /// Input data is malformed: unparsable, non-finite, too short or without variation.
+    #[error("invalid data: {0}")]
+    InvalidData(String),
     /// A numerical method failed: a singular linear system, a series with no variance, an
     /// iteration that did not converge.
     #[error("numerical failure: {0}")]

@@ -1,9 +1,11 @@
 //! Data: sequences and their padded, length-bucketed batches; vocabularies; generated tasks
-//! (including the embedded Reber grammar) for tests, examples and the command line.
+//! (including the embedded Reber grammar) for tests, examples and the command line; the `.ts`
+//! classification format.
 
 pub mod batch;
 pub mod reber;
 pub mod tasks;
+pub mod ts;
 pub mod vocab;
 
 pub use batch::{Dataset, SeqBatch, Sequence, SourceBatch, Values};

@@ -401,7 +401,7 @@ impl Esn {
         let steps = self.steps_of(inputs, Some(targets))?;
         let washout = self.config.washout;
         if steps <= washout {
-            return Err(Error::InvalidConfig(format!(
+            return Err(Error::InvalidData(format!(
                 "the sequence has {steps} steps, not more than the washout {washout}"
             )));
         }

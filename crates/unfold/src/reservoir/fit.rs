@@ -42,7 +42,7 @@ pub struct FitReport {
 /// Sequences advanced together in one block.
 const BLOCK: usize = 32;
 /// Rows buffered before they go into the Gram accumulator.
-const CHUNK: usize = 256;
+const CHUNK: usize = 512;
 
 struct Accum {
     gram: Gram,
@@ -123,7 +123,7 @@ impl Esn {
                 .chain(ex.target)
                 .position(|v| !v.is_finite())
             {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::InvalidData(format!(
                     "sequence {i} holds a non-finite value (at flat position {p})"
                 )));
             }
@@ -132,7 +132,7 @@ impl Esn {
                 ReadoutKind::Pooled(_) => 1,
             };
             if t < need {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::InvalidData(format!(
                     "sequence {i} has {t} steps; it needs at least {need} (washout {} plus one)",
                     self.config.washout
                 )));
@@ -229,53 +229,83 @@ impl Esn {
         };
         let washout = self.config.washout;
         let blocks: Vec<usize> = (0..data.len()).step_by(BLOCK).collect();
-        let parts: Vec<(Accum, Accum)> = blocks
-            .par_iter()
-            .map(|&start| {
-                let end = (start + BLOCK).min(data.len());
-                let mut train = Accum::new(f, o);
-                let mut valid = Accum::new(f, o);
-                let seqs = &data[start..end];
-                let st = &steps[start..end];
-                let mut rng = Rng::new(self.config.seed ^ (start as u64).wrapping_mul(0x9e37_79b9));
-                let noise = (self.config.reservoir.noise > 0.0).then_some(&mut rng);
-                match self.kind {
-                    ReadoutKind::PerStep => {
-                        let o = self.outputs;
-                        self.harvest_block(seqs, st, noise, &mut |j, t, row| {
-                            if t < washout {
-                                return;
-                            }
-                            let y = &seqs[j].target[t * o..(t + 1) * o];
-                            if valid_seq[start + j] || t >= valid_from {
-                                valid.push(row, y);
-                            } else {
-                                train.push(row, y);
-                            }
-                        });
-                    }
-                    ReadoutKind::Pooled(p) => {
-                        let pooled = self.pool_block(seqs, st, p, noise);
-                        for (j, prow) in pooled.chunks_exact(f).enumerate() {
-                            if valid_seq[start + j] {
-                                valid.push(prow, seqs[j].target);
-                            } else {
-                                train.push(prow, seqs[j].target);
-                            }
-                        }
+        let (mut train, valid) = match self.kind {
+            ReadoutKind::Pooled(p) => {
+                // One pooled row per sequence: gather them, then one product per split.
+                let pooled: Vec<Vec<f64>> = blocks
+                    .par_iter()
+                    .map(|&start| {
+                        let end = (start + BLOCK).min(data.len());
+                        let mut rng = self.block_rng(start);
+                        let noise = (self.config.reservoir.noise > 0.0).then_some(&mut rng);
+                        self.pool_block(&data[start..end], &steps[start..end], p, noise)
+                    })
+                    .collect();
+                let (mut tx, mut ty, mut vx, mut vy) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for (&start, rows) in blocks.iter().zip(&pooled) {
+                    for (j, prow) in rows.chunks_exact(f).enumerate() {
+                        let (x, y) = if valid_seq[start + j] {
+                            (&mut vx, &mut vy)
+                        } else {
+                            (&mut tx, &mut ty)
+                        };
+                        x.extend_from_slice(prow);
+                        y.extend_from_slice(data[start + j].target);
                     }
                 }
-                train.flush();
-                valid.flush();
+                let mut train = Gram::new(f, o);
+                train.add_rows(&tx, &ty)?;
+                let mut valid = Gram::new(f, o);
+                valid.add_rows(&vx, &vy)?;
                 (train, valid)
-            })
-            .collect();
-        let mut train = Gram::new(f, o);
-        let mut valid = Gram::new(f, o);
-        for (t, v) in &parts {
-            train.merge(&t.gram);
-            valid.merge(&v.gram);
-        }
+            }
+            ReadoutKind::PerStep => {
+                // One pair of accumulators per thread, not per block: each is `O(F^2)`.
+                let jobs = crate::kernels::gemm::num_threads().clamp(1, blocks.len());
+                let per = blocks.len().div_ceil(jobs);
+                let parts: Vec<(Gram, Gram)> = blocks
+                    .par_chunks(per)
+                    .map(|chunk| {
+                        let mut train = Accum::new(f, o);
+                        let mut valid = Accum::new(f, o);
+                        for &start in chunk {
+                            let end = (start + BLOCK).min(data.len());
+                            let seqs = &data[start..end];
+                            let mut rng = self.block_rng(start);
+                            let noise = (self.config.reservoir.noise > 0.0).then_some(&mut rng);
+                            self.harvest_block(
+                                seqs,
+                                &steps[start..end],
+                                noise,
+                                &mut |j, t, row| {
+                                    if t < washout {
+                                        return;
+                                    }
+                                    let y = &seqs[j].target[t * o..(t + 1) * o];
+                                    if valid_seq[start + j] || t >= valid_from {
+                                        valid.push(row, y);
+                                    } else {
+                                        train.push(row, y);
+                                    }
+                                },
+                            );
+                        }
+                        train.flush();
+                        valid.flush();
+                        (train.gram, valid.gram)
+                    })
+                    .collect();
+                let mut parts = parts.into_iter();
+                let (mut train, mut valid) =
+                    parts.next().unwrap_or((Gram::new(f, o), Gram::new(f, o)));
+                for (t, v) in parts {
+                    train.merge(&t);
+                    valid.merge(&v);
+                }
+                (train, valid)
+            }
+        };
         let (ridge, scores) = if choose {
             let sel = select_ridge(&train, &valid, &self.config.ridge)?;
             (sel.ridge, sel.scores)
@@ -298,6 +328,11 @@ impl Esn {
             valid_rows,
             train_nrmse,
         })
+    }
+
+    /// The noise generator of the block starting at sequence `start`.
+    fn block_rng(&self, start: usize) -> Rng {
+        Rng::new(self.config.seed ^ (start as u64).wrapping_mul(0x9e37_79b9))
     }
 
     /// Pooled features `[b, F]` of a block of sequences.
@@ -368,7 +403,7 @@ impl Esn {
         let d = self.inputs.max(1);
         for (i, x) in inputs.iter().enumerate() {
             if x.len() % d != 0 || x.iter().any(|v| !v.is_finite()) {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::InvalidData(format!(
                     "input sequence {i} is not a finite [T, {d}] array"
                 )));
             }
@@ -405,7 +440,7 @@ impl Esn {
         let d = self.inputs;
         for (i, x) in inputs.iter().enumerate() {
             if x.is_empty() || x.len() % d != 0 || x.iter().any(|v| !v.is_finite()) {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::InvalidData(format!(
                     "input sequence {i} is not a finite non-empty [T, {d}] array"
                 )));
             }

@@ -171,11 +171,9 @@ fn random_synapses(
     let mut values = Vec::new();
     for j in 0..pre {
         for i in 0..post {
-            if i != j || pre != post {
-                if rng.uniform() < p {
-                    indices.push(i as u32);
-                    values.push(weight(j) * rng.uniform_range(0.5, 1.5));
-                }
+            if (i != j || pre != post) && rng.uniform() < p {
+                indices.push(i as u32);
+                values.push(weight(j) * rng.uniform_range(0.5, 1.5));
             }
         }
         row_ptr.push(indices.len());
@@ -247,7 +245,7 @@ impl Lsm {
         let mut range = vec![(f64::INFINITY, f64::NEG_INFINITY); d];
         for (i, x) in inputs.iter().enumerate() {
             if x.len() % d != 0 || x.iter().any(|v| !v.is_finite()) {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::InvalidData(format!(
                     "input sequence {i} is not a finite [T, {d}] array"
                 )));
             }
@@ -259,8 +257,8 @@ impl Lsm {
             }
         }
         for (k, r) in range.iter_mut().enumerate() {
-            if !(r.1 > r.0) {
-                return Err(Error::InvalidConfig(format!(
+            if r.1.partial_cmp(&r.0) != Some(std::cmp::Ordering::Greater) {
+                return Err(Error::InvalidData(format!(
                     "input dimension {k} is constant (or absent): nothing to encode"
                 )));
             }
@@ -393,7 +391,7 @@ impl Lsm {
             let t = x.len() / d;
             let want = if self.pooling.is_some() { o } else { t * o };
             if t == 0 || y.len() != want || y.iter().any(|v| !v.is_finite()) {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::InvalidData(format!(
                     "sequence {i}: {t} steps and {} finite target values (expected {want})",
                     y.len()
                 )));
@@ -449,7 +447,7 @@ impl Lsm {
         let (f, o, d) = (self.features(), self.outputs, self.inputs);
         for (i, x) in inputs.iter().enumerate() {
             if x.is_empty() || x.len() % d != 0 || x.iter().any(|v| !v.is_finite()) {
-                return Err(Error::InvalidConfig(format!(
+                return Err(Error::InvalidData(format!(
                     "input sequence {i} is not a finite non-empty [T, {d}] array"
                 )));
             }

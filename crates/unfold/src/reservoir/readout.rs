@@ -22,7 +22,8 @@ pub struct Gram {
     pub features: usize,
     /// Number of outputs.
     pub outputs: usize,
-    /// `[f, f]` sum of `x x^T`.
+    /// `[f, f]` sum of `x x^T`; only the lower triangle (`i >= j`) is accumulated, read it
+    /// through [`Gram::xtx_full`].
     pub xtx: Vec<f64>,
     /// `[f, o]` sum of `x y^T`.
     pub xty: Vec<f64>,
@@ -63,7 +64,26 @@ impl Gram {
         if r == 0 {
             return Ok(());
         }
-        gemm_tn(f, f, r, x, f, x, f, &mut self.xtx, f, true);
+        // X^T X is symmetric: only the blocks on and below the diagonal are multiplied.
+        const BS: usize = 256;
+        for j0 in (0..f).step_by(BS) {
+            let nj = BS.min(f - j0);
+            for i0 in (j0..f).step_by(BS) {
+                let ni = BS.min(f - i0);
+                gemm_tn(
+                    ni,
+                    nj,
+                    r,
+                    &x[i0..],
+                    f,
+                    &x[j0..],
+                    f,
+                    &mut self.xtx[i0 * f + j0..],
+                    f,
+                    true,
+                );
+            }
+        }
         gemm_tn(f, o, r, x, f, y, o, &mut self.xty, o, true);
         for row in y.chunks_exact(o) {
             for k in 0..o {
@@ -75,8 +95,23 @@ impl Gram {
         Ok(())
     }
 
+    /// The full `[f, f]` matrix `X^T X` (the upper triangle mirrored from the lower).
+    pub fn xtx_full(&self) -> Vec<f64> {
+        let f = self.features;
+        let mut m = self.xtx.clone();
+        for i in 0..f {
+            for j in 0..i {
+                m[j * f + i] = m[i * f + j];
+            }
+        }
+        m
+    }
+
     /// Adds another accumulator of the same sizes.
     pub fn merge(&mut self, other: &Gram) {
+        if other.rows == 0 {
+            return;
+        }
         for (a, b) in self.xtx.iter_mut().zip(&other.xtx) {
             *a += b;
         }
@@ -93,14 +128,14 @@ impl Gram {
     /// Sum of squared errors per output of the weights `w` (`[o, f]`) on the accumulated rows.
     pub fn sse(&self, w: &[f64]) -> Vec<f64> {
         let (f, o) = (self.features, self.outputs);
-        let mut gw = vec![0.0; f];
+        // gw[f, o] = (X^T X) W^T in one product.
+        let mut gw = vec![0.0; f * o];
+        let full = self.xtx_full();
+        crate::kernels::gemm::gemm_nt(f, o, f, &full, f, w, f, &mut gw, o, false);
         (0..o)
             .map(|k| {
                 let wk = &w[k * f..(k + 1) * f];
-                for i in 0..f {
-                    gw[i] = (0..f).map(|j| self.xtx[i * f + j] * wk[j]).sum();
-                }
-                let quad: f64 = (0..f).map(|i| wk[i] * gw[i]).sum();
+                let quad: f64 = (0..f).map(|i| wk[i] * gw[i * o + k]).sum();
                 let lin: f64 = (0..f).map(|i| wk[i] * self.xty[i * o + k]).sum();
                 (self.yty[k] - 2.0 * lin + quad).max(0.0)
             })
@@ -136,7 +171,7 @@ pub fn solve_ridge(g: &Gram, lambda: f64) -> Result<Vec<f64>> {
         )));
     }
     let a = Mat::<f64>::from_fn(f, f, |i, j| {
-        g.xtx[i * f + j] + if i == j { lambda } else { 0.0 }
+        g.xtx[i.max(j) * f + i.min(j)] + if i == j { lambda } else { 0.0 }
     });
     let max_diag = (0..f).map(|i| a[(i, i)]).fold(0.0f64, f64::max);
     let singular = || {

@@ -121,12 +121,10 @@ impl Csr {
     pub fn mul_cols(&self, x: &[f64], b: usize, y: &mut [f64], acc: bool) {
         debug_assert!(x.len() >= self.cols * b && y.len() >= self.rows * b);
         if b == 1 {
+            let x = &x[..self.cols];
             for i in 0..self.rows {
                 let (s, e) = (self.row_ptr[i], self.row_ptr[i + 1]);
-                let mut sum = 0.0;
-                for (&j, &v) in self.indices[s..e].iter().zip(&self.values[s..e]) {
-                    sum += v * x[j as usize];
-                }
+                let sum = sparse_dot(&self.indices[s..e], &self.values[s..e], x);
                 y[i] = if acc { y[i] + sum } else { sum };
             }
             return;
@@ -146,6 +144,28 @@ impl Csr {
             }
         }
     }
+}
+
+/// `sum_k values[k] * x[indices[k]]` with four independent accumulators, so the additions of a
+/// row do not wait on one another (a single chain of dependent adds bounds a short row's cost).
+#[inline(always)]
+fn sparse_dot(indices: &[u32], values: &[f64], x: &[f64]) -> f64 {
+    let mut a = [0.0f64; 4];
+    let ic = indices.chunks_exact(4);
+    let vc = values.chunks_exact(4);
+    let (ir, vr) = (ic.remainder(), vc.remainder());
+    for (ii, vv) in ic.zip(vc) {
+        unsafe {
+            a[0] += vv[0] * *x.get_unchecked(ii[0] as usize);
+            a[1] += vv[1] * *x.get_unchecked(ii[1] as usize);
+            a[2] += vv[2] * *x.get_unchecked(ii[2] as usize);
+            a[3] += vv[3] * *x.get_unchecked(ii[3] as usize);
+        }
+    }
+    for (&j, &v) in ir.iter().zip(vr) {
+        a[0] += v * x[j as usize];
+    }
+    (a[0] + a[1]) + (a[2] + a[3])
 }
 
 /// A fixed weight matrix, sparse or dense.
@@ -284,7 +304,17 @@ impl Weights {
     pub fn mul_cols(&self, x: &[f64], b: usize, y: &mut [f64], acc: bool) {
         match self {
             Weights::Dense { rows, cols, values } => {
-                crate::kernels::gemm::gemm_nn(*rows, b, *cols, values, *cols, x, b, y, b, acc)
+                if b == 1 {
+                    crate::kernels::gemm::gemv_rows(
+                        &x[..*cols],
+                        values,
+                        *cols,
+                        &mut y[..*rows],
+                        acc,
+                    )
+                } else {
+                    crate::kernels::gemm::gemm_nn(*rows, b, *cols, values, *cols, x, b, y, b, acc)
+                }
             }
             Weights::Sparse(c) => c.mul_cols(x, b, y, acc),
         }

@@ -11,6 +11,7 @@
 
 use super::sparse::Weights;
 use crate::error::{Error, Result};
+use crate::kernels::gemm::{axpy_rows, gemv_rows};
 use crate::rng::Rng;
 use faer::Mat;
 
@@ -57,10 +58,13 @@ pub fn spectral_radius(w: &Weights, seed: u64) -> Result<f64> {
 
 /// The largest eigenvalue modulus by Arnoldi iteration with a growing Krylov basis.
 ///
-/// Starts from a seeded normal vector, orthogonalises each new vector twice (classical
-/// Gram-Schmidt with re-orthogonalisation), and every time the basis has grown by half checks
-/// the largest-modulus Ritz pair: it is accepted when `h[m+1,m] |y_m| <= tol |lambda|`. A basis
-/// that stops growing (an invariant subspace) or reaches `n` vectors gives exact eigenvalues.
+/// Starts from a seeded normal vector and orthogonalises each new vector against the basis twice
+/// (classical Gram-Schmidt with re-orthogonalisation, as two matrix-vector products with the
+/// basis). At checkpoints it takes the largest-modulus eigenvalue of the Hessenberg matrix
+/// (faer), finds its eigenvector by inverse iteration and accepts it when the Ritz residual
+/// `h[m+1,m] |y_m| / |y|` is at most `tol |lambda|`; the next checkpoint is placed where the
+/// residual's geometric decay so far predicts convergence. A basis that stops growing (an
+/// invariant subspace) or reaches `n` vectors gives exact eigenvalues.
 pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
     let n = w.rows();
     if w.cols() != n {
@@ -74,29 +78,30 @@ pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
         return Ok(0.0);
     }
     let mut rng = Rng::new(seed ^ 0x5eed_a4d0);
-    let mut basis: Vec<Vec<f64>> = Vec::new();
-    let mut v: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-    let norm = norm2(&v);
-    v.iter_mut().for_each(|x| *x /= norm);
-    basis.push(v);
+    // Row-major basis, one vector per row.
+    let mut basis: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let norm = norm2(&basis);
+    basis.iter_mut().for_each(|x| *x /= norm);
     // h[j] is column j of the Hessenberg matrix (length j + 2).
     let mut h: Vec<Vec<f64>> = Vec::new();
-    let mut check_at = 16.min(n);
-    let mut w_vec = vec![0.0; n];
+    let mut check_at = 24.min(n);
+    let mut last_check: Option<(usize, f64)> = None;
+    let mut wv = vec![0.0; n];
+    let mut coef = Vec::new();
     loop {
         let j = h.len();
-        w.mul_cols(&basis[j], 1, &mut w_vec, false);
+        w.mul_cols(&basis[j * n..(j + 1) * n], 1, &mut wv, false);
         let mut col = vec![0.0; j + 2];
+        coef.resize(j + 1, 0.0);
         for _pass in 0..2 {
-            for (i, q) in basis.iter().enumerate() {
-                let c = dot(q, &w_vec);
-                col[i] += c;
-                for (x, &qv) in w_vec.iter_mut().zip(q) {
-                    *x -= c * qv;
-                }
+            gemv_rows(&wv, &basis, n, &mut coef, false);
+            for (c, k) in col.iter_mut().zip(coef.iter_mut()) {
+                *c += *k;
+                *k = -*k;
             }
+            axpy_rows(&coef, &basis, n, &mut wv, true);
         }
-        let beta = norm2(&w_vec);
+        let beta = norm2(&wv);
         col[j + 1] = beta;
         h.push(col);
         let m = j + 1;
@@ -107,50 +112,120 @@ pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
         let invariant = beta <= 1e-12 * scale.max(f64::MIN_POSITIVE) || m == n;
         if invariant || m == check_at {
             let (lambda, resid) = ritz(&h, m)?;
-            if invariant || resid <= tol * lambda.max(f64::MIN_POSITIVE) {
+            let rel = resid / lambda.max(f64::MIN_POSITIVE);
+            if invariant || rel <= tol {
                 return Ok(lambda);
             }
-            check_at = (m + m / 2).min(n);
+            // Predict where the residual reaches tol from its decay since the last check.
+            let mut next = m + m / 2;
+            if let Some((m0, r0)) = last_check {
+                let rate = (rel / r0).ln() / (m - m0) as f64;
+                if rate < 0.0 {
+                    let need = ((tol / rel).ln() / rate).ceil() as usize + 2;
+                    next = next.min(m + need.max(4));
+                }
+            }
+            last_check = Some((m, rel));
+            check_at = next.min(n);
         }
-        let next: Vec<f64> = w_vec.iter().map(|x| x / beta).collect();
-        basis.push(next);
+        basis.extend(wv.iter().map(|x| x / beta));
     }
 }
 
 /// Largest-modulus eigenvalue of the leading `m x m` Hessenberg block and its Ritz residual.
 fn ritz(h: &[Vec<f64>], m: usize) -> Result<(f64, f64)> {
-    let hm = Mat::<f64>::from_fn(m, m, |i, j| if i <= j + 1 { h[j][i] } else { 0.0 });
-    let eig = hm
-        .eigen()
+    let at = |i: usize, j: usize| if i <= j + 1 { h[j][i] } else { 0.0 };
+    let hm = Mat::<f64>::from_fn(m, m, at);
+    let ev = hm
+        .eigenvalues()
         .map_err(|e| Error::Numerical(format!("Hessenberg eigenvalues failed: {e:?}")))?;
-    let s = eig.S();
-    let u = eig.U();
-    let mut best = 0usize;
-    let mut best_mod = -1.0;
-    for k in 0..m {
-        let c = s[k];
-        let md = c.re.hypot(c.im);
-        if md > best_mod {
-            best_mod = md;
-            best = k;
+    let top = ev
+        .iter()
+        .max_by(|a, b| a.re.hypot(a.im).total_cmp(&b.re.hypot(b.im)))
+        .map(|c| (c.re, c.im))
+        .unwrap_or((0.0, 0.0));
+    let modulus = top.0.hypot(top.1);
+    // Inverse iteration on (H - sigma I), sigma a hair off the eigenvalue.
+    let sigma = (top.0 * (1.0 + 1e-10) + 1e-300, top.1 * (1.0 + 1e-10));
+    let mut y: Vec<(f64, f64)> = vec![(1.0, 0.0); m];
+    for _ in 0..3 {
+        y = hessenberg_solve(&at, m, sigma, &y);
+        let nrm = y.iter().map(|c| c.0 * c.0 + c.1 * c.1).sum::<f64>().sqrt();
+        if !(nrm.is_finite() && nrm > 0.0) {
+            return Ok((modulus, f64::INFINITY));
         }
+        y.iter_mut().for_each(|c| {
+            c.0 /= nrm;
+            c.1 /= nrm;
+        });
     }
-    let mut nrm = 0.0;
-    for i in 0..m {
-        let c = u[(i, best)];
-        nrm += c.re * c.re + c.im * c.im;
-    }
-    let last = u[(m - 1, best)];
-    let resid = h[m - 1][m] * last.re.hypot(last.im) / nrm.sqrt().max(f64::MIN_POSITIVE);
-    Ok((best_mod, resid))
+    let last = y[m - 1];
+    Ok((modulus, h[m - 1][m] * last.0.hypot(last.1)))
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+/// Solves `(H - sigma I) x = b` for an upper Hessenberg `H` in complex arithmetic, by Gaussian
+/// elimination with partial pivoting between neighbouring rows (`O(m^2)`).
+fn hessenberg_solve(
+    at: &dyn Fn(usize, usize) -> f64,
+    m: usize,
+    sigma: (f64, f64),
+    b: &[(f64, f64)],
+) -> Vec<(f64, f64)> {
+    type C = (f64, f64);
+    let mul = |a: C, b: C| (a.0 * b.0 - a.1 * b.1, a.0 * b.1 + a.1 * b.0);
+    let sub = |a: C, b: C| (a.0 - b.0, a.1 - b.1);
+    let div = |a: C, b: C| {
+        let d = b.0 * b.0 + b.1 * b.1;
+        ((a.0 * b.0 + a.1 * b.1) / d, (a.1 * b.0 - a.0 * b.1) / d)
+    };
+    // Dense upper part of rows as they are eliminated (row-major m x m, complex).
+    let mut a: Vec<C> = (0..m * m)
+        .map(|k| {
+            let (i, j) = (k / m, k % m);
+            let v = at(i, j);
+            if i == j {
+                (v - sigma.0, -sigma.1)
+            } else {
+                (v, 0.0)
+            }
+        })
+        .collect();
+    let mut x: Vec<C> = b.to_vec();
+    for k in 0..m.saturating_sub(1) {
+        let (p, q) = (a[k * m + k], a[(k + 1) * m + k]);
+        if q.0.hypot(q.1) > p.0.hypot(p.1) {
+            for j in k..m {
+                a.swap(k * m + j, (k + 1) * m + j);
+            }
+            x.swap(k, k + 1);
+        }
+        let piv = a[k * m + k];
+        if piv == (0.0, 0.0) {
+            continue;
+        }
+        let f = div(a[(k + 1) * m + k], piv);
+        for j in k..m {
+            a[(k + 1) * m + j] = sub(a[(k + 1) * m + j], mul(f, a[k * m + j]));
+        }
+        x[k + 1] = sub(x[k + 1], mul(f, x[k]));
+    }
+    for k in (0..m).rev() {
+        let mut s = x[k];
+        for j in k + 1..m {
+            s = sub(s, mul(a[k * m + j], x[j]));
+        }
+        let d = a[k * m + k];
+        x[k] = if d == (0.0, 0.0) {
+            (s.0 / 1e-300, s.1 / 1e-300)
+        } else {
+            div(s, d)
+        };
+    }
+    x
 }
 
 fn norm2(a: &[f64]) -> f64 {
-    dot(a, a).sqrt()
+    a.iter().map(|x| x * x).sum::<f64>().sqrt()
 }
 
 /// Scales `w` in place so that its spectral radius is `target`; returns the radius it had.
