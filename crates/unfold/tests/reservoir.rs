@@ -355,3 +355,71 @@ fn liquid_state_machine_spikes_and_learns_temporal_order() {
         .count();
     assert!(correct >= 54, "LSM accuracy {correct}/60");
 }
+
+#[test]
+fn esn_becomes_an_rnn_layer_with_the_same_outputs_then_trains_by_bptt() {
+    use unfold::data::{tasks, Dataset};
+    use unfold::reservoir::labeller_from_esn;
+    use unfold::train::{evaluate, Batches, LrSchedule, OptimizerConfig, TrainConfig, Trainer};
+    let series = mg_series(700);
+    let mut cfg = mg_config(40, 3);
+    cfg.washout = 0;
+    cfg.readout_input = false;
+    let mut esn = Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap();
+    let windows: Vec<(usize, usize)> = (0..=500).step_by(25).map(|s| (s, s + 30)).collect();
+    let ex: Vec<Example> = windows
+        .iter()
+        .map(|&(s, e)| Example {
+            input: &series[s..e],
+            target: &series[s + 1..e + 1],
+        })
+        .collect();
+    esn.fit(&ex).unwrap();
+    // The same windows as a dataset: the labeller's MSE equals the ESN's.
+    let data = Dataset::new(tasks::forecast_windows::<f64>(&series[..531], 30, 25)).unwrap();
+    assert_eq!(data.len(), windows.len());
+    let model = labeller_from_esn::<f64>(&esn).unwrap();
+    let got = evaluate(&model, &mut Default::default(), &data, 64)
+        .unwrap()
+        .mse()
+        .unwrap();
+    let inputs: Vec<&[f64]> = ex.iter().map(|e| e.input).collect();
+    let preds = esn.predict(&inputs).unwrap();
+    let (mut sq, mut n) = (0.0, 0);
+    for (p, e) in preds.iter().zip(&ex) {
+        for (a, b) in p.iter().zip(e.target) {
+            sq += (a - b).powi(2);
+            n += 1;
+        }
+    }
+    let want = sq / n as f64;
+    assert!(
+        (got - want).abs() <= 1e-9 * want,
+        "labeller {got} vs ESN {want}"
+    );
+    // Fine-tuning every weight with BPTT runs from there and keeps the loss finite and low.
+    let cfg = TrainConfig {
+        lr: LrSchedule::constant(1e-4),
+        optimizer: OptimizerConfig::adam(),
+        eval_every: 0,
+        ..TrainConfig::new(30)
+    };
+    let mut tr = Trainer::new(model, cfg).unwrap();
+    let mut batches = Batches::new(&data, 8, 1, 1).unwrap();
+    tr.run(&mut batches, None, &mut |_| {}).unwrap();
+    let after = evaluate(&tr.model, &mut Default::default(), &data, 64)
+        .unwrap()
+        .mse()
+        .unwrap();
+    assert!(
+        after.is_finite() && after < 4.0 * want,
+        "after fine-tuning {after} vs {want}"
+    );
+    // A leaky ESN has no exact RNN counterpart.
+    let mut leaky = mg_config(20, 1);
+    leaky.reservoir.leak_rate = 0.5;
+    leaky.readout_input = false;
+    let e = Esn::new(leaky, 1, 1, ReadoutKind::PerStep).unwrap();
+    let err = labeller_from_esn::<f32>(&e).unwrap_err();
+    assert!(err.to_string().contains("leak rate"), "{err}");
+}

@@ -19,6 +19,7 @@
 pub mod diagnostics;
 pub mod esn;
 mod fit;
+pub mod init;
 pub mod io;
 pub mod layer;
 pub mod lsm;
@@ -29,6 +30,7 @@ pub mod spectral;
 pub use diagnostics::{echo_state_check, EchoStateReport};
 pub use esn::{Esn, EsnConfig, EsnState, Pooling, ReadoutKind};
 pub use fit::{Example, FitReport};
+pub use init::labeller_from_esn;
 pub use layer::{Activation, Reservoir, ReservoirConfig};
 pub use lsm::{Lsm, LsmConfig, SpikeStats};
 pub use readout::{select_ridge, solve_ridge, Gram, RidgeSelection, Rls};

@@ -311,6 +311,13 @@ impl<T: Float, M: SequenceModel<T>> Trainer<T, M> {
         &self.cfg
     }
 
+    /// Sets the step at which [`Trainer::run`] stops, so a run can be continued in stages (to
+    /// score the model between them). Learning-rate schedules that depend on the total number
+    /// of steps see the new total from then on.
+    pub fn set_steps(&mut self, steps: u64) {
+        self.cfg.steps = steps;
+    }
+
     /// Writes a checkpoint (atomically) with everything needed to resume exactly.
     pub fn save_checkpoint(&self, path: &Path, data: &dyn TrainData<T, M>) -> Result<()> {
         let mut file = TensorFile::new();
