@@ -244,7 +244,7 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
     })
 }
 
-fn read(path: &Path) -> Result<String> {
+pub(crate) fn read(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
     String::from_utf8(bytes).map_err(|e| {
         BadInput(format!(
@@ -456,7 +456,7 @@ fn scale(rows: &[f64], sc: &Scaler) -> Vec<f32> {
 }
 
 /// Splits one CSV line into fields (double quotes may enclose a field; `""` is a quote).
-fn csv_fields(line: &str) -> Vec<String> {
+pub(crate) fn csv_fields(line: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quoted = false;

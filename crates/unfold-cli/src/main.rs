@@ -9,6 +9,8 @@
 
 mod bench;
 mod data;
+mod esn;
+mod forecast;
 mod inspect;
 mod model;
 mod plot;
@@ -64,6 +66,11 @@ enum Command {
     Sample(sample::SampleArgs),
     /// Decode lines of standard input with a trained encoder-decoder.
     Translate(translate::TranslateArgs),
+    /// Fit an echo state network (Mackey-Glass by default, or a .ts classification pair) and
+    /// plot its eigenvalues and echo-state diagnostic.
+    Esn(Box<esn::EsnArgs>),
+    /// Forecast the end of a CSV column in closed loop with an ESN, LSTM or GRU.
+    Forecast(Box<forecast::ForecastArgs>),
     /// Score a trained model on its task's held-out data.
     Eval(inspect::EvalArgs),
     /// Show what a run directory or checkpoint holds.
@@ -115,6 +122,8 @@ fn exit_code(e: &anyhow::Error) -> i32 {
                 c.downcast_ref::<unfold::Error>(),
                 Some(
                     unfold::Error::InvalidConfig(_)
+                        | unfold::Error::InvalidData(_)
+                        | unfold::Error::Numerical(_)
                         | unfold::Error::Shape { .. }
                         | unfold::Error::CheckpointMismatch(_)
                         | unfold::Error::SafeTensors(_)
@@ -162,6 +171,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::Sample(args) => sample::sample(args, &global),
         Command::Translate(args) => translate::translate(args),
         Command::Eval(args) => inspect::eval(args, &global),
+        Command::Esn(args) => esn::esn(*args, &global),
+        Command::Forecast(args) => forecast::forecast(*args, &global),
         Command::Inspect(args) => inspect::inspect(args),
         Command::Tasks => {
             tasks();

@@ -170,3 +170,94 @@ pub fn plot(
     .with_context(|| format!("drawing {}", svg.display()))?;
     Ok(vec![png, svg])
 }
+
+fn draw_scatter<DB: DrawingBackend>(
+    area: DrawingArea<DB, Shift>,
+    title: &str,
+    points: &[(f64, f64)],
+    radius: f64,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let e = |e| anyhow::anyhow!("{e:?}");
+    area.fill(&WHITE).map_err(e)?;
+    let r = points
+        .iter()
+        .map(|p| p.0.hypot(p.1))
+        .fold(radius.max(1.0), f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&area)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(-r..r, -r..r)
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    chart
+        .configure_mesh()
+        .x_desc("real part")
+        .y_desc("imaginary part")
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    for (rad, col, name) in [
+        (1.0, BLACK, "unit circle"),
+        (radius, RED, "spectral radius"),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                (0..=360).map(|d| {
+                    let a = (d as f64).to_radians();
+                    (rad * a.cos(), rad * a.sin())
+                }),
+                col.stroke_width(1),
+            ))
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?
+            .label(format!("{name} ({rad:.3})"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(1)));
+    }
+    chart
+        .draw_series(points.iter().map(|&p| Circle::new(p, 2, BLUE.filled())))
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 14))
+        .draw()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    area.present().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(())
+}
+
+/// Writes `<stem>.png` and `<stem>.svg`: points in the complex plane with the unit circle and
+/// a circle of `radius`; returns both paths.
+pub fn scatter(
+    dir: &Path,
+    stem: &str,
+    title: &str,
+    points: &[(f64, f64)],
+    radius: f64,
+) -> Result<Vec<PathBuf>> {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+    let png = dir.join(format!("{stem}.png"));
+    let svg = dir.join(format!("{stem}.svg"));
+    draw_scatter(
+        BitMapBackend::new(&png, (640, 640)).into_drawing_area(),
+        title,
+        points,
+        radius,
+    )
+    .with_context(|| format!("drawing {}", png.display()))?;
+    draw_scatter(
+        SVGBackend::new(&svg, (640, 640)).into_drawing_area(),
+        title,
+        points,
+        radius,
+    )
+    .with_context(|| format!("drawing {}", svg.display()))?;
+    Ok(vec![png, svg])
+}

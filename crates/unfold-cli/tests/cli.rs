@@ -723,3 +723,171 @@ fn the_main_job_with_its_defaults_passes() {
     );
     assert!(v["details"]["long_range_matched_share"].as_f64().unwrap() > 0.99);
 }
+
+#[test]
+fn esn_fits_mackey_glass_writes_plots_and_a_checkpoint_forecast_reloads() {
+    let dir = temp("esn");
+    let d = dir.to_str().unwrap();
+    let out = ok(&[
+        "esn", "--units", "100", "--steps", "600", "--trials", "5", "--out", d,
+    ]);
+    assert!(out.contains("NRMSE after 84 free-running steps"), "{out}");
+    assert!(out.contains("forgotten"), "{out}");
+    for f in [
+        "esn.safetensors",
+        "summary.json",
+        "eigenvalues.png",
+        "eigenvalues.svg",
+        "echo_state.png",
+        "forecast.svg",
+    ] {
+        assert!(dir.join(f).is_file(), "missing {f}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["one_step_nrmse"].as_f64().unwrap() < 1e-2,
+        "{summary}"
+    );
+    let measured = summary["diagnostics"]["spectral_radius_measured"]
+        .as_f64()
+        .unwrap();
+    assert!((measured - 0.95).abs() < 1e-9, "{measured}");
+
+    // A CSV series: fit, forecast, then the same forecast from the saved checkpoint alone.
+    let csv = dir.join("series.csv");
+    let mut body = String::from("t,value\n");
+    for t in 0..400 {
+        let x = t as f64;
+        body += &format!("{t},{}\n", (0.3 * x).sin() + 0.5 * (0.11 * x).sin());
+    }
+    std::fs::write(&csv, body).unwrap();
+    let c = csv.to_str().unwrap();
+    let f1 = dir.join("f1");
+    let out1 = ok(&[
+        "forecast",
+        "--csv",
+        c,
+        "--column",
+        "value",
+        "--horizon",
+        "30",
+        "--units",
+        "150",
+        "--out",
+        f1.to_str().unwrap(),
+    ]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(f1.join("summary.json")).unwrap()).unwrap();
+    let rmse = s["rmse"].as_f64().unwrap();
+    assert!(rmse < 0.5 * s["persistence_rmse"].as_f64().unwrap(), "{s}");
+    assert!(f1.join("forecast.png").is_file() && f1.join("forecast.csv").is_file());
+    let f2 = dir.join("f2");
+    let ckpt = f1.join("esn.safetensors");
+    let out2 = ok(&[
+        "forecast",
+        "--csv",
+        c,
+        "--column",
+        "value",
+        "--horizon",
+        "30",
+        "--load",
+        ckpt.to_str().unwrap(),
+        "--out",
+        f2.to_str().unwrap(),
+    ]);
+    let line = |o: &str| {
+        o.lines()
+            .find(|l| l.starts_with("RMSE"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(line(&out1), line(&out2));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn forecast_and_esn_reject_bad_input() {
+    let dir = temp("fcbad");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, rows: &[&str]| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("v\n{}\n", rows.join("\n"))).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let constant = write("constant.csv", &["1.5"; 80]);
+    bad(
+        &[
+            "forecast",
+            "--csv",
+            &constant,
+            "--column",
+            "v",
+            "--out",
+            dir.join("a").to_str().unwrap(),
+        ],
+        "constant",
+    );
+    let short = write("short.csv", &["1", "2", "3", "4", "5"]);
+    bad(&["forecast", "--csv", &short, "--column", "v"], "too few");
+    let mut vals: Vec<String> = (0..80)
+        .map(|i| format!("{}", (i as f64 * 0.2).sin()))
+        .collect();
+    vals[40] = "nan".into();
+    let refs: Vec<&str> = vals.iter().map(String::as_str).collect();
+    let nan = write("nan.csv", &refs);
+    bad(
+        &["forecast", "--csv", &nan, "--column", "v"],
+        "not a finite number",
+    );
+    bad(
+        &["forecast", "--csv", &nan, "--column", "w"],
+        "no column 'w'",
+    );
+    bad(
+        &[
+            "esn",
+            "--leak-rate",
+            "0",
+            "--out",
+            dir.join("b").to_str().unwrap(),
+        ],
+        "leak rate",
+    );
+    bad(
+        &[
+            "esn",
+            "--units",
+            "3",
+            "--connectivity",
+            "0.000001",
+            "--out",
+            dir.join("c").to_str().unwrap(),
+        ],
+        "cannot be scaled",
+    );
+    bad(
+        &[
+            "esn",
+            "--ridge",
+            "0",
+            "--units",
+            "20",
+            "--spectral-radius",
+            "0",
+            "--bias-scaling",
+            "0",
+            "--input-scaling",
+            "0",
+            "--steps",
+            "200",
+            "--trials",
+            "1",
+            "--out",
+            dir.join("d").to_str().unwrap(),
+        ],
+        "singular",
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
