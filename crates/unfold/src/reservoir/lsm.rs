@@ -404,30 +404,32 @@ impl Lsm {
         for &i in &idx[..k] {
             valid[i] = true;
         }
-        let parts: Vec<(Gram, Gram, SpikeStats)> = (0..inputs.len())
+        // Feature rows per sequence in parallel; then one Gram product per split.
+        let parts: Vec<(Vec<f64>, SpikeStats)> = (0..inputs.len())
             .into_par_iter()
             .map(|i| {
                 let steps = inputs[i].len() / d;
                 let (states, stats) = self.states(inputs[i], i as u64);
-                let rows = self.feature_rows(&states, steps);
-                let mut g = Gram::new(f, o);
-                let _ = g.add_rows(&rows, targets[i]);
-                if valid[i] {
-                    (Gram::new(f, o), g, stats)
-                } else {
-                    (g, Gram::new(f, o), stats)
-                }
+                (self.feature_rows(&states, steps), stats)
             })
             .collect();
-        let mut train = Gram::new(f, o);
-        let mut held = Gram::new(f, o);
+        let (mut tx, mut ty, mut vx, mut vy) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut stats = SpikeStats::default();
-        for (t, v, s) in &parts {
-            train.merge(t);
-            held.merge(v);
+        for (i, (rows, s)) in parts.iter().enumerate() {
+            let (x, y) = if valid[i] {
+                (&mut vx, &mut vy)
+            } else {
+                (&mut tx, &mut ty)
+            };
+            x.extend_from_slice(rows);
+            y.extend_from_slice(targets[i]);
             stats.spikes += s.spikes;
             stats.unit_steps += s.unit_steps;
         }
+        let mut train = Gram::new(f, o);
+        train.add_rows(&tx, &ty)?;
+        let mut held = Gram::new(f, o);
+        held.add_rows(&vx, &vy)?;
         let ridge = if ridges.len() > 1 {
             select_ridge(&train, &held, ridges)?.ridge
         } else {
