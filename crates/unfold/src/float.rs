@@ -239,15 +239,17 @@ pub fn exp_f64(x: f64) -> f64 {
     e * f64::from_bits(ni.wrapping_add(1023) << 52)
 }
 
-/// tanh for f64 with one division and no branches: `tanh |x| = t / (t + 2)` with
-/// `t = e^{2|x|} - 1` computed as `2^n (expm1(r) + 1) - 1` from a Taylor polynomial of `expm1`
-/// on the reduced argument `|r| <= ln2 / 2` (so small arguments keep their relative accuracy),
-/// sign restored at the end. Arguments beyond 20 give exactly +-1; NaN stays NaN.
+/// tanh for f64 without branches: `tanh |x| = t / (t + 2)` with `t = e^{2|x|} - 1` computed
+/// as `2^n (expm1(r) + 1) - 1`, where `expm1(r)` on the reduced argument `|r| <= ln2 / 2` comes
+/// from the same Pade form as [`exp_f64`] (`2 r P / (Q - r P)`, no cancellation, so small
+/// arguments keep their relative accuracy); sign restored at the end. Arguments beyond 20 give
+/// exactly +-1; NaN stays NaN.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' published coefficients
 pub fn tanh_f64(x: f64) -> f64 {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const C1: f64 = 6.931_471_803_691_238e-1;
-    const C2: f64 = 1.908_214_929_270_587_7e-10;
+    const C1: f64 = 6.931_457_519_531_25e-1;
+    const C2: f64 = 1.428_606_820_309_417_232_12e-6;
     const ROUND: f64 = 6_755_399_441_055_744.0;
     let y = 2.0 * x.abs();
     // A select that keeps NaN (f64::min would turn it into 40).
@@ -256,24 +258,15 @@ pub fn tanh_f64(x: f64) -> f64 {
     let n = t - ROUND;
     let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
     let r = y - n * C1 - n * C2;
-    // expm1(r) = r + r^2/2! + ... + r^13/13! (truncation below 1e-17 for |r| <= 0.347).
-    let mut p = 1.0 / 6_227_020_800.0;
-    for c in [
-        1.0 / 479_001_600.0,
-        1.0 / 39_916_800.0,
-        1.0 / 3_628_800.0,
-        1.0 / 362_880.0,
-        1.0 / 40_320.0,
-        1.0 / 5_040.0,
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-    ] {
-        p = p * r + c;
-    }
-    let em1 = r + r * r * p;
+    let z = r * r;
+    let px = r
+        * ((1.261_771_930_748_105_908_78e-4 * z + 3.029_944_077_074_419_613_00e-2) * z
+            + 9.999_999_999_999_999_999_10e-1);
+    let qx = ((3.001_985_051_386_644_550_42e-6 * z + 2.524_483_403_496_841_041_92e-3) * z
+        + 2.272_655_482_081_550_287_66e-1)
+        * z
+        + 2.000_000_000_000_000_000_09;
+    let em1 = 2.0 * (px / (qx - px));
     let scale = f64::from_bits(ni.wrapping_add(1023) << 52);
     let tt = scale * em1 + (scale - 1.0);
     let th = tt / (tt + 2.0);

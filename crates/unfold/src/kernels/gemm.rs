@@ -49,8 +49,35 @@ pub fn set_num_threads(n: usize) {
         .build_global();
 }
 
+thread_local! {
+    static SERIAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While alive, products on the current thread run on that thread only (for a thread that
+/// works beside others, e.g. a consumer in a pipeline). Restores the previous mode on drop.
+pub struct SerialScope(bool);
+
+/// Makes this thread's products serial until the returned guard is dropped.
+pub fn serial_scope() -> SerialScope {
+    SerialScope(SERIAL.with(|s| s.replace(true)))
+}
+
+impl Drop for SerialScope {
+    fn drop(&mut self) {
+        SERIAL.with(|s| s.set(self.0));
+    }
+}
+
+fn effective_threads() -> usize {
+    if SERIAL.with(|s| s.get()) {
+        1
+    } else {
+        num_threads()
+    }
+}
+
 fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    let threads = num_threads();
+    let threads = effective_threads();
     if threads > 1 && m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_WORK {
         gemm::Parallelism::Rayon(threads)
     } else {
@@ -355,7 +382,7 @@ pub(crate) const GEMV_PARALLEL_MIN: usize = 1 << 16;
 /// `c[j] (+)= dot(a, w[j, :])` for every row j of w. Large products are split by rows across
 /// the threads: each then streams its share of the weights from its own core's cache.
 pub fn gemv_rows<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool) {
-    let threads = num_threads();
+    let threads = effective_threads();
     if threads > 1 && c.len() * a.len() >= GEMV_PARALLEL_MIN && c.len() >= 2 * threads {
         let rows = c.len().div_ceil(threads);
         rayon::scope(|sc| {

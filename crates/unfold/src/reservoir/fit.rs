@@ -9,7 +9,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::esn::{Esn, Pooling, ReadoutKind};
-use super::readout::{select_ridge, solve_ridge, Gram};
+use super::readout::{select_ridge, solve_ridge, solve_ridge_dual, Gram};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -254,11 +254,21 @@ impl Esn {
                         y.extend_from_slice(data[start + j].target);
                     }
                 }
+                if (tx.len() + vx.len()) / f < f {
+                    // Fewer sequences than features: the dual (kernel) form is exact and solves
+                    // a system the size of the number of sequences.
+                    return self.fit_dual(&tx, &ty, &vx, &vy, choose);
+                }
                 let mut train = Gram::new(f, o);
                 train.add_rows(&tx, &ty)?;
                 let mut valid = Gram::new(f, o);
                 valid.add_rows(&vx, &vy)?;
                 (train, valid)
+            }
+            ReadoutKind::PerStep
+                if blocks.len() == 1 && crate::kernels::gemm::num_threads() > 1 =>
+            {
+                self.harvest_pipelined(data, &steps, &valid_seq, valid_from)?
             }
             ReadoutKind::PerStep => {
                 // One pair of accumulators per thread, not per block: each is `O(F^2)`.
@@ -327,6 +337,139 @@ impl Esn {
             rows: train.rows,
             valid_rows,
             train_nrmse,
+        })
+    }
+
+    /// Ridge in dual form on explicit rows: candidates scored on the held-out rows, then the
+    /// chosen ridge refitted on all of them.
+    fn fit_dual(
+        &mut self,
+        tx: &[f64],
+        ty: &[f64],
+        vx: &[f64],
+        vy: &[f64],
+        choose: bool,
+    ) -> Result<FitReport> {
+        let (f, o) = (self.features(), self.outputs);
+        let predict = |w: &[f64], x: &[f64]| -> Vec<f64> {
+            let r = x.len() / f;
+            let mut out = vec![0.0; r * o];
+            crate::kernels::gemm::gemm_nt(r, o, f, x, f, w, f, &mut out, o, false);
+            out
+        };
+        let mse = |p: &[f64], y: &[f64]| {
+            p.iter().zip(y).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / y.len().max(1) as f64
+        };
+        let mut scores = Vec::new();
+        let ridge = if choose {
+            let mut last_err = None;
+            for &lambda in &self.config.ridge {
+                match solve_ridge_dual(tx, ty, f, o, lambda) {
+                    Ok(w) => scores.push((lambda, mse(&predict(&w, vx), vy))),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            match scores
+                .iter()
+                .filter(|s| s.1.is_finite())
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            {
+                Some(&(r, _)) => r,
+                None => {
+                    return Err(last_err.unwrap_or_else(|| {
+                        Error::Numerical("no ridge candidate gave a finite validation error".into())
+                    }))
+                }
+            }
+        } else {
+            self.config.ridge[0]
+        };
+        let x: Vec<f64> = tx.iter().chain(vx).copied().collect();
+        let y: Vec<f64> = ty.iter().chain(vy).copied().collect();
+        self.readout = solve_ridge_dual(&x, &y, f, o, ridge)?;
+        self.ridge = ridge;
+        let p = predict(&self.readout, &x);
+        let rows = x.len() / f;
+        let train_nrmse = (0..o)
+            .map(|k| {
+                let ys: Vec<f64> = (0..rows).map(|i| y[i * o + k]).collect();
+                let m = ys.iter().sum::<f64>() / rows as f64;
+                let var = ys.iter().map(|v| (v - m).powi(2)).sum::<f64>() / rows as f64;
+                let e = (0..rows)
+                    .map(|i| (p[i * o + k] - ys[i]).powi(2))
+                    .sum::<f64>()
+                    / rows as f64;
+                (e / var.max(f64::MIN_POSITIVE)).sqrt()
+            })
+            .collect();
+        Ok(FitReport {
+            ridge,
+            scores,
+            rows,
+            valid_rows: vx.len() / f,
+            train_nrmse,
+        })
+    }
+
+    /// Harvests one block of sequences on this thread while another thread folds the finished
+    /// chunks of rows into the Gram accumulators (serial products), so the sequential state
+    /// updates and the products overlap.
+    fn harvest_pipelined(
+        &self,
+        data: &[Example],
+        steps: &[usize],
+        valid_seq: &[bool],
+        valid_from: usize,
+    ) -> Result<(Gram, Gram)> {
+        use std::sync::mpsc::sync_channel;
+        type Chunk = (Vec<f64>, Vec<f64>);
+        let (f, o) = (self.features(), self.outputs);
+        let washout = self.config.washout;
+        let (full_tx, full_rx) = sync_channel::<(Chunk, bool)>(2);
+        let (empty_tx, empty_rx) = sync_channel::<Chunk>(6);
+        let fresh = || (Vec::with_capacity(CHUNK * f), Vec::with_capacity(CHUNK * o));
+        std::thread::scope(|sc| {
+            let consumer = sc.spawn(move || -> Result<(Gram, Gram)> {
+                let _serial = crate::kernels::gemm::serial_scope();
+                let (mut train, mut valid) = (Gram::new(f, o), Gram::new(f, o));
+                for ((mut x, mut y), is_valid) in full_rx {
+                    let g = if is_valid { &mut valid } else { &mut train };
+                    g.add_rows(&x, &y)?;
+                    x.clear();
+                    y.clear();
+                    let _ = empty_tx.try_send((x, y));
+                }
+                Ok((train, valid))
+            });
+            // Never wait for an empty buffer (the consumer frees one only after it received a
+            // full one); the bounded queue of full chunks is what holds the producer back.
+            let take = || empty_rx.try_recv().unwrap_or_else(|_| fresh());
+            let mut cur = [take(), take()];
+            let mut rng = self.block_rng(0);
+            let noise = (self.config.reservoir.noise > 0.0).then_some(&mut rng);
+            self.harvest_block(data, steps, noise, &mut |j, t, row| {
+                if t < washout {
+                    return;
+                }
+                let v = usize::from(valid_seq[j] || t >= valid_from);
+                cur[v].0.extend_from_slice(row);
+                cur[v]
+                    .1
+                    .extend_from_slice(&data[j].target[t * o..(t + 1) * o]);
+                if cur[v].0.len() >= CHUNK * f {
+                    let done = std::mem::replace(&mut cur[v], take());
+                    let _ = full_tx.send((done, v == 1));
+                }
+            });
+            for (v, c) in cur.into_iter().enumerate() {
+                if !c.0.is_empty() {
+                    let _ = full_tx.send((c, v == 1));
+                }
+            }
+            drop(full_tx);
+            consumer
+                .join()
+                .unwrap_or_else(|_| Err(Error::Numerical("the readout accumulator failed".into())))
         })
     }
 

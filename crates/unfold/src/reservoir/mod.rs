@@ -33,6 +33,6 @@ pub use fit::{Example, FitReport};
 pub use init::labeller_from_esn;
 pub use layer::{Activation, Reservoir, ReservoirConfig};
 pub use lsm::{Lsm, LsmConfig, SpikeStats};
-pub use readout::{select_ridge, solve_ridge, Gram, RidgeSelection, Rls};
+pub use readout::{select_ridge, solve_ridge, solve_ridge_dual, Gram, RidgeSelection, Rls};
 pub use sparse::{Csr, WeightDist, Weights};
 pub use spectral::{arnoldi_radius, eigenvalues, scale_to_radius, spectral_radius};

@@ -203,6 +203,70 @@ pub fn solve_ridge(g: &Gram, lambda: f64) -> Result<Vec<f64>> {
     Ok(w)
 }
 
+/// Ridge regression in its dual (kernel) form, for fewer rows than features:
+/// `W = A^T X` with `(X X^T + lambda I) A = Y`, an `r x r` Cholesky solve instead of `f x f`.
+/// For `lambda > 0` it equals [`solve_ridge`] on the same rows exactly (the push-through
+/// identity `(X^T X + lambda I)^-1 X^T = X^T (X X^T + lambda I)^-1`); with `lambda = 0` it gives
+/// the minimum-norm interpolating solution. `x` is `[r, f]`, `y` is `[r, o]`; returns `[o, f]`.
+pub fn solve_ridge_dual(x: &[f64], y: &[f64], f: usize, o: usize, lambda: f64) -> Result<Vec<f64>> {
+    if !(lambda.is_finite() && lambda >= 0.0) {
+        return Err(Error::InvalidConfig(format!(
+            "ridge must be finite and non-negative, got {lambda}"
+        )));
+    }
+    if f == 0 || !x.len().is_multiple_of(f) {
+        return Err(Error::Shape {
+            what: "readout features".into(),
+            expected: format!("a multiple of {f}"),
+            got: x.len().to_string(),
+        });
+    }
+    let r = x.len() / f;
+    crate::error::check_len("readout targets", r * o, y.len())?;
+    if r == 0 {
+        return Err(Error::InvalidCall("ridge readout fitted on no rows".into()));
+    }
+    if x.iter().chain(y).any(|v| !v.is_finite()) {
+        return Err(Error::Numerical(
+            "the readout's features or targets hold a non-finite value".into(),
+        ));
+    }
+    // K = X X^T (r x r).
+    let mut k = vec![0.0; r * r];
+    crate::kernels::gemm::gemm_nt(r, r, f, x, f, x, f, &mut k, r, false);
+    let a = Mat::<f64>::from_fn(r, r, |i, j| {
+        k[i * r + j] + if i == j { lambda } else { 0.0 }
+    });
+    let max_diag = (0..r).map(|i| a[(i, i)]).fold(0.0f64, f64::max);
+    let singular = || {
+        Error::Numerical(format!(
+            "the readout system is singular (repeated or linearly dependent rows, {r} rows) at \
+             ridge {lambda}; use a positive ridge"
+        ))
+    };
+    let llt = a.llt(faer::Side::Lower).map_err(|_| singular())?;
+    let l = llt.L();
+    let min_pivot = (0..r)
+        .map(|i| l[(i, i)] * l[(i, i)])
+        .fold(f64::MAX, f64::min);
+    if min_pivot.is_nan() || min_pivot <= 1e-13 * max_diag.max(f64::MIN_POSITIVE) {
+        return Err(singular());
+    }
+    let coef = llt.solve(Mat::<f64>::from_fn(r, o, |i, c| y[i * o + c]));
+    let mut at = vec![0.0; o * r];
+    for c in 0..o {
+        for i in 0..r {
+            at[c * r + i] = coef[(i, c)];
+        }
+    }
+    let mut w = vec![0.0; o * f];
+    crate::kernels::gemm::gemm_nn(o, f, r, &at, r, x, f, &mut w, f, false);
+    if w.iter().any(|v| !v.is_finite()) {
+        return Err(singular());
+    }
+    Ok(w)
+}
+
 /// The ridge chosen on a validation split and the validation error of every candidate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RidgeSelection {
@@ -395,6 +459,35 @@ mod tests {
                     })
                     .sum();
                 assert!((sse[k] - direct).abs() < 1e-8 * direct.max(1.0));
+            }
+        }
+    }
+
+    #[test]
+    fn dual_ridge_equals_primal_when_rows_are_fewer_than_features() {
+        let (r, f, o) = (30, 70, 3);
+        let (x, y) = problem(r, f, o, 8);
+        let mut g = Gram::new(f, o);
+        g.add_rows(&x, &y).unwrap();
+        for &lambda in &[1e-3, 0.5, 20.0] {
+            let p = solve_ridge(&g, lambda).unwrap();
+            let d = solve_ridge_dual(&x, &y, f, o, lambda).unwrap();
+            for i in 0..p.len() {
+                assert!(
+                    (p[i] - d[i]).abs() < 1e-9 * (1.0 + p[i].abs()),
+                    "{} vs {}",
+                    p[i],
+                    d[i]
+                );
+            }
+        }
+        // lambda = 0: the primal system is singular, the dual gives the minimum-norm fit.
+        assert!(solve_ridge(&g, 0.0).is_err());
+        let d = solve_ridge_dual(&x, &y, f, o, 0.0).unwrap();
+        for i in 0..r {
+            for c in 0..o {
+                let p: f64 = (0..f).map(|j| d[c * f + j] * x[i * f + j]).sum();
+                assert!((p - y[i * o + c]).abs() < 1e-8);
             }
         }
     }

@@ -11,7 +11,7 @@
 
 use super::sparse::Weights;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::{axpy_rows, gemv_rows};
+use crate::kernels::gemm::axpy_rows;
 use crate::rng::Rng;
 use faer::Mat;
 
@@ -58,9 +58,9 @@ pub fn spectral_radius(w: &Weights, seed: u64) -> Result<f64> {
 
 /// The largest eigenvalue modulus by Arnoldi iteration with a growing Krylov basis.
 ///
-/// Starts from a seeded normal vector and orthogonalises each new vector against the basis twice
-/// (classical Gram-Schmidt with re-orthogonalisation, as two matrix-vector products with the
-/// basis). At checkpoints it takes the largest-modulus eigenvalue of the Hessenberg matrix
+/// Starts from a seeded normal vector and orthogonalises each new vector against the basis by
+/// classical Gram-Schmidt (two matrix-vector products with the basis), repeated while the DGKS
+/// criterion says the vector lost too much of its norm for one pass to be exact. At checkpoints it takes the largest-modulus eigenvalue of the Hessenberg matrix
 /// (faer), finds its eigenvector by inverse iteration and accepts it when the Ritz residual
 /// `h[m+1,m] |y_m| / |y|` is at most `tol |lambda|`; the next checkpoint is placed where the
 /// residual's geometric decay so far predicts convergence. A basis that stops growing (an
@@ -86,6 +86,7 @@ pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
     let mut h: Vec<Vec<f64>> = Vec::new();
     let mut check_at = 24.min(n);
     let mut last_check: Option<(usize, f64)> = None;
+    let mut tracked: Option<(f64, f64)> = None;
     let mut wv = vec![0.0; n];
     let mut coef = Vec::new();
     loop {
@@ -93,15 +94,23 @@ pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
         w.mul_cols(&basis[j * n..(j + 1) * n], 1, &mut wv, false);
         let mut col = vec![0.0; j + 2];
         coef.resize(j + 1, 0.0);
-        for _pass in 0..2 {
-            gemv_rows(&wv, &basis, n, &mut coef, false);
+        // Classical Gram-Schmidt, repeated when the vector lost most of its norm to the
+        // projection (the DGKS criterion), which is when a single pass leaves it inexact.
+        let mut before = norm2(&wv);
+        let mut beta = before;
+        for _pass in 0..3 {
+            gemv_rows_serial(&wv, &basis, n, &mut coef);
             for (c, k) in col.iter_mut().zip(coef.iter_mut()) {
                 *c += *k;
                 *k = -*k;
             }
             axpy_rows(&coef, &basis, n, &mut wv, true);
+            beta = norm2(&wv);
+            if beta > 0.717 * before {
+                break;
+            }
+            before = beta;
         }
-        let beta = norm2(&wv);
         col[j + 1] = beta;
         h.push(col);
         let m = j + 1;
@@ -111,10 +120,33 @@ pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
             .fold(0.0f64, |a, &b| a.max(b.abs()));
         let invariant = beta <= 1e-12 * scale.max(f64::MIN_POSITIVE) || m == n;
         if invariant || m == check_at {
-            let (lambda, resid) = ritz(&h, m)?;
+            // Small bases: all Ritz values (faer). Larger ones: follow the top Ritz value by
+            // Rayleigh-quotient iteration from where it was (O(m^2)), and confirm a converged
+            // one with all Ritz values before accepting it.
+            let tracked_pair = match tracked {
+                Some(t) if m > 64 && !invariant => track(&h, m, t),
+                _ => None,
+            };
+            let (top, resid, full) = match tracked_pair {
+                Some((t, r)) => (t, r, false),
+                None => {
+                    let (t, r) = ritz(&h, m)?;
+                    (t, r, true)
+                }
+            };
+            let lambda = top.0.hypot(top.1);
             let rel = resid / lambda.max(f64::MIN_POSITIVE);
+            tracked = Some(top);
             if invariant || rel <= tol {
-                return Ok(lambda);
+                if full {
+                    return Ok(lambda);
+                }
+                let (t, r) = ritz(&h, m)?;
+                let confirmed = t.0.hypot(t.1);
+                tracked = Some(t);
+                if r <= tol * confirmed.max(f64::MIN_POSITIVE) {
+                    return Ok(confirmed);
+                }
             }
             // Predict where the residual reaches tol from its decay since the last check.
             let mut next = m + m / 2;
@@ -132,8 +164,45 @@ pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
     }
 }
 
+/// The eigenvalue of the leading `m x m` Hessenberg block nearest `start`, by Rayleigh-quotient
+/// iteration, and its Ritz residual; `None` if the iteration fails.
+fn track(h: &[Vec<f64>], m: usize, start: (f64, f64)) -> Option<((f64, f64), f64)> {
+    let at = |i: usize, j: usize| if i <= j + 1 { h[j][i] } else { 0.0 };
+    let mut sigma = start;
+    let mut y: Vec<(f64, f64)> = vec![(1.0, 0.0); m];
+    for it in 0..6 {
+        let shift = (sigma.0 * (1.0 + 1e-12) + 1e-300, sigma.1 * (1.0 + 1e-12));
+        y = hessenberg_solve(&at, m, shift, &y);
+        let nrm = y.iter().map(|c| c.0 * c.0 + c.1 * c.1).sum::<f64>().sqrt();
+        if !(nrm.is_finite() && nrm > 0.0) {
+            return None;
+        }
+        y.iter_mut().for_each(|c| {
+            c.0 /= nrm;
+            c.1 /= nrm;
+        });
+        if it >= 1 {
+            // Rayleigh quotient y* H y (y has unit norm).
+            let mut q = (0.0, 0.0);
+            for i in 0..m {
+                let mut hy = (0.0, 0.0);
+                for j in i.saturating_sub(1)..m {
+                    let a = at(i, j);
+                    hy.0 += a * y[j].0;
+                    hy.1 += a * y[j].1;
+                }
+                q.0 += y[i].0 * hy.0 + y[i].1 * hy.1;
+                q.1 += y[i].0 * hy.1 - y[i].1 * hy.0;
+            }
+            sigma = q;
+        }
+    }
+    let last = y[m - 1];
+    Some((sigma, h[m - 1][m] * last.0.hypot(last.1)))
+}
+
 /// Largest-modulus eigenvalue of the leading `m x m` Hessenberg block and its Ritz residual.
-fn ritz(h: &[Vec<f64>], m: usize) -> Result<(f64, f64)> {
+fn ritz(h: &[Vec<f64>], m: usize) -> Result<((f64, f64), f64)> {
     let at = |i: usize, j: usize| if i <= j + 1 { h[j][i] } else { 0.0 };
     let hm = Mat::<f64>::from_fn(m, m, at);
     let ev = hm
@@ -144,7 +213,6 @@ fn ritz(h: &[Vec<f64>], m: usize) -> Result<(f64, f64)> {
         .max_by(|a, b| a.re.hypot(a.im).total_cmp(&b.re.hypot(b.im)))
         .map(|c| (c.re, c.im))
         .unwrap_or((0.0, 0.0));
-    let modulus = top.0.hypot(top.1);
     // Inverse iteration on (H - sigma I), sigma a hair off the eigenvalue.
     let sigma = (top.0 * (1.0 + 1e-10) + 1e-300, top.1 * (1.0 + 1e-10));
     let mut y: Vec<(f64, f64)> = vec![(1.0, 0.0); m];
@@ -152,7 +220,7 @@ fn ritz(h: &[Vec<f64>], m: usize) -> Result<(f64, f64)> {
         y = hessenberg_solve(&at, m, sigma, &y);
         let nrm = y.iter().map(|c| c.0 * c.0 + c.1 * c.1).sum::<f64>().sqrt();
         if !(nrm.is_finite() && nrm > 0.0) {
-            return Ok((modulus, f64::INFINITY));
+            return Ok((top, f64::INFINITY));
         }
         y.iter_mut().for_each(|c| {
             c.0 /= nrm;
@@ -160,7 +228,7 @@ fn ritz(h: &[Vec<f64>], m: usize) -> Result<(f64, f64)> {
         });
     }
     let last = y[m - 1];
-    Ok((modulus, h[m - 1][m] * last.0.hypot(last.1)))
+    Ok((top, h[m - 1][m] * last.0.hypot(last.1)))
 }
 
 /// Solves `(H - sigma I) x = b` for an upper Hessenberg `H` in complex arithmetic, by Gaussian
@@ -222,6 +290,14 @@ fn hessenberg_solve(
         };
     }
     x
+}
+
+/// `c[j] = dot(x, basis row j)` on the calling thread (the per-product cost of waking other
+/// threads exceeds these small products).
+fn gemv_rows_serial(x: &[f64], basis: &[f64], n: usize, c: &mut [f64]) {
+    for (j, cj) in c.iter_mut().enumerate() {
+        *cj = crate::kernels::gemm::dot(x, &basis[j * n..(j + 1) * n]);
+    }
 }
 
 fn norm2(a: &[f64]) -> f64 {
