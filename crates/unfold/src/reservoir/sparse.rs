@@ -304,7 +304,18 @@ impl Weights {
     pub fn mul_cols(&self, x: &[f64], b: usize, y: &mut [f64], acc: bool) {
         match self {
             Weights::Dense { rows, cols, values } => {
-                if b == 1 {
+                if b == 1 && *cols <= 8 {
+                    // A few inputs: one short dot per row, inline.
+                    let x = &x[..*cols];
+                    for (i, yi) in y[..*rows].iter_mut().enumerate() {
+                        let d: f64 = values[i * cols..(i + 1) * cols]
+                            .iter()
+                            .zip(x)
+                            .map(|(w, v)| w * v)
+                            .sum();
+                        *yi = if acc { *yi + d } else { d };
+                    }
+                } else if b == 1 {
                     crate::kernels::gemm::gemv_rows(
                         &x[..*cols],
                         values,

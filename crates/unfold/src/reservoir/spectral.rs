@@ -16,10 +16,10 @@ use crate::rng::Rng;
 use faer::Mat;
 
 /// Matrices up to this size use the dense eigenvalue routine in [`spectral_radius`].
-pub const DENSE_EIGEN_MAX: usize = 500;
+pub const DENSE_EIGEN_MAX: usize = 256;
 
 /// Relative residual at which [`arnoldi_radius`] accepts the largest Ritz value.
-pub const ARNOLDI_TOL: f64 = 1e-9;
+pub const ARNOLDI_TOL: f64 = 1e-8;
 
 /// All eigenvalues `(re, im)` of a square matrix, by faer's dense routine.
 pub fn eigenvalues(w: &Weights) -> Result<Vec<(f64, f64)>> {
