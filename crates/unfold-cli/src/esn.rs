@@ -353,28 +353,7 @@ fn classify(
         .into());
     }
     let ch = tr.channels;
-    let (mut mean, mut sq, mut n) = (vec![0.0; ch], vec![0.0; ch], 0.0);
-    for (_, rows) in &tr.series {
-        for r in rows.chunks(ch) {
-            for c in 0..ch {
-                mean[c] += r[c];
-                sq[c] += r[c] * r[c];
-            }
-            n += 1.0;
-        }
-    }
-    let std: Vec<f64> = (0..ch)
-        .map(|c| {
-            mean[c] /= n;
-            (sq[c] / n - mean[c] * mean[c]).sqrt().max(1e-12)
-        })
-        .collect();
-    let scale = |rows: &[f64]| -> Vec<f64> {
-        rows.iter()
-            .enumerate()
-            .map(|(i, v)| (v - mean[i % ch]) / std[i % ch])
-            .collect()
-    };
+    let (mean, std) = tr.channel_moments();
     let classes = tr.classes.clone();
     let k = classes.len();
     let label = |l: &str, f: &Path| {
@@ -385,7 +364,7 @@ fn classify(
             ))
         })
     };
-    let xs: Vec<Vec<f64>> = tr.series.iter().map(|(_, r)| scale(r)).collect();
+    let xs = tr.standardised(&mean, &std);
     let ys: Vec<Vec<f64>> = tr
         .labels
         .iter()
@@ -404,7 +383,7 @@ fn classify(
         })
         .collect();
     let report = esn.fit(&data)?;
-    let txs: Vec<Vec<f64>> = te.series.iter().map(|(_, r)| scale(r)).collect();
+    let txs = te.standardised(&mean, &std);
     let inputs: Vec<&[f64]> = txs.iter().map(|x| x.as_slice()).collect();
     let scores = esn.classify(&inputs)?;
     let elapsed = t0.elapsed();

@@ -33,38 +33,9 @@ fn main() -> unfold::Result<()> {
     let classes = train.classes.clone();
     let k = classes.len();
     // Per-channel standardisation with the training moments.
-    let mut mean = vec![0.0; ch];
-    let mut sq = vec![0.0; ch];
-    let mut n = 0.0;
-    for (_, rows) in &train.series {
-        for r in rows.chunks(ch) {
-            for c in 0..ch {
-                mean[c] += r[c];
-                sq[c] += r[c] * r[c];
-            }
-            n += 1.0;
-        }
-    }
-    let std: Vec<f64> = (0..ch)
-        .map(|c| {
-            mean[c] /= n;
-            (sq[c] / n - mean[c] * mean[c]).sqrt().max(1e-12)
-        })
-        .collect();
+    let (mean, std) = train.channel_moments();
     let prep = |f: &TsFile| -> (Vec<Vec<f64>>, Vec<usize>) {
-        let xs = f
-            .series
-            .iter()
-            .map(|(_, rows)| {
-                rows.chunks(ch)
-                    .flat_map(|r| {
-                        (0..ch)
-                            .map(|c| (r[c] - mean[c]) / std[c])
-                            .collect::<Vec<_>>()
-                    })
-                    .collect()
-            })
-            .collect();
+        let xs = f.standardised(&mean, &std);
         let ys = f
             .labels
             .iter()

@@ -209,20 +209,18 @@ pub fn tanh_f32(x: f32) -> f32 {
     blend(a < 0.625, small, large)
 }
 
-/// e^x for f64 without branches or library calls, so loops over it vectorise.
-///
-/// Range reduction x = n ln2 + r with |r| <= ln2/2 (ln2 in two parts), Cephes' Pade form
-/// `e^r = 1 + 2 r P(r^2) / (Q(r^2) - r P(r^2))`, and 2^n built in the exponent bits. Inputs are
-/// clamped to [-708, 709] (results from about 3e-308 to 8e307).
+/// `(expm1(r), 2^n)` for `x = n ln2 + r`, `|r| <= ln2 / 2` (ln2 in two parts), with `expm1(r)`
+/// from Cephes' Pade form `2 r P(r^2) / (Q(r^2) - r P(r^2))` (no cancellation for small `r`) and
+/// `2^n` built in the exponent bits. `x` must lie in [-708, 709]; branch-free, so loops over it
+/// vectorise.
 #[inline(always)]
 #[allow(clippy::excessive_precision)] // Cephes' published coefficients
-pub fn exp_f64(x: f64) -> f64 {
+fn exp_parts(x: f64) -> (f64, f64) {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const C1: f64 = 6.931_457_519_531_25e-1;
     const C2: f64 = 1.428_606_820_309_417_232_12e-6;
     // Adding 1.5 * 2^52 rounds to the nearest integer n and leaves n in the low mantissa bits.
     const ROUND: f64 = 6_755_399_441_055_744.0;
-    let x = x.clamp(-708.0, 709.0);
     let t = x * LOG2E + ROUND;
     let n = t - ROUND;
     let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
@@ -235,39 +233,31 @@ pub fn exp_f64(x: f64) -> f64 {
         + 2.272_655_482_081_550_287_66e-1)
         * z
         + 2.000_000_000_000_000_000_09;
-    let e = 1.0 + 2.0 * (px / (qx - px));
-    e * f64::from_bits(ni.wrapping_add(1023) << 52)
+    (
+        2.0 * (px / (qx - px)),
+        f64::from_bits(ni.wrapping_add(1023) << 52),
+    )
 }
 
-/// tanh for f64 without branches: `tanh |x| = t / (t + 2)` with `t = e^{2|x|} - 1` computed
-/// as `2^n (expm1(r) + 1) - 1`, where `expm1(r)` on the reduced argument `|r| <= ln2 / 2` comes
-/// from the same Pade form as [`exp_f64`] (`2 r P / (Q - r P)`, no cancellation, so small
-/// arguments keep their relative accuracy); sign restored at the end. Arguments beyond 20 give
-/// exactly +-1; NaN stays NaN.
+/// e^x for f64 without branches or library calls, so loops over it vectorise: `2^n (1 +
+/// expm1(r))` from [`exp_parts`]. Inputs are clamped to [-708, 709] (results from about 3e-308
+/// to 8e307); NaN stays NaN.
 #[inline(always)]
-#[allow(clippy::excessive_precision)] // Cephes' published coefficients
+pub fn exp_f64(x: f64) -> f64 {
+    let (em1, scale) = exp_parts(x.clamp(-708.0, 709.0));
+    scale * em1 + scale
+}
+
+/// tanh for f64 without branches: `tanh |x| = t / (t + 2)` with
+/// `t = e^{2|x|} - 1 = 2^n expm1(r) + (2^n - 1)` from [`exp_parts`] (so small arguments keep
+/// their relative accuracy), sign restored at the end. Arguments beyond 20 give exactly +-1;
+/// NaN stays NaN.
+#[inline(always)]
 pub fn tanh_f64(x: f64) -> f64 {
-    const LOG2E: f64 = std::f64::consts::LOG2_E;
-    const C1: f64 = 6.931_457_519_531_25e-1;
-    const C2: f64 = 1.428_606_820_309_417_232_12e-6;
-    const ROUND: f64 = 6_755_399_441_055_744.0;
     let y = 2.0 * x.abs();
     // A select that keeps NaN (f64::min would turn it into 40).
     let y = if y > 40.0 { 40.0 } else { y };
-    let t = y * LOG2E + ROUND;
-    let n = t - ROUND;
-    let ni = t.to_bits().wrapping_sub(ROUND.to_bits());
-    let r = y - n * C1 - n * C2;
-    let z = r * r;
-    let px = r
-        * ((1.261_771_930_748_105_908_78e-4 * z + 3.029_944_077_074_419_613_00e-2) * z
-            + 9.999_999_999_999_999_999_10e-1);
-    let qx = ((3.001_985_051_386_644_550_42e-6 * z + 2.524_483_403_496_841_041_92e-3) * z
-        + 2.272_655_482_081_550_287_66e-1)
-        * z
-        + 2.000_000_000_000_000_000_09;
-    let em1 = 2.0 * (px / (qx - px));
-    let scale = f64::from_bits(ni.wrapping_add(1023) << 52);
+    let (em1, scale) = exp_parts(y);
     let tt = scale * em1 + (scale - 1.0);
     let th = tt / (tt + 2.0);
     f64::from_bits(th.to_bits() | (x.to_bits() & 0x8000_0000_0000_0000))

@@ -18,6 +18,47 @@ pub struct TsFile {
     pub classes: Vec<String>,
 }
 
+impl TsFile {
+    /// Mean and standard deviation of each channel over every step of every series (the
+    /// deviation floored at 1e-12, so a constant channel scales by a finite factor).
+    pub fn channel_moments(&self) -> (Vec<f64>, Vec<f64>) {
+        let ch = self.channels;
+        let (mut mean, mut sq, mut n) = (vec![0.0; ch], vec![0.0; ch], 0.0);
+        for (_, rows) in &self.series {
+            for r in rows.chunks_exact(ch) {
+                for c in 0..ch {
+                    mean[c] += r[c];
+                    sq[c] += r[c] * r[c];
+                }
+                n += 1.0;
+            }
+        }
+        let n = f64::max(n, 1.0);
+        let std = (0..ch)
+            .map(|c| {
+                mean[c] /= n;
+                (sq[c] / n - mean[c] * mean[c]).max(0.0).sqrt().max(1e-12)
+            })
+            .collect();
+        (mean, std)
+    }
+
+    /// Each series with every channel standardised by the given moments, `[len, channels]`.
+    pub fn standardised(&self, mean: &[f64], std: &[f64]) -> Vec<Vec<f64>> {
+        let ch = self.channels;
+        self.series
+            .iter()
+            .map(|(_, rows)| {
+                rows.iter()
+                    .enumerate()
+                    .map(|(i, v)| (v - mean[i % ch]) / std[i % ch])
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Reads and parses a `.ts` file.
 pub fn read_ts(path: &Path) -> Result<TsFile> {
     let body = std::fs::read_to_string(path).map_err(|source| Error::Io {
         path: path.display().to_string(),

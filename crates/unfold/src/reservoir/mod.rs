@@ -9,7 +9,7 @@
 //! - [`layer`]: one leaky-integrator reservoir layer;
 //! - [`readout`]: ridge regression on Gram matrices with the ridge chosen on a validation
 //!   split, and recursive least squares;
-//! - [`esn`] and `fit`: the echo state network (stacked reservoirs, output feedback, streaming,
+//! - [`esn`], `harvest` and `fit`: the echo state network (stacked reservoirs, output feedback, streaming,
 //!   closed-loop forecasting, FORCE learning, ridge fitting, sequence classification);
 //! - [`diagnostics`]: the echo-state property check;
 //! - [`io`], checkpoints as safetensors files;
@@ -19,6 +19,7 @@
 pub mod diagnostics;
 pub mod esn;
 mod fit;
+mod harvest;
 pub mod init;
 pub mod io;
 pub mod layer;

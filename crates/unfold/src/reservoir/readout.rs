@@ -170,10 +170,6 @@ pub fn solve_ridge(g: &Gram, lambda: f64) -> Result<Vec<f64>> {
              states or targets are not finite"
         )));
     }
-    let a = Mat::<f64>::from_fn(f, f, |i, j| {
-        g.xtx[i.max(j) * f + i.min(j)] + if i == j { lambda } else { 0.0 }
-    });
-    let max_diag = (0..f).map(|i| a[(i, i)]).fold(0.0f64, f64::max);
     let singular = || {
         Error::Numerical(format!(
             "the readout system is singular (features are linearly dependent or constant, \
@@ -181,26 +177,49 @@ pub fn solve_ridge(g: &Gram, lambda: f64) -> Result<Vec<f64>> {
             g.rows
         ))
     };
+    let sol = cholesky_solve(
+        f,
+        o,
+        |i, j| g.xtx[i.max(j) * f + i.min(j)] + if i == j { lambda } else { 0.0 },
+        |i, k| g.xty[i * o + k],
+        &singular,
+    )?;
+    // sol is [o, f] already: one row per output.
+    Ok(sol)
+}
+
+/// Solves the symmetric positive definite system `A X = B` (`A` is `n x n` given by `a(i, j)`,
+/// `B` is `n x o` given by `b(i, k)`) by faer's Cholesky factorisation and returns `X^T`
+/// (`[o, n]`). A failed factorisation, a pivot below `1e-13` of the largest diagonal entry or a
+/// non-finite solution is `singular()`.
+fn cholesky_solve(
+    n: usize,
+    o: usize,
+    a: impl Fn(usize, usize) -> f64,
+    b: impl Fn(usize, usize) -> f64,
+    singular: &dyn Fn() -> Error,
+) -> Result<Vec<f64>> {
+    let a = Mat::<f64>::from_fn(n, n, a);
+    let max_diag = (0..n).map(|i| a[(i, i)]).fold(0.0f64, f64::max);
     let llt = a.llt(faer::Side::Lower).map_err(|_| singular())?;
     let l = llt.L();
-    let min_pivot = (0..f)
+    let min_pivot = (0..n)
         .map(|i| l[(i, i)] * l[(i, i)])
         .fold(f64::MAX, f64::min);
     if min_pivot.is_nan() || min_pivot <= 1e-13 * max_diag.max(f64::MIN_POSITIVE) {
         return Err(singular());
     }
-    let rhs = Mat::<f64>::from_fn(f, o, |i, k| g.xty[i * o + k]);
-    let sol = llt.solve(rhs);
-    let mut w = vec![0.0; o * f];
+    let sol = llt.solve(Mat::<f64>::from_fn(n, o, b));
+    let mut xt = vec![0.0; o * n];
     for k in 0..o {
-        for i in 0..f {
-            w[k * f + i] = sol[(i, k)];
+        for i in 0..n {
+            xt[k * n + i] = sol[(i, k)];
         }
     }
-    if w.iter().any(|v| !v.is_finite()) {
+    if xt.iter().any(|v| !v.is_finite()) {
         return Err(singular());
     }
-    Ok(w)
+    Ok(xt)
 }
 
 /// Ridge regression in its dual (kernel) form, for fewer rows than features:
@@ -234,31 +253,19 @@ pub fn solve_ridge_dual(x: &[f64], y: &[f64], f: usize, o: usize, lambda: f64) -
     // K = X X^T (r x r).
     let mut k = vec![0.0; r * r];
     crate::kernels::gemm::gemm_nt(r, r, f, x, f, x, f, &mut k, r, false);
-    let a = Mat::<f64>::from_fn(r, r, |i, j| {
-        k[i * r + j] + if i == j { lambda } else { 0.0 }
-    });
-    let max_diag = (0..r).map(|i| a[(i, i)]).fold(0.0f64, f64::max);
     let singular = || {
         Error::Numerical(format!(
             "the readout system is singular (repeated or linearly dependent rows, {r} rows) at \
              ridge {lambda}; use a positive ridge"
         ))
     };
-    let llt = a.llt(faer::Side::Lower).map_err(|_| singular())?;
-    let l = llt.L();
-    let min_pivot = (0..r)
-        .map(|i| l[(i, i)] * l[(i, i)])
-        .fold(f64::MAX, f64::min);
-    if min_pivot.is_nan() || min_pivot <= 1e-13 * max_diag.max(f64::MIN_POSITIVE) {
-        return Err(singular());
-    }
-    let coef = llt.solve(Mat::<f64>::from_fn(r, o, |i, c| y[i * o + c]));
-    let mut at = vec![0.0; o * r];
-    for c in 0..o {
-        for i in 0..r {
-            at[c * r + i] = coef[(i, c)];
-        }
-    }
+    let at = cholesky_solve(
+        r,
+        o,
+        |i, j| k[i * r + j] + if i == j { lambda } else { 0.0 },
+        |i, c| y[i * o + c],
+        &singular,
+    )?;
     let mut w = vec![0.0; o * f];
     crate::kernels::gemm::gemm_nn(o, f, r, &at, r, x, f, &mut w, f, false);
     if w.iter().any(|v| !v.is_finite()) {
