@@ -144,28 +144,35 @@ impl Esn {
         let blocks: Vec<usize> = (0..data.len()).step_by(BLOCK).collect();
         let (mut train, valid) = match self.kind {
             ReadoutKind::Pooled(p) => {
-                // One pooled row per sequence: gather them, then one product per split.
+                // One pooled row per sequence: gather them (blocks of similar lengths, so few
+                // steps are spent on finished sequences), then one product per split.
+                let order = length_order(&steps);
+                let sorted: Vec<Example> = order.iter().map(|&i| data[i]).collect();
+                let sorted_steps: Vec<usize> = order.iter().map(|&i| steps[i]).collect();
                 let pooled: Vec<Vec<f64>> = blocks
                     .par_iter()
                     .map(|&start| {
                         let end = (start + BLOCK).min(data.len());
                         let mut rng = self.block_rng(start);
                         let noise = (self.config.reservoir.noise > 0.0).then_some(&mut rng);
-                        self.pool_block(&data[start..end], &steps[start..end], p, noise)
+                        self.pool_block(&sorted[start..end], &sorted_steps[start..end], p, noise)
                     })
                     .collect();
+                let mut row_of = vec![0usize; data.len()];
+                for (pos, &i) in order.iter().enumerate() {
+                    row_of[i] = pos;
+                }
+                let all: Vec<f64> = pooled.concat();
                 let (mut tx, mut ty, mut vx, mut vy) =
                     (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-                for (&start, rows) in blocks.iter().zip(&pooled) {
-                    for (j, prow) in rows.chunks_exact(f).enumerate() {
-                        let (x, y) = if valid_seq[start + j] {
-                            (&mut vx, &mut vy)
-                        } else {
-                            (&mut tx, &mut ty)
-                        };
-                        x.extend_from_slice(prow);
-                        y.extend_from_slice(data[start + j].target);
-                    }
+                for (i, ex) in data.iter().enumerate() {
+                    let (x, y) = if valid_seq[i] {
+                        (&mut vx, &mut vy)
+                    } else {
+                        (&mut tx, &mut ty)
+                    };
+                    x.extend_from_slice(&all[row_of[i] * f..(row_of[i] + 1) * f]);
+                    y.extend_from_slice(ex.target);
                 }
                 if (tx.len() + vx.len()) / f < f {
                     // Fewer sequences than features: the dual (kernel) form is exact and solves
@@ -323,4 +330,11 @@ impl Esn {
             train_nrmse,
         })
     }
+}
+
+/// Sequence indices ordered by length (stable), so blocks hold sequences of similar lengths.
+pub(crate) fn length_order(steps: &[usize]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|&i| steps[i]);
+    order
 }

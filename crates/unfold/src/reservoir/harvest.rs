@@ -5,7 +5,7 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::esn::{Esn, Pooling, ReadoutKind};
-use super::fit::Example;
+use super::fit::{length_order, Example};
 use super::readout::Gram;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
@@ -45,15 +45,39 @@ impl Accum {
     }
 }
 
+/// What [`Esn::advance_block`] calls after each step: `(t, layer states, inputs)`.
+type BlockStep<'a> = dyn FnMut(usize, &[Vec<f64>], &[f64]) + 'a;
+
 impl Esn {
     /// Runs `seqs` together from zero states and calls `sink(j, t, features)` for every step of
-    /// every sequence. With `teacher`, the fed-back output at step `t` is the target of `t - 1`.
+    /// every sequence. With feedback, the fed-back output at step `t` is the target of `t - 1`.
     pub(crate) fn harvest_block(
         &self,
         seqs: &[Example],
         steps: &[usize],
         noise: Option<&mut Rng>,
         sink: &mut dyn FnMut(usize, usize, &[f64]),
+    ) {
+        let b = seqs.len();
+        let mut row = vec![0.0; self.step_features()];
+        self.advance_block(seqs, steps, noise, &mut |t, xs, ub| {
+            for j in 0..b {
+                if t < steps[j] {
+                    self.write_row(xs, ub, j, b, &mut row);
+                    sink(j, t, &row);
+                }
+            }
+        });
+    }
+
+    /// Runs `seqs` together from zero states and calls `on_step(t, states, inputs)` after every
+    /// step with the unit-major block states (`[N, B]` per layer) and inputs (`[D, B]`).
+    fn advance_block(
+        &self,
+        seqs: &[Example],
+        steps: &[usize],
+        noise: Option<&mut Rng>,
+        on_step: &mut BlockStep,
     ) {
         let b = seqs.len();
         let (d, o) = (self.inputs, self.outputs);
@@ -67,7 +91,6 @@ impl Esn {
         let mut pre = vec![0.0; maxn * b];
         let mut ub = vec![0.0; d * b];
         let mut yb = vec![0.0; o * b];
-        let mut row = vec![0.0; self.step_features()];
         let fb = self.has_feedback();
         let mut noise = noise;
         for t in 0..tmax {
@@ -91,12 +114,7 @@ impl Esn {
                 let input = if l == 0 { &ub[..] } else { &prev[l - 1][..] };
                 self.layers[l].step(&mut cur[0], input, &yb, b, &mut pre, noise.as_deref_mut());
             }
-            for j in 0..b {
-                if t < steps[j] {
-                    self.write_row(&xs, &ub, j, b, &mut row);
-                    sink(j, t, &row);
-                }
-            }
+            on_step(t, &xs, &ub);
         }
     }
 
@@ -110,7 +128,7 @@ impl Esn {
         valid_seq: &[bool],
         valid_from: usize,
     ) -> Result<(Gram, Gram)> {
-        use std::sync::mpsc::sync_channel;
+        use std::sync::mpsc::{sync_channel, TrySendError};
         type Chunk = (Vec<f64>, Vec<f64>);
         let (f, o) = (self.features(), self.outputs);
         let washout = self.config.washout;
@@ -131,9 +149,18 @@ impl Esn {
                 Ok((train, valid))
             });
             // Never wait for an empty buffer (the consumer frees one only after it received a
-            // full one); the bounded queue of full chunks is what holds the producer back.
+            // full one). When the consumer is behind (its queue is full), this thread folds the
+            // chunk itself, so both threads share the products whichever part is slower.
             let take = || empty_rx.try_recv().unwrap_or_else(|_| fresh());
             let mut cur = [take(), take()];
+            let mut own = [Gram::new(f, o), Gram::new(f, o)];
+            let mut failed: Option<Error> = None;
+            let mut fold = |own: &mut [Gram; 2], (x, y): &Chunk, v: usize| {
+                let _serial = crate::kernels::gemm::serial_scope();
+                if let Err(e) = own[v].add_rows(x, y) {
+                    failed.get_or_insert(e);
+                }
+            };
             let mut rng = self.block_rng(0);
             let noise = (self.config.reservoir.noise > 0.0).then_some(&mut rng);
             self.harvest_block(data, steps, noise, &mut |j, t, row| {
@@ -147,18 +174,33 @@ impl Esn {
                     .extend_from_slice(&data[j].target[t * o..(t + 1) * o]);
                 if cur[v].0.len() >= CHUNK * f {
                     let done = std::mem::replace(&mut cur[v], take());
-                    let _ = full_tx.send((done, v == 1));
+                    match full_tx.try_send((done, v == 1)) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full((mut c, _)))
+                        | Err(TrySendError::Disconnected((mut c, _))) => {
+                            fold(&mut own, &c, v);
+                            c.0.clear();
+                            c.1.clear();
+                            cur[v] = c;
+                        }
+                    }
                 }
             });
-            for (v, c) in cur.into_iter().enumerate() {
+            for (v, c) in cur.iter().enumerate() {
                 if !c.0.is_empty() {
-                    let _ = full_tx.send((c, v == 1));
+                    fold(&mut own, c, v);
                 }
             }
             drop(full_tx);
-            consumer
-                .join()
-                .unwrap_or_else(|_| Err(Error::Numerical("the readout accumulator failed".into())))
+            let (mut train, mut valid) = consumer.join().unwrap_or_else(|_| {
+                Err(Error::Numerical("the readout accumulator failed".into()))
+            })?;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            train.merge(&own[0]);
+            valid.merge(&own[1]);
+            Ok((train, valid))
         })
     }
 
@@ -176,24 +218,44 @@ impl Esn {
         noise: Option<&mut Rng>,
     ) -> Vec<f64> {
         let b = seqs.len();
-        let sf = self.step_features();
         let bias = usize::from(self.config.readout_bias);
-        let body = sf - bias;
+        let body = self.step_features() - bias;
         let f = self.features();
         let washout = self.config.washout;
-        let mut sums = vec![0.0; b * body];
-        let mut counts = vec![0usize; b];
-        let mut lasts = vec![0.0; b * body];
-        self.harvest_block(seqs, steps, noise, &mut |j, t, row| {
-            // Short sequences keep at least their last step.
-            if t >= washout || t + 1 == steps[j] {
-                for i in 0..body {
-                    sums[j * body + i] += row[bias + i];
-                }
-                counts[j] += 1;
+        let with_input = self.config.readout_input;
+        // Unit-major sums and last states, `[body, B]`, updated in place from the block states
+        // (no per-sequence rows): `count[j]` is 1 where step t of sequence j enters the mean.
+        let mut sums = vec![0.0; body * b];
+        let mut lasts = vec![0.0; body * b];
+        let mut counts = vec![0.0f64; b];
+        let mut count = vec![0.0f64; b];
+        let mut last = vec![false; b];
+        self.advance_block(seqs, steps, noise, &mut |t, xs, ub| {
+            for j in 0..b {
+                let live = t < steps[j];
+                // Short sequences keep at least their last step.
+                count[j] = f64::from(u8::from(live && (t >= washout || t + 1 == steps[j])));
+                counts[j] += count[j];
+                last[j] = t + 1 == steps[j];
             }
-            if t + 1 == steps[j] {
-                lasts[j * body..(j + 1) * body].copy_from_slice(&row[bias..]);
+            let parts = with_input
+                .then_some(ub)
+                .into_iter()
+                .chain(xs.iter().map(|x| x.as_slice()));
+            let mut k0 = 0;
+            for part in parts {
+                let rows = part.len() / b.max(1);
+                for k in 0..rows {
+                    let src = &part[k * b..(k + 1) * b];
+                    let r = (k0 + k) * b;
+                    for j in 0..b {
+                        sums[r + j] += count[j] * src[j];
+                        if last[j] {
+                            lasts[r + j] = src[j];
+                        }
+                    }
+                }
+                k0 += rows;
             }
         });
         let mut out = vec![0.0; b * f];
@@ -202,14 +264,15 @@ impl Esn {
             if bias == 1 {
                 o[0] = 1.0;
             }
-            let mean = |i: usize| sums[j * body + i] / counts[j].max(1) as f64;
+            let n = counts[j].max(1.0);
             for i in 0..body {
+                let (lv, mv) = (lasts[i * b + j], sums[i * b + j] / n);
                 match p {
-                    Pooling::Last => o[bias + i] = lasts[j * body + i],
-                    Pooling::Mean => o[bias + i] = mean(i),
+                    Pooling::Last => o[bias + i] = lv,
+                    Pooling::Mean => o[bias + i] = mv,
                     Pooling::LastAndMean => {
-                        o[bias + i] = lasts[j * body + i];
-                        o[bias + body + i] = mean(i);
+                        o[bias + i] = lv;
+                        o[bias + body + i] = mv;
                     }
                 }
             }
@@ -281,15 +344,17 @@ impl Esn {
                 )));
             }
         }
+        // Blocks of similar lengths, so few steps are spent on finished sequences.
+        let order = length_order(&inputs.iter().map(|x| x.len() / d).collect::<Vec<_>>());
         let blocks: Vec<usize> = (0..inputs.len()).step_by(BLOCK).collect();
         let parts: Vec<Vec<Vec<f64>>> = blocks
             .par_iter()
             .map(|&start| {
                 let end = (start + BLOCK).min(inputs.len());
-                let seqs: Vec<Example> = inputs[start..end]
+                let seqs: Vec<Example> = order[start..end]
                     .iter()
-                    .map(|x| Example {
-                        input: x,
+                    .map(|&i| Example {
+                        input: inputs[i],
                         target: &[],
                     })
                     .collect();
@@ -297,6 +362,10 @@ impl Esn {
                 work(&seqs, &steps)
             })
             .collect();
-        Ok(parts.into_iter().flatten().collect())
+        let mut out = vec![Vec::new(); inputs.len()];
+        for (r, i) in parts.into_iter().flatten().zip(order) {
+            out[i] = r;
+        }
+        Ok(out)
     }
 }
