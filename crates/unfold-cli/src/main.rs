@@ -25,7 +25,8 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-/// Recurrent and recursive neural networks: train, sample, evaluate, inspect and benchmark.
+/// Recurrent and recursive neural networks: train, sample, forecast, fit reservoirs, evaluate,
+/// inspect and benchmark.
 ///
 /// Start with `unfold train`: it trains an LSTM language model of the embedded Reber grammar,
 /// samples from it and scores it, with nothing to download.
