@@ -240,7 +240,7 @@ fn exp_parts(x: f64) -> (f64, f64) {
 }
 
 /// e^x for f64 without branches or library calls, so loops over it vectorise: `2^n (1 +
-/// expm1(r))` from [`exp_parts`]. Inputs are clamped to [-708, 709] (results from about 3e-308
+/// expm1(r))` from `exp_parts`. Inputs are clamped to [-708, 709] (results from about 3e-308
 /// to 8e307); NaN stays NaN.
 #[inline(always)]
 pub fn exp_f64(x: f64) -> f64 {
@@ -249,7 +249,7 @@ pub fn exp_f64(x: f64) -> f64 {
 }
 
 /// tanh for f64 without branches: `tanh |x| = t / (t + 2)` with
-/// `t = e^{2|x|} - 1 = 2^n expm1(r) + (2^n - 1)` from [`exp_parts`] (so small arguments keep
+/// `t = e^{2|x|} - 1 = 2^n expm1(r) + (2^n - 1)` from `exp_parts` (so small arguments keep
 /// their relative accuracy), sign restored at the end. Arguments beyond 20 give exactly +-1;
 /// NaN stays NaN.
 #[inline(always)]

@@ -4,6 +4,9 @@
 //! back-propagation through time. The layers go kernels -> recurrent layers -> models ->
 //! training; this crate holds all of them, the `unfold` binary is a thin front end.
 //!
+//! Reservoir computing (echo state networks, liquid state machines, ridge and RLS readouts) is in
+//! [`reservoir`]: fixed recurrent weights, only a linear readout trained in closed form.
+//!
 //! Start with [`layers::Recurrent`]: an RNN, LSTM or GRU layer (stacked, bidirectional,
 //! variable-length) with PyTorch's parameter names, loadable from and savable to safetensors
 //! files PyTorch reads ([`checkpoint`]).
