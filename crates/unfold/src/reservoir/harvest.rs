@@ -229,14 +229,18 @@ impl Esn {
         let mut lasts = vec![0.0; body * b];
         let mut counts = vec![0.0f64; b];
         let mut count = vec![0.0f64; b];
-        let mut last = vec![false; b];
+        let mut ending: Vec<usize> = Vec::with_capacity(b);
+        let (need_mean, need_last) = (p != Pooling::Last, p != Pooling::Mean);
         self.advance_block(seqs, steps, noise, &mut |t, xs, ub| {
+            ending.clear();
             for j in 0..b {
                 let live = t < steps[j];
                 // Short sequences keep at least their last step.
                 count[j] = f64::from(u8::from(live && (t >= washout || t + 1 == steps[j])));
                 counts[j] += count[j];
-                last[j] = t + 1 == steps[j];
+                if t + 1 == steps[j] {
+                    ending.push(j);
+                }
             }
             let parts = with_input
                 .then_some(ub)
@@ -245,13 +249,19 @@ impl Esn {
             let mut k0 = 0;
             for part in parts {
                 let rows = part.len() / b.max(1);
-                for k in 0..rows {
-                    let src = &part[k * b..(k + 1) * b];
-                    let r = (k0 + k) * b;
-                    for j in 0..b {
-                        sums[r + j] += count[j] * src[j];
-                        if last[j] {
-                            lasts[r + j] = src[j];
+                if need_mean {
+                    for k in 0..rows {
+                        let src = &part[k * b..(k + 1) * b];
+                        let dst = &mut sums[(k0 + k) * b..(k0 + k + 1) * b];
+                        for ((s, &c), &v) in dst.iter_mut().zip(&count).zip(src) {
+                            *s += c * v;
+                        }
+                    }
+                }
+                if need_last {
+                    for &j in &ending {
+                        for k in 0..rows {
+                            lasts[(k0 + k) * b + j] = part[k * b + j];
                         }
                     }
                 }
