@@ -101,25 +101,31 @@ fn read_column(path: &Path, name: &str) -> Result<Vec<f64>> {
 }
 
 /// The fitted forecaster's closed-loop continuation of the (scaled) history.
+/// Reads a saved ESN and checks that it forecasts one series.
+fn load_forecaster(path: &Path) -> Result<Esn> {
+    let esn = Esn::from_tensor_file(&TensorFile::read(path)?)?;
+    if esn.inputs != 1 || esn.outputs != 1 || esn.kind != ReadoutKind::PerStep {
+        return Err(BadInput(format!(
+            "{}: not a one-input one-output forecasting ESN",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(esn)
+}
+
 fn esn_forecast(
     args: &ForecastArgs,
+    loaded: Option<Esn>,
     hist: &[f64],
     seed: u64,
     dir: &Path,
     scaler: (f64, f64),
 ) -> Result<(Vec<f64>, serde_json::Value)> {
-    let (esn, info) = match &args.load {
-        Some(path) => {
-            let tf = TensorFile::read(path)?;
-            let esn = Esn::from_tensor_file(&tf)?;
-            if esn.inputs != 1 || esn.outputs != 1 || esn.kind != ReadoutKind::PerStep {
-                return Err(BadInput(format!(
-                    "{}: not a one-input one-output forecasting ESN",
-                    path.display()
-                ))
-                .into());
-            }
-            (esn, json!({"loaded": path.display().to_string()}))
+    let (esn, info) = match loaded {
+        Some(esn) => {
+            let from = args.load.as_ref().map(|p| p.display().to_string());
+            (esn, json!({ "loaded": from }))
         }
         None => {
             let cfg = args.reservoir.config(seed)?;
@@ -248,6 +254,17 @@ pub fn forecast(args: ForecastArgs, global: &Global) -> Result<()> {
             println!("{s}");
         }
     };
+    if !matches!(args.model.as_str(), "esn" | "lstm" | "gru") {
+        return Err(BadInput(format!(
+            "--model: unknown model '{}' (esn, lstm, gru)",
+            args.model
+        ))
+        .into());
+    }
+    if args.load.is_some() && args.model != "esn" {
+        return Err(BadInput("--load takes an ESN checkpoint (use --model esn)".into()).into());
+    }
+    let loaded = args.load.as_deref().map(load_forecaster).transpose()?;
     let series = read_column(&args.csv, &args.column)?;
     if args.horizon == 0 {
         return Err(BadInput("--horizon must be at least 1".into()).into());
@@ -282,16 +299,8 @@ pub fn forecast(args: ForecastArgs, global: &Global) -> Result<()> {
     check_out(&dir)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (fc, info) = match args.model.as_str() {
-        "esn" => esn_forecast(&args, &hist, seed, &dir, (mean, std))?,
-        "lstm" | "gru" => {
-            if args.load.is_some() {
-                return Err(
-                    BadInput("--load takes an ESN checkpoint (use --model esn)".into()).into(),
-                );
-            }
-            rnn_forecast(&args, &hist, seed, &dir, global.quiet)?
-        }
-        m => return Err(BadInput(format!("--model: unknown model '{m}' (esn, lstm, gru)")).into()),
+        "esn" => esn_forecast(&args, loaded, &hist, seed, &dir, (mean, std))?,
+        _ => rnn_forecast(&args, &hist, seed, &dir, global.quiet)?,
     };
     let fc: Vec<f64> = fc.iter().map(|v| v * std + mean).collect();
     let n = truth.len() as f64;
