@@ -846,6 +846,17 @@ fn forecast_and_esn_reject_bad_input() {
         "no column 'w'",
     );
     bad(
+        &["forecast", "--csv", &nan, "--column", "v", "--model", "tcn"],
+        "unknown model",
+    );
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"not a checkpoint").unwrap();
+    let g = garbage.to_str().unwrap();
+    bad(
+        &["forecast", "--csv", &nan, "--column", "v", "--load", g],
+        "safetensors",
+    );
+    bad(
         &[
             "esn",
             "--leak-rate",
