@@ -476,17 +476,26 @@ pub(crate) fn csv_fields(line: &str) -> Vec<String> {
     out.into_iter().map(|f| f.trim().to_string()).collect()
 }
 
-fn csv(path: &Path, s: &Settings) -> Result<Prepared> {
-    let body = read(path)?;
-    let p = path.display();
+/// The non-blank lines of a CSV text after its header, with their 0-based line numbers.
+pub(crate) type CsvLines<'a> = Vec<(usize, &'a str)>;
+
+/// The header fields of a CSV text and its other non-blank lines; an empty file is bad input
+/// naming `path`.
+pub(crate) fn csv_header<'a>(path: &Path, body: &'a str) -> Result<(Vec<String>, CsvLines<'a>)> {
     let mut lines = body
         .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
     let (_, header) = lines
         .next()
-        .ok_or_else(|| BadInput(format!("{p}: empty file")))?;
-    let header = csv_fields(header);
+        .ok_or_else(|| BadInput(format!("{}: empty file", path.display())))?;
+    Ok((csv_fields(header), lines.collect()))
+}
+
+fn csv(path: &Path, s: &Settings) -> Result<Prepared> {
+    let body = read(path)?;
+    let p = path.display();
+    let (header, lines) = csv_header(path, &body)?;
     let wanted: Vec<String> = s
         .column
         .as_deref()

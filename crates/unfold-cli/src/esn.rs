@@ -136,7 +136,17 @@ pub struct EsnArgs {
     pub reservoir: ReservoirArgs,
 }
 
-fn out_dir(global: &Global, name: &str) -> Result<PathBuf> {
+/// Writes `summary.json` in `dir` atomically.
+pub(crate) fn write_summary(dir: &Path, summary: &serde_json::Value) -> Result<()> {
+    write_atomic(
+        &dir.join("summary.json"),
+        serde_json::to_string_pretty(summary)?.as_bytes(),
+    )?;
+    Ok(())
+}
+
+/// The run directory: `--out`, else a fresh `runs/<name>`; checked and created.
+pub(crate) fn out_dir(global: &Global, name: &str) -> Result<PathBuf> {
     let dir = match &global.out {
         Some(d) => d.clone(),
         None => fresh_dir(&Path::new("runs").join(name)),
@@ -319,10 +329,7 @@ pub fn esn(args: EsnArgs, global: &Global) -> Result<()> {
         "fit_seconds": fitted.as_secs_f64(),
         "diagnostics": diag,
     });
-    write_atomic(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    write_summary(&dir, &summary)?;
     say(&format!(
         "wrote {} (checkpoint), summary.json, eigenvalues.png/svg, echo_state.png/svg, forecast.png/svg in {}",
         ckpt.file_name().and_then(|s| s.to_str()).unwrap_or(""),
@@ -419,10 +426,7 @@ fn classify(
         "accuracy": acc,
         "diagnostics": diag,
     });
-    write_atomic(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    write_summary(&dir, &summary)?;
     say(&format!(
         "wrote esn.safetensors, summary.json and plots in {}",
         dir.display()

@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use unfold::checkpoint::{write_atomic, TensorFile};
@@ -21,9 +21,8 @@ use unfold::reservoir::{Esn, Example, ReadoutKind};
 use unfold::train::{Batches, LrSchedule, OptimizerConfig, TrainConfig, Trainer};
 use unfold::CellKind;
 
-use crate::data::{csv_fields, read};
-use crate::esn::ReservoirArgs;
-use crate::settings::{check_out, fresh_dir};
+use crate::data::{csv_fields, csv_header, read};
+use crate::esn::{out_dir, write_summary, ReservoirArgs};
 use crate::{plot, BadInput, Global};
 
 /// `unfold forecast` arguments.
@@ -68,14 +67,7 @@ pub struct ForecastArgs {
 fn read_column(path: &Path, name: &str) -> Result<Vec<f64>> {
     let body = read(path)?;
     let p = path.display();
-    let mut lines = body
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty());
-    let (_, header) = lines
-        .next()
-        .ok_or_else(|| BadInput(format!("{p}: empty file")))?;
-    let header = csv_fields(header);
+    let (header, lines) = csv_header(path, &body)?;
     let col = header.iter().position(|h| h == name).ok_or_else(|| {
         BadInput(format!(
             "{p}: no column '{name}' (columns: {})",
@@ -292,12 +284,7 @@ pub fn forecast(args: ForecastArgs, global: &Global) -> Result<()> {
     }
     let hist: Vec<f64> = hist_raw.iter().map(|v| (v - mean) / std).collect();
     let seed = global.seed.unwrap_or(1);
-    let dir = match &global.out {
-        Some(d) => d.clone(),
-        None => fresh_dir(&Path::new("runs").join("forecast")),
-    };
-    check_out(&dir)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = out_dir(global, "forecast")?;
     let (fc, info) = match args.model.as_str() {
         "esn" => esn_forecast(&args, loaded, &hist, seed, &dir, (mean, std))?,
         _ => rnn_forecast(&args, &hist, seed, &dir, global.quiet)?,
@@ -375,10 +362,7 @@ pub fn forecast(args: ForecastArgs, global: &Global) -> Result<()> {
         "persistence_rmse": base,
         "model_info": info,
     });
-    write_atomic(
-        &dir.join("summary.json"),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    write_summary(&dir, &summary)?;
     say(&format!(
         "wrote forecast.csv, forecast.png/svg, summary.json and the model in {}",
         dir.display()

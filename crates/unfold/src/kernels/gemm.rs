@@ -396,7 +396,8 @@ pub fn gemv_rows<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool)
     gemv_rows_serial(a, w, ldw, c, acc);
 }
 
-fn gemv_rows_serial<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool) {
+/// [`gemv_rows`] on the calling thread only.
+pub(crate) fn gemv_rows_serial<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool) {
     let k = a.len();
     for (j, cj) in c.iter_mut().enumerate() {
         let d = dot(a, &w[j * ldw..j * ldw + k]);

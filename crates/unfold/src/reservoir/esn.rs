@@ -295,19 +295,17 @@ impl Esn {
         Ok(())
     }
 
-    /// One streaming step: advances with input `u` and returns the readout, which becomes
-    /// `st.y`. Needs a per-step readout.
-    pub fn step(&self, st: &mut EsnState, u: &[f64]) -> Result<Vec<f64>> {
+    /// One streaming step: advances with input `u` and writes the readout into `st.y`, which it
+    /// returns (no allocation). Needs a per-step readout.
+    pub fn step<'s>(&self, st: &'s mut EsnState, u: &[f64]) -> Result<&'s [f64]> {
         if self.kind != ReadoutKind::PerStep {
             return Err(Error::InvalidCall(
                 "a pooled (classification) ESN has no per-step output".into(),
             ));
         }
         self.advance(st, u)?;
-        let mut out = vec![0.0; self.outputs];
-        self.apply_readout(&st.row, &mut out);
-        st.y.copy_from_slice(&out);
-        Ok(out)
+        self.apply_readout(&st.row, &mut st.y);
+        Ok(&st.y)
     }
 
     /// Runs a whole sequence (`[T, D]` inputs) from `st`, returning `[T, O]` outputs. With a
@@ -323,8 +321,7 @@ impl Esn {
         let (d, o) = (self.inputs, self.outputs);
         let mut out = Vec::with_capacity(steps * o);
         for t in 0..steps {
-            let y = self.step(st, &inputs[t * d..(t + 1) * d])?;
-            out.extend_from_slice(&y);
+            out.extend_from_slice(self.step(st, &inputs[t * d..(t + 1) * d])?);
             if let Some(te) = teacher {
                 st.y.copy_from_slice(&te[t * o..(t + 1) * o]);
             }
@@ -363,18 +360,16 @@ impl Esn {
         let mut out = Vec::with_capacity(horizon * o);
         if self.inputs == 0 {
             for _ in 0..horizon {
-                let y = self.step(st, &[])?;
-                out.extend_from_slice(&y);
+                out.extend_from_slice(self.step(st, &[])?);
             }
         } else if self.inputs == o {
+            let mut u = vec![0.0; o];
             for h in 0..horizon {
-                if h == 0 {
-                    out.extend_from_slice(&st.y);
-                } else {
-                    let u = st.y.clone();
-                    let y = self.step(st, &u)?;
-                    out.extend_from_slice(&y);
+                if h > 0 {
+                    u.copy_from_slice(&st.y);
+                    self.step(st, &u)?;
                 }
+                out.extend_from_slice(&st.y);
             }
         } else {
             return Err(Error::InvalidCall(format!(

@@ -11,7 +11,7 @@
 
 use super::sparse::Weights;
 use crate::error::{Error, Result};
-use crate::kernels::gemm::axpy_rows;
+use crate::kernels::gemm::{axpy_rows, gemv_rows_serial};
 use crate::rng::Rng;
 use faer::Mat;
 
@@ -99,7 +99,8 @@ pub fn arnoldi_radius(w: &Weights, seed: u64, tol: f64) -> Result<f64> {
         let mut before = norm2(&wv);
         let mut beta = before;
         for _pass in 0..3 {
-            gemv_rows_serial(&wv, &basis, n, &mut coef);
+            // One thread: waking another costs more than these small products.
+            gemv_rows_serial(&wv, &basis, n, &mut coef, false);
             for (c, k) in col.iter_mut().zip(coef.iter_mut()) {
                 *c += *k;
                 *k = -*k;
@@ -290,14 +291,6 @@ fn hessenberg_solve(
         };
     }
     x
-}
-
-/// `c[j] = dot(x, basis row j)` on the calling thread (the per-product cost of waking other
-/// threads exceeds these small products).
-fn gemv_rows_serial(x: &[f64], basis: &[f64], n: usize, c: &mut [f64]) {
-    for (j, cj) in c.iter_mut().enumerate() {
-        *cj = crate::kernels::gemm::dot(x, &basis[j * n..(j + 1) * n]);
-    }
 }
 
 fn norm2(a: &[f64]) -> f64 {
