@@ -68,7 +68,9 @@ impl Drop for SerialScope {
     }
 }
 
-fn effective_threads() -> usize {
+/// Threads a product on this thread may use: 1 inside a [`serial_scope`], else
+/// [`num_threads`].
+pub(crate) fn effective_threads() -> usize {
     if SERIAL.with(|s| s.get()) {
         1
     } else {

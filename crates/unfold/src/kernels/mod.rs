@@ -4,7 +4,12 @@
 //! batch row; the recurrent layer (`crate::layers`) owns the time loop, the buffers and the
 //! variable-length bookkeeping.
 
+pub mod aligned;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod cells512;
 pub mod elman;
 pub mod gemm;
 pub mod gru;
 pub mod lstm;
+pub mod packed;
+pub(crate) mod team;

@@ -8,9 +8,11 @@
 
 use crate::float::Float;
 use crate::kernels::elman::{self, Activation};
-use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows, transpose};
+use crate::kernels::packed;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
+use crate::layers::fused;
 use crate::layers::params::CellParams;
 
 /// Sizes and order of one direction's sweep.
@@ -32,7 +34,7 @@ impl Sweep<'_> {
 
     /// The time index of the `s`-th step in forward order.
     #[inline]
-    fn fwd_t(&self, s: usize) -> usize {
+    pub(crate) fn fwd_t(&self, s: usize) -> usize {
         if self.reverse {
             self.steps - 1 - s
         } else {
@@ -61,6 +63,17 @@ impl Sweep<'_> {
     }
 }
 
+/// How a forward's per-step product reads W_hh.
+#[derive(Clone, Copy)]
+pub(crate) enum RecurrentWeights<'a, T> {
+    /// W_hh as stored (`[G*H, H]`): the single-row paths read it directly.
+    AsStored,
+    /// W_hh transposed (`[H, G*H]`): the GEMM micro-kernel reads it without repacking.
+    Transposed(&'a [T]),
+    /// Packed panels for the fused `f32` AVX-512 path (`layers::fused`).
+    Packed(&'a fused::PackedCell),
+}
+
 fn activation(kind: CellKind) -> Activation {
     if kind == CellKind::RnnRelu {
         Activation::Relu
@@ -76,13 +89,13 @@ fn activation(kind: CellKind) -> Activation {
 /// - `out`: this direction's output columns, row stride `out_ld` (`[T*B, H]` view);
 /// - `h`, `c`: `[B, H]` running state, initial state on entry, final state on exit;
 /// - `hp`: `[B, G*H]` scratch;
-/// - `whh_t`: W_hh transposed (`[H, G*H]`), if prepared: the per-step product then reads the
-///   weights in the order the GEMM micro-kernel wants and skips repacking them at every step.
+/// - `whh`: how the per-step product reads W_hh (see [`RecurrentWeights`]);
+/// - `h2`: `[B, H]` scratch (the fused path's second state buffer).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Float>(
     sw: &Sweep,
     p: &CellParams<T>,
-    whh_t: Option<&[T]>,
+    whh: RecurrentWeights<T>,
     x: &[T],
     gates: &mut [T],
     mut store: Option<&mut [T]>,
@@ -91,36 +104,26 @@ pub(crate) fn forward<T: Float>(
     h: &mut [T],
     c: &mut [T],
     hp: &mut [T],
+    h2: &mut [T],
 ) {
     let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
-    let tb = sw.steps * bsz;
     let bias = !p.b_ih.is_empty();
     let is_gru = sw.kind == CellKind::Gru;
-    // Input projection of the whole sequence: one GEMM on top of the broadcast biases.
-    if bias {
-        let row = &mut hp[..gh];
-        row.copy_from_slice(&p.b_ih);
-        if !is_gru {
-            for (r, &b) in row.iter_mut().zip(&p.b_hh) {
-                *r += b;
-            }
-        }
-        for r in 0..tb {
-            gates[r * gh..(r + 1) * gh].copy_from_slice(&hp[..gh]);
-        }
+    if let RecurrentWeights::Packed(pk) = whh {
+        let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
+        let f = fused::F32Args::new(p, gates, store, out, h, c, hp, h2)
+            .expect("packed weights are only prepared for f32");
+        fused::forward(
+            sw, f.p, pk, xf, f.gates, f.store, f.out, out_ld, f.h, f.c, f.hp, f.h2,
+        );
+        return;
     }
-    gemm_nt(
-        tb,
-        gh,
-        sw.input_size,
-        x,
-        sw.input_size,
-        &p.w_ih,
-        sw.input_size,
-        gates,
-        gh,
-        bias,
-    );
+    // Input projection of the whole sequence: one GEMM on top of the broadcast biases.
+    project_inputs(sw, p, x, gates, 0, sw.steps);
+    let whh_t = match whh {
+        RecurrentWeights::Transposed(wt) => Some(wt),
+        _ => None,
+    };
     let act = activation(sw.kind);
     for s in 0..sw.steps {
         let t = sw.fwd_t(s);
@@ -157,6 +160,34 @@ pub(crate) fn forward<T: Float>(
             }
         }
     }
+}
+
+/// The input projection of time steps `t0..t1`: `gates[t] = b_ih (+ b_hh, except GRU) + x[t]
+/// W_ih^T`, one GEMM over all their rows.
+pub(crate) fn project_inputs<T: Float>(
+    sw: &Sweep,
+    p: &CellParams<T>,
+    x: &[T],
+    gates: &mut [T],
+    t0: usize,
+    t1: usize,
+) {
+    let (bsz, gh, i) = (sw.batch, sw.gh(), sw.input_size);
+    let bias = !p.b_ih.is_empty();
+    let rows = t0 * bsz..t1 * bsz;
+    let g = &mut gates[rows.start * gh..rows.end * gh];
+    if bias {
+        for row in g.chunks_exact_mut(gh) {
+            row.copy_from_slice(&p.b_ih);
+            if sw.kind != CellKind::Gru {
+                for (r, &b) in row.iter_mut().zip(&p.b_hh) {
+                    *r += b;
+                }
+            }
+        }
+    }
+    let xs = &x[rows.start * i..];
+    gemm_nt(rows.len(), gh, i, xs, i, &p.w_ih, i, g, gh, bias);
 }
 
 /// `c[B, G*H] (+)= h[B, H] W_hh^T`, from the transposed copy when there is one.
@@ -367,5 +398,81 @@ pub(crate) fn backward<T: Float>(
     }
     if let Some(dx) = dx {
         gemm_nn(tb, i, gh, gates, gh, &p.w_ih, i, dx, i, dx_acc);
+    }
+}
+
+/// Batches up to this size use the single-row product, which reads W_hh as it is.
+const GEMV_MAX_BATCH: usize = 2;
+
+/// W_hh of every cell of a layer prepared for the per-step products of one call: packed for
+/// the fused `f32` AVX-512 path, transposed for the `gemm` crate, or used as stored (batches
+/// of one or two rows). Refreshed at every forward, since the weights may have changed: one
+/// pass over the weights per sequence saves one per step.
+#[derive(Debug, Default)]
+pub(crate) struct PreparedWeights<T> {
+    transposed: Vec<Vec<T>>,
+    packed: Vec<fused::PackedCell>,
+    mode: Prepared,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Prepared {
+    #[default]
+    AsStored,
+    Transposed,
+    Packed,
+}
+
+impl<T: Float> PreparedWeights<T> {
+    /// Prepares the forward products of `cells` for a batch of `batch` rows.
+    pub(crate) fn prepare(
+        &mut self,
+        cells: &[CellParams<T>],
+        kind: CellKind,
+        hs: usize,
+        batch: usize,
+    ) {
+        let gh = kind.gates() * hs;
+        self.mode = if batch <= GEMV_MAX_BATCH {
+            Prepared::AsStored
+        } else if packed::available() && fused::as_f32(&cells[0].w_hh).is_some() {
+            Prepared::Packed
+        } else {
+            Prepared::Transposed
+        };
+        match self.mode {
+            Prepared::AsStored => {}
+            Prepared::Transposed => {
+                self.transposed.resize_with(cells.len(), Vec::new);
+                for (c, b) in cells.iter().zip(self.transposed.iter_mut()) {
+                    b.resize(gh * hs, T::ZERO);
+                    transpose(gh, hs, &c.w_hh, b);
+                }
+            }
+            Prepared::Packed => {
+                self.packed.resize_with(cells.len(), Default::default);
+                for (c, pk) in cells.iter().zip(self.packed.iter_mut()) {
+                    let w_ih = fused::as_f32(&c.w_ih).expect("checked above");
+                    let w_hh = fused::as_f32(&c.w_hh).expect("checked above");
+                    pk.pack(kind, hs, w_ih, w_hh);
+                }
+            }
+        }
+    }
+
+    /// How cell `idx`'s forward reads W_hh.
+    pub(crate) fn get(&self, idx: usize) -> RecurrentWeights<'_, T> {
+        match self.mode {
+            Prepared::AsStored => RecurrentWeights::AsStored,
+            Prepared::Transposed => RecurrentWeights::Transposed(&self.transposed[idx]),
+            Prepared::Packed => RecurrentWeights::Packed(&self.packed[idx]),
+        }
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        let t: usize = self.transposed.iter().map(|v| v.capacity()).sum();
+        let p: usize = self.packed.iter().map(|p| p.bytes()).sum();
+        t * std::mem::size_of::<T>() + p
     }
 }

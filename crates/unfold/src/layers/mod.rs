@@ -6,6 +6,7 @@
 pub mod config;
 mod direction;
 pub mod embedding;
+mod fused;
 pub mod linear;
 pub mod output;
 pub mod params;

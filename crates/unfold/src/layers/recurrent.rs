@@ -13,9 +13,9 @@
 
 use crate::error::{check_len, Error, Result};
 use crate::float::Float;
-use crate::kernels::gemm::transpose;
+use crate::kernels::aligned::AlignedBuf;
 use crate::layers::config::{CellKind, RecurrentConfig};
-use crate::layers::direction::{self, BackwardBufs, Sweep};
+use crate::layers::direction::{self, BackwardBufs, PreparedWeights, RecurrentWeights, Sweep};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
 use crate::layers::state::RecurrentState;
 use crate::layers::stream;
@@ -202,12 +202,13 @@ impl<T: Float> Recurrent<T> {
             init,
             final_state,
             hp,
-            whh_t,
+            h2,
+            weights,
             masks,
             dropped,
             ..
         } = cache;
-        let whh_t = prepare_transposed(&self.cells, gh, hs, batch, whh_t);
+        weights.prepare(&self.cells, cfg.kind, hs, batch);
         final_state.copy_from(init);
         if dropout.is_some() {
             masks.resize_with(nl - 1, Vec::new);
@@ -220,7 +221,7 @@ impl<T: Float> Recurrent<T> {
                 let (m, dr) = (&mut masks[l - 1], &mut dropped[l - 1]);
                 ensure(m, tb * nd * hs);
                 ensure(dr, tb * nd * hs);
-                for ((mv, dv), &ov) in m.iter_mut().zip(dr.iter_mut()).zip(&before[l - 1]) {
+                for ((mv, dv), &ov) in m.iter_mut().zip(dr.iter_mut()).zip(before[l - 1].iter()) {
                     *mv = if rng.uniform() < *p { T::ZERO } else { keep };
                     *dv = ov * *mv;
                 }
@@ -258,7 +259,7 @@ impl<T: Float> Recurrent<T> {
                 direction::forward(
                     &sw,
                     &self.cells[idx],
-                    whh_t.map(|w| &w[idx][..]),
+                    weights.get(idx),
                     x_l,
                     &mut gates[idx][..tb * gh],
                     st,
@@ -266,7 +267,8 @@ impl<T: Float> Recurrent<T> {
                     nd * hs,
                     &mut final_state.h[hsl],
                     c_slice,
-                    hp,
+                    &mut hp[..],
+                    h2,
                 );
             }
         }
@@ -452,13 +454,14 @@ impl<T: Float> Recurrent<T> {
             Some(s) => ws.state.copy_from(s),
             None => ws.state = RecurrentState::zeros(cfg, batch),
         }
-        ensure(&mut ws.gates, tb * gh);
-        ensure(&mut ws.hp, batch * gh);
+        ws.gates.resize(tb * gh);
+        ws.hp.resize(batch * gh);
+        ensure(&mut ws.h2, super::fused::state_len(batch * hs));
         for o in ws.outs.iter_mut() {
-            ensure(o, tb * nd * hs);
+            o.resize(tb * nd * hs);
         }
         ws.last = 0;
-        let whh_t = prepare_transposed(&self.cells, gh, hs, batch, &mut ws.whh_t);
+        ws.weights.prepare(&self.cells, cfg.kind, hs, batch);
         for l in 0..nl {
             let (a, b) = ws.outs.split_at_mut(1);
             let (src, dst) = if l % 2 == 0 {
@@ -487,7 +490,7 @@ impl<T: Float> Recurrent<T> {
                 direction::forward(
                     &sw,
                     &self.cells[idx],
-                    whh_t.map(|w| &w[idx][..]),
+                    ws.weights.get(idx),
                     x_l,
                     &mut ws.gates[..tb * gh],
                     None,
@@ -496,6 +499,7 @@ impl<T: Float> Recurrent<T> {
                     &mut ws.state.h[hsl],
                     c_slice,
                     &mut ws.hp,
+                    &mut ws.h2,
                 );
             }
             ws.last = if l % 2 == 0 { 1 } else { 0 };
@@ -585,7 +589,7 @@ impl<T: Float> Recurrent<T> {
             direction::forward(
                 &sw,
                 &self.cells[l],
-                None,
+                RecurrentWeights::AsStored,
                 x_l,
                 &mut ws.gates,
                 None,
@@ -594,34 +598,11 @@ impl<T: Float> Recurrent<T> {
                 &mut h_l[..batch * hs],
                 c_slice,
                 &mut ws.hp,
+                &mut [],
             );
         }
         Ok(&state.h[(nl - 1) * batch * hs..nl * batch * hs])
     }
-}
-
-/// Batches up to this size use the single-row product, which reads W_hh as it is.
-const GEMV_MAX_BATCH: usize = 2;
-
-/// Fills `buf` with W_hh^T of every cell when the per-step product will go through the GEMM
-/// (batch above [`GEMV_MAX_BATCH`]); refreshed at every forward, since the weights may have
-/// changed. Costs one pass over the weights per sequence, saves one per step.
-fn prepare_transposed<'a, T: Float>(
-    cells: &[CellParams<T>],
-    gh: usize,
-    hs: usize,
-    batch: usize,
-    buf: &'a mut Vec<Vec<T>>,
-) -> Option<&'a [Vec<T>]> {
-    if batch <= GEMV_MAX_BATCH {
-        return None;
-    }
-    buf.resize_with(cells.len(), Vec::new);
-    for (c, b) in cells.iter().zip(buf.iter_mut()) {
-        ensure(b, gh * hs);
-        transpose(gh, hs, &c.w_hh, b);
-    }
-    Some(&buf[..])
 }
 
 impl<T: Float> Parameters<T> for Recurrent<T> {
@@ -694,20 +675,21 @@ pub struct TrainCache<T> {
     lengths: Vec<usize>,
     input: Vec<T>,
     /// Per layer: `[T, B, D*H]` outputs (zero at padded steps).
-    outputs: Vec<Vec<T>>,
+    outputs: Vec<AlignedBuf<T>>,
     /// Per layer and direction: `[T, B, G*H]` gates, then their gradients.
-    gates: Vec<Vec<T>>,
+    gates: Vec<AlignedBuf<T>>,
     /// Per layer and direction: `[T, B, H]` c(t) (LSTM) or h_n (GRU).
-    stores: Vec<Vec<T>>,
+    stores: Vec<AlignedBuf<T>>,
     init: RecurrentState<T>,
     final_state: RecurrentState<T>,
-    hp: Vec<T>,
+    hp: AlignedBuf<T>,
+    h2: Vec<T>,
     dinit: RecurrentState<T>,
     dbuf: [Vec<T>; 2],
     dinput: Vec<T>,
     ws: Vec<T>,
     first: Vec<T>,
-    whh_t: Vec<Vec<T>>,
+    weights: PreparedWeights<T>,
     /// Dropout probability of the last training forward (0: none).
     dropout: f64,
     /// Per layer boundary: `[T, B, D*H]` dropout multipliers (0 or 1/(1-p)).
@@ -735,21 +717,22 @@ impl<T: Float> TrainCache<T> {
             Some(l) => self.lengths.extend_from_slice(l),
             None => self.lengths.resize(batch, steps),
         }
-        self.outputs.resize_with(nl, Vec::new);
+        self.outputs.resize_with(nl, AlignedBuf::default);
         for o in &mut self.outputs {
-            ensure(o, tb * nd * hs);
+            o.resize(tb * nd * hs);
         }
-        self.gates.resize_with(nl * nd, Vec::new);
-        self.stores.resize_with(nl * nd, Vec::new);
+        self.gates.resize_with(nl * nd, AlignedBuf::default);
+        self.stores.resize_with(nl * nd, AlignedBuf::default);
         let store_len = match cfg.kind {
             CellKind::Lstm | CellKind::Gru => tb * hs,
             _ => 0,
         };
         for (g, s) in self.gates.iter_mut().zip(self.stores.iter_mut()) {
-            ensure(g, tb * gh);
-            ensure(s, store_len);
+            g.resize(tb * gh);
+            s.resize(store_len);
         }
-        ensure(&mut self.hp, batch * gh);
+        self.hp.resize(batch * gh);
+        ensure(&mut self.h2, super::fused::state_len(batch * hs));
         ensure(&mut self.ws, batch * gh);
         ensure(&mut self.first, batch * gh);
     }
@@ -777,10 +760,11 @@ impl<T: Float> TrainCache<T> {
     /// Bytes held by the cache's buffers.
     pub fn bytes(&self) -> usize {
         let f = |v: &Vec<T>| v.capacity() * std::mem::size_of::<T>();
-        let mut n = f(&self.input) + f(&self.hp) + f(&self.dinput) + f(&self.ws) + f(&self.first);
-        n += self.outputs.iter().map(f).sum::<usize>();
-        n += self.gates.iter().map(f).sum::<usize>();
-        n += self.stores.iter().map(f).sum::<usize>();
+        let mut n = f(&self.input) + self.hp.bytes() + f(&self.dinput) + f(&self.ws);
+        n += f(&self.first) + f(&self.h2) + self.weights.bytes();
+        n += self.outputs.iter().map(|b| b.bytes()).sum::<usize>();
+        n += self.gates.iter().map(|b| b.bytes()).sum::<usize>();
+        n += self.stores.iter().map(|b| b.bytes()).sum::<usize>();
         n += self.dbuf.iter().map(f).sum::<usize>();
         n
     }
@@ -792,12 +776,13 @@ pub struct InferWorkspace<T> {
     steps: usize,
     batch: usize,
     lengths: Vec<usize>,
-    gates: Vec<T>,
-    hp: Vec<T>,
-    outs: [Vec<T>; 2],
+    gates: AlignedBuf<T>,
+    hp: AlignedBuf<T>,
+    h2: Vec<T>,
+    outs: [AlignedBuf<T>; 2],
     last: usize,
     state: RecurrentState<T>,
-    whh_t: Vec<Vec<T>>,
+    weights: PreparedWeights<T>,
 }
 
 impl<T: Float> InferWorkspace<T> {

@@ -1,0 +1,424 @@
+//! The `f32` time loops on the packed AVX-512 kernel (`kernels::packed`), with the per-step
+//! product and the gate nonlinearities fused per block of hidden units.
+//!
+//! The hidden units are cut into blocks of [`NR`] = 32. The task "block u at step t" computes
+//! the recurrent product for all gate columns of those units (all batch rows), then at once
+//! applies the cell's element-wise update to them (`kernels::cells512`), so a step needs one
+//! synchronisation (h(t) complete before step t+1 reads it; `kernels::team`) instead of a fork
+//! and join around the product plus a serial element-wise pass. The state is double-buffered
+//! in private, cache-line-aligned copies: a task reads all of h(t-1) and writes only its units
+//! of h(t), so no cache line is written by two cores.
+//!
+//! The input projection is still one product per chunk of steps (not one per step), computed a
+//! chunk ahead of the recurrence so its results are in cache when the loop reads them, and each
+//! block's columns are projected by the task that then owns them.
+//!
+//! Backward (BPTT) uses the portable path: the cache this forward fills has the same layout.
+//! Results equal the portable path's up to rounding (`tests/fused_path.rs` compares against
+//! the f64 path on several blocks, ragged sizes, both directions and variable lengths; the
+//! PyTorch parity tests run this path on AVX-512 machines).
+
+use crate::float::Float;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::cells512 as cells;
+use crate::kernels::gemm::SendPtr;
+use crate::kernels::packed::{panel_product, PackedPanels, NR};
+use crate::kernels::team::run_steps;
+use crate::layers::config::CellKind;
+use crate::layers::direction::Sweep;
+use crate::layers::params::CellParams;
+use std::any::TypeId;
+
+/// A round of the team loop.
+#[derive(Clone, Copy)]
+enum Round {
+    /// The input projection of time steps `t0..t1`.
+    Project(usize, usize),
+    /// Recurrent step `s` (in this direction's order).
+    Step(usize),
+}
+
+/// Bytes of projected inputs computed ahead of the recurrence at a time (fits in L2).
+const CHUNK_BYTES: usize = 1 << 19;
+/// Bounds on the steps per projection chunk.
+const CHUNK_MIN_STEPS: usize = 4;
+const CHUNK_MAX_STEPS: usize = 32;
+
+/// Below this much multiply-add work per step the loop stays on one thread.
+const PARALLEL_MIN_STEP_WORK: usize = 1 << 17;
+
+/// One cell's weights packed for the fused loops.
+#[derive(Debug, Default)]
+pub(crate) struct PackedCell {
+    /// W_ih^T (`[I, G*H]`): panel `u * G + g` holds the columns of gate `g` for the units of
+    /// block `u`.
+    w_ih: PackedPanels,
+    /// W_hh^T (`[H, G*H]`), same panels.
+    w_hh: PackedPanels,
+}
+
+impl PackedCell {
+    /// Packs the cell's input and recurrent weights.
+    pub(crate) fn pack(&mut self, kind: CellKind, hs: usize, w_ih: &[f32], w_hh: &[f32]) {
+        let input = w_ih.len() / (kind.gates() * hs);
+        pack_gate_panels(kind, hs, input, w_ih, &mut self.w_ih);
+        pack_gate_panels(kind, hs, hs, w_hh, &mut self.w_hh);
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.w_ih.bytes() + self.w_hh.bytes()
+    }
+}
+
+/// Packs `w^T` for a weight `w` of `[G*H, k]` so that panel `u * G + g` holds the columns of
+/// gate `g` for the units of block `u`.
+fn pack_gate_panels(kind: CellKind, hs: usize, k: usize, w: &[f32], out: &mut PackedPanels) {
+    let ng = kind.gates();
+    let blocks = hs.div_ceil(NR);
+    out.pack(
+        k,
+        blocks * ng,
+        |p| NR.min(hs - (p / ng) * NR),
+        |p, j, kk| {
+            let (u, g) = (p / ng, p % ng);
+            w[(g * hs + u * NR + j) * k + kk]
+        },
+    );
+}
+
+fn team_size(batch: usize, gh: usize, hs: usize) -> usize {
+    if batch * gh * hs < PARALLEL_MIN_STEP_WORK {
+        1
+    } else {
+        crate::kernels::gemm::effective_threads()
+    }
+}
+
+/// # Safety
+/// `p` must point to at least `off + len` valid values, and no other live reference may
+/// overlap the returned range while it is used.
+#[inline(always)]
+unsafe fn sub<'a>(p: SendPtr<f32>, off: usize, len: usize) -> &'a mut [f32] {
+    unsafe { std::slice::from_raw_parts_mut(p.0.add(off), len) }
+}
+
+/// One direction's forward: `x` (`[T*B, I]`) the input; `gates` (`[T*B, G*H]`) receives the
+/// activated gates; `store` (training only) c(t) or h_n; `out` the outputs (row stride
+/// `out_ld`); `h` and `c` the state (initial on entry, final on exit); `hp` (`[B, G*H]`) and
+/// `h2` (`[B, H]`) scratch.
+///
+/// The input projection runs a chunk of steps ahead of the recurrence (one product over the
+/// chunk's rows), so the gates the loop reads are still in cache, and each block of units is
+/// projected by the same team task that then runs its recurrence (no cache lines move between
+/// cores).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    sw: &Sweep,
+    p: &CellParams<f32>,
+    packed: &PackedCell,
+    x: &[f32],
+    gates: &mut [f32],
+    store: Option<&mut [f32]>,
+    out: &mut [f32],
+    out_ld: usize,
+    h: &mut [f32],
+    c: &mut [f32],
+    hp: &mut [f32],
+    h2: &mut [f32],
+) {
+    let (hs, bsz, kind) = (sw.hidden, sw.batch, sw.kind);
+    let ng = kind.gates();
+    let gh = ng * hs;
+    let tb = sw.steps * bsz;
+    assert!(gates.len() >= tb * gh && hp.len() >= bsz * gh && h2.len() >= bsz * hs);
+    assert!(h.len() >= bsz * hs && (kind != CellKind::Lstm || c.len() >= bsz * hs));
+    assert!(sw.steps == 0 || out.len() >= (tb - 1) * out_ld + hs);
+    let blocks = hs.div_ceil(NR);
+    let input = sw.input_size;
+    assert_eq!(packed.w_hh.panels(), blocks * ng);
+    assert_eq!(packed.w_ih.panels(), blocks * ng);
+    assert!(x.len() >= tb * input);
+    let store_ptr = store.map(|s| {
+        assert!(s.len() >= tb * hs);
+        SendPtr(s.as_mut_ptr())
+    });
+    let (gp, op, hpp) = (
+        SendPtr(gates.as_mut_ptr()),
+        SendPtr(out.as_mut_ptr()),
+        SendPtr(hp.as_mut_ptr()),
+    );
+    // Private, cache-line-aligned copies of the state, so no line is shared by two tasks.
+    let n = bsz * hs;
+    let (ha, hb, cx) = carve_state(h2, n);
+    ha.copy_from_slice(&h[..n]);
+    if kind == CellKind::Lstm {
+        cx.copy_from_slice(&c[..n]);
+    }
+    let (ha, hb, cp) = (
+        SendPtr(ha.as_mut_ptr()),
+        SendPtr(hb.as_mut_ptr()),
+        SendPtr(cx.as_mut_ptr()),
+    );
+    let bias = !p.b_hh.is_empty();
+    // Rows t0..t1 of the input projection for the units of block u.
+    let project = |t0: usize, t1: usize, u: usize| {
+        let u0 = u * NR;
+        let w = NR.min(hs - u0);
+        let rows = (t1 - t0) * bsz;
+        // SAFETY: writes only block u's columns of rows t0..t1 of `gates`; no step of those
+        // rows runs before this round ends.
+        unsafe {
+            for g in 0..ng {
+                let col = g * hs + u0;
+                let dst = gp.0.add(t0 * bsz * gh + col);
+                if bias {
+                    for r in 0..rows {
+                        let d = sub(gp, (t0 * bsz + r) * gh + col, w);
+                        d.copy_from_slice(&p.b_ih[col..col + w]);
+                        if kind != CellKind::Gru {
+                            for (v, &b) in d.iter_mut().zip(&p.b_hh[col..col + w]) {
+                                *v += b;
+                            }
+                        }
+                    }
+                }
+                let a = x.as_ptr().add(t0 * bsz * input);
+                let panel = packed.w_ih.panel(u * ng + g);
+                panel_product(rows, input, a, input, panel, w, dst, gh, bias);
+            }
+        }
+    };
+    let task = |s: usize, u: usize| {
+        // Whole-struct copies, so the closure captures the Sync wrappers, not their fields.
+        let (gp, op, hpp, ha, hb, cp) = (gp, op, hpp, ha, hb, cp);
+        let t = sw.fwd_t(s);
+        let (hcur, hnext) = if s.is_multiple_of(2) {
+            (ha, hb)
+        } else {
+            (hb, ha)
+        };
+        let u0 = u * NR;
+        let w = NR.min(hs - u0);
+        let g_t = t * bsz * gh;
+        // SAFETY: this task writes only the columns of units u0..u0+w (of every gate) in row
+        // block t of `gates`, in `hp`, `out`, `store`, `c` and h(t); it reads h(t-1), which the
+        // previous step completed (run_steps orders steps). All offsets are within the sizes
+        // asserted above.
+        unsafe {
+            for g in 0..ng {
+                let col = g * hs + u0;
+                let (dst, acc) = if kind == CellKind::Gru {
+                    if bias {
+                        for b in 0..bsz {
+                            sub(hpp, b * gh + col, w).copy_from_slice(&p.b_hh[col..col + w]);
+                        }
+                    }
+                    (hpp.0.add(col), bias)
+                } else {
+                    (gp.0.add(g_t + col), true)
+                };
+                let panel = packed.w_hh.panel(u * ng + g);
+                panel_product(bsz, hs, hcur.0, hs, panel, w, dst, gh, acc);
+            }
+            for b in 0..bsz {
+                let r = t * bsz + b;
+                let o = sub(op, r * out_ld + u0, w);
+                let hn = sub(hnext, b * hs + u0, w);
+                if t >= sw.lengths[b] {
+                    o.fill(0.0);
+                    if let Some(st) = store_ptr {
+                        sub(st, r * hs + u0, w).fill(0.0);
+                    }
+                    hn.copy_from_slice(sub(hcur, b * hs + u0, w));
+                    continue;
+                }
+                let row = g_t + b * gh;
+                let gptr = |g: usize| gp.0.add(row + g * hs + u0);
+                match kind {
+                    CellKind::RnnTanh | CellKind::RnnRelu => {
+                        let relu = kind == CellKind::RnnRelu;
+                        cells::elman_forward(w, relu, gptr(0), hn.as_mut_ptr(), o.as_mut_ptr());
+                    }
+                    CellKind::Lstm => {
+                        let cb = sub(cp, b * hs + u0, w);
+                        cells::lstm_forward(
+                            w,
+                            gptr(0),
+                            gptr(1),
+                            gptr(2),
+                            gptr(3),
+                            cb.as_mut_ptr(),
+                            hn.as_mut_ptr(),
+                            o.as_mut_ptr(),
+                        );
+                        if let Some(st) = store_ptr {
+                            sub(st, r * hs + u0, w).copy_from_slice(cb);
+                        }
+                    }
+                    CellKind::Gru => {
+                        hn.copy_from_slice(sub(hcur, b * hs + u0, w));
+                        let hrow = hpp.0.add(b * gh + u0);
+                        cells::gru_forward(
+                            w,
+                            gptr(0),
+                            gptr(1),
+                            gptr(2),
+                            hrow,
+                            hrow.add(hs),
+                            hrow.add(2 * hs),
+                            hn.as_mut_ptr(),
+                            o.as_mut_ptr(),
+                        );
+                        if let Some(st) = store_ptr {
+                            sub(st, r * hs + u0, w).copy_from_slice(sub(
+                                hpp,
+                                b * gh + 2 * hs + u0,
+                                w,
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    // Rounds: each chunk's projection, then its steps.
+    let chunk = (CHUNK_BYTES / (bsz * gh * 4)).clamp(CHUNK_MIN_STEPS, CHUNK_MAX_STEPS);
+    let mut rounds = Vec::with_capacity(sw.steps + sw.steps.div_ceil(chunk));
+    for s0 in (0..sw.steps).step_by(chunk) {
+        let s1 = (s0 + chunk).min(sw.steps);
+        let (t0, t1) = if sw.reverse {
+            (sw.steps - s1, sw.steps - s0)
+        } else {
+            (s0, s1)
+        };
+        rounds.push(Round::Project(t0, t1));
+        rounds.extend((s0..s1).map(Round::Step));
+    }
+    run_steps(
+        team_size(bsz, gh, hs),
+        rounds.len(),
+        blocks,
+        |r, u| match rounds[r] {
+            Round::Project(t0, t1) => project(t0, t1, u),
+            Round::Step(s) => task(s, u),
+        },
+    );
+    let last = if !sw.steps.is_multiple_of(2) { hb } else { ha };
+    // SAFETY: the team has finished; these are the carved pieces of `h2`, `n` values each.
+    unsafe {
+        h[..n].copy_from_slice(sub(last, 0, n));
+        if kind == CellKind::Lstm {
+            c[..n].copy_from_slice(sub(cp, 0, n));
+        }
+    }
+}
+
+/// Length of the state scratch [`forward`] needs for `n = B * H` state values.
+pub(crate) fn state_len(n: usize) -> usize {
+    3 * n.next_multiple_of(16) + 16
+}
+
+/// Three 64-byte-aligned pieces of `n` values from a scratch of [`state_len`]`(n)`.
+fn carve_state(buf: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
+    assert!(buf.len() >= state_len(n), "state scratch too small");
+    let addr = buf.as_ptr() as usize;
+    let off = (addr.next_multiple_of(64) - addr) / 4;
+    let step = n.next_multiple_of(16);
+    let (a, rest) = buf[off..].split_at_mut(step);
+    let (b, rest) = rest.split_at_mut(step);
+    (&mut a[..n], &mut b[..n], &mut rest[..n])
+}
+
+/// The arguments of [`forward`] seen as `f32` (the generic layer reaches the fused path only
+/// when its scalar type is `f32`).
+pub(crate) struct F32Args<'a> {
+    pub p: &'a CellParams<f32>,
+    pub gates: &'a mut [f32],
+    pub store: Option<&'a mut [f32]>,
+    pub out: &'a mut [f32],
+    pub h: &'a mut [f32],
+    pub c: &'a mut [f32],
+    pub hp: &'a mut [f32],
+    pub h2: &'a mut [f32],
+}
+
+impl<'a> F32Args<'a> {
+    /// `Some` when `T` is `f32`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new<T: Float>(
+        p: &'a CellParams<T>,
+        gates: &'a mut [T],
+        store: Option<&'a mut [T]>,
+        out: &'a mut [T],
+        h: &'a mut [T],
+        c: &'a mut [T],
+        hp: &'a mut [T],
+        h2: &'a mut [T],
+    ) -> Option<Self> {
+        if TypeId::of::<T>() != TypeId::of::<f32>() {
+            return None;
+        }
+        // SAFETY: T is f32, so every cast is to the same type.
+        unsafe {
+            Some(Self {
+                p: &*(p as *const CellParams<T> as *const CellParams<f32>),
+                gates: cast_mut(gates),
+                store: store.map(|s| cast_mut(s)),
+                out: cast_mut(out),
+                h: cast_mut(h),
+                c: cast_mut(c),
+                hp: cast_mut(hp),
+                h2: cast_mut(h2),
+            })
+        }
+    }
+}
+
+/// `&[T]` as `&[f32]` when `T` is `f32`.
+pub(crate) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: same type.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+}
+
+/// # Safety
+/// `T` must be `f32`.
+unsafe fn cast_mut<T>(s: &mut [T]) -> &mut [f32] {
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
+}
+
+/// Never called off x86-64: [`crate::kernels::packed::available`] is false there.
+#[cfg(not(target_arch = "x86_64"))]
+mod cells {
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn lstm_forward(
+        _: usize,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+    ) {
+        unreachable!()
+    }
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gru_forward(
+        _: usize,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+        _: *const f32,
+        _: *const f32,
+        _: *const f32,
+        _: *mut f32,
+        _: *mut f32,
+    ) {
+        unreachable!()
+    }
+    pub unsafe fn elman_forward(_: usize, _: bool, _: *mut f32, _: *mut f32, _: *mut f32) {
+        unreachable!()
+    }
+}
