@@ -88,7 +88,7 @@ pub fn backward_row<T: Float>(
 
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn backward_gates<T: Float>(
+pub(crate) fn backward_gates<T: Float>(
     gr: &mut [T],
     gz: &mut [T],
     gn: &mut [T],

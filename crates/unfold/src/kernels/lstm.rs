@@ -82,7 +82,7 @@ pub fn backward_row<T: Float>(gates: &mut [T], c_t: &[T], c_prev: &[T], dh: &[T]
 
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
-fn backward_gates<T: Float>(
+pub(crate) fn backward_gates<T: Float>(
     gi: &mut [T],
     gf: &mut [T],
     gg: &mut [T],

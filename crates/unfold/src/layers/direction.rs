@@ -9,7 +9,7 @@
 use crate::float::Float;
 use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows, transpose};
-use crate::kernels::packed;
+use crate::kernels::packed::{self, PackedPanels};
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
 use crate::layers::fused;
@@ -44,7 +44,7 @@ impl Sweep<'_> {
 
     /// Whether h(t-1) of active step `t` of sequence `b` is the initial state.
     #[inline]
-    fn is_first(&self, t: usize, b: usize) -> bool {
+    pub(crate) fn is_first(&self, t: usize, b: usize) -> bool {
         if self.reverse {
             t + 1 >= self.lengths[b]
         } else {
@@ -54,7 +54,7 @@ impl Sweep<'_> {
 
     /// The time index of the state before active step `t` (when not the initial state).
     #[inline]
-    fn prev_t(&self, t: usize) -> usize {
+    pub(crate) fn prev_t(&self, t: usize) -> usize {
         if self.reverse {
             t + 1
         } else {
@@ -235,6 +235,8 @@ pub(crate) struct BackwardBufs<'a, T> {
     pub ws: &'a mut [T],
     /// `[B, G*H]` scratch: each sequence's hidden-projection gradient at its first step.
     pub first: &'a mut [T],
+    /// Scratch for the fused path (`fused::state_len(B * H)`; may be empty otherwise).
+    pub scratch: &'a mut [T],
 }
 
 /// Backward through time of one direction: accumulates parameter gradients into `grads` and,
@@ -242,6 +244,7 @@ pub(crate) struct BackwardBufs<'a, T> {
 pub(crate) fn backward<T: Float>(
     sw: &Sweep,
     p: &CellParams<T>,
+    packed: Option<&PackedPanels>,
     bufs: BackwardBufs<T>,
     grads: &mut CellParams<T>,
     dx: Option<&mut [T]>,
@@ -260,13 +263,40 @@ pub(crate) fn backward<T: Float>(
         dc,
         ws,
         first,
+        scratch,
     } = bufs;
     let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
     let tb = sw.steps * bsz;
     let is_gru = sw.kind == CellKind::Gru;
     let act = activation(sw.kind);
-    first.fill(T::ZERO);
-    for s in (0..sw.steps).rev() {
+    let fused_done = match packed {
+        Some(pk) => {
+            fn f<T: Float>(s: &mut [T]) -> &mut [f32] {
+                fused::as_f32_mut(s).expect("packed weights are only prepared for f32")
+            }
+            let bufs = fused::BackwardF32 {
+                gates: f(&mut *gates),
+                store: f(&mut *store),
+                out: fused::as_f32(out).expect("f32"),
+                dout: dout.map(|d| fused::as_f32(d).expect("f32")),
+                out_ld,
+                h0: fused::as_f32(h0).expect("f32"),
+                c0: fused::as_f32(c0).expect("f32"),
+                dh: f(&mut *dh),
+                dc: f(&mut *dc),
+                ws: f(&mut *ws),
+                first: f(&mut *first),
+                scratch: f(&mut *scratch),
+            };
+            fused::backward(sw, pk, bufs);
+            true
+        }
+        None => false,
+    };
+    if !fused_done {
+        first.fill(T::ZERO);
+    }
+    for s in (0..sw.steps).rev().filter(|_| !fused_done) {
         let t = sw.fwd_t(s);
         for b in 0..bsz {
             let r = t * bsz + b;
@@ -412,6 +442,8 @@ const GEMV_MAX_BATCH: usize = 2;
 pub(crate) struct PreparedWeights<T> {
     transposed: Vec<Vec<T>>,
     packed: Vec<fused::PackedCell>,
+    /// W_hh packed for the backward product (training only).
+    backward: Vec<PackedPanels>,
     mode: Prepared,
 }
 
@@ -424,13 +456,15 @@ enum Prepared {
 }
 
 impl<T: Float> PreparedWeights<T> {
-    /// Prepares the forward products of `cells` for a batch of `batch` rows.
+    /// Prepares the forward products of `cells` for a batch of `batch` rows, and the backward
+    /// ones too when `training`.
     pub(crate) fn prepare(
         &mut self,
         cells: &[CellParams<T>],
         kind: CellKind,
         hs: usize,
         batch: usize,
+        training: bool,
     ) {
         let gh = kind.gates() * hs;
         self.mode = if batch <= GEMV_MAX_BATCH {
@@ -456,6 +490,12 @@ impl<T: Float> PreparedWeights<T> {
                     let w_hh = fused::as_f32(&c.w_hh).expect("checked above");
                     pk.pack(kind, hs, w_ih, w_hh);
                 }
+                let n = if training { cells.len() } else { 0 };
+                self.backward.resize_with(n, PackedPanels::default);
+                for (c, pk) in cells.iter().zip(self.backward.iter_mut()) {
+                    let w_hh = fused::as_f32(&c.w_hh).expect("checked above");
+                    fused::pack_backward(kind, hs, w_hh, pk);
+                }
             }
         }
     }
@@ -469,10 +509,18 @@ impl<T: Float> PreparedWeights<T> {
         }
     }
 
+    /// W_hh of cell `idx` packed for the fused backward, if prepared.
+    pub(crate) fn backward_panels(&self, idx: usize) -> Option<&PackedPanels> {
+        (self.mode == Prepared::Packed)
+            .then(|| self.backward.get(idx))
+            .flatten()
+    }
+
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
         let t: usize = self.transposed.iter().map(|v| v.capacity()).sum();
-        let p: usize = self.packed.iter().map(|p| p.bytes()).sum();
+        let p: usize = self.packed.iter().map(|p| p.bytes()).sum::<usize>()
+            + self.backward.iter().map(|p| p.bytes()).sum::<usize>();
         t * std::mem::size_of::<T>() + p
     }
 }

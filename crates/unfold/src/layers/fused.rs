@@ -13,17 +13,21 @@
 //! chunk ahead of the recurrence so its results are in cache when the loop reads them, and each
 //! block's columns are projected by the task that then owns them.
 //!
-//! Backward (BPTT) uses the portable path: the cache this forward fills has the same layout.
-//! Results equal the portable path's up to rounding (`tests/fused_path.rs` compares against
+//! Backward is cut the same way: dh(t-1) for a block of units is `dgates(t) W_hh[:, units]`,
+//! and the gate gradients of those units at step t-1 need only that block of dh, so one task
+//! does both, again with one synchronisation per step. The weight gradients stay large GEMMs
+//! after the loop (`direction::backward`). Results equal the portable path's up to rounding (`tests/fused_path.rs` compares against
 //! the f64 path on several blocks, ragged sizes, both directions and variable lengths; the
 //! PyTorch parity tests run this path on AVX-512 machines).
 
 use crate::float::Float;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::cells512 as cells;
+use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::SendPtr;
 use crate::kernels::packed::{panel_product, PackedPanels, NR};
 use crate::kernels::team::run_steps;
+use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
 use crate::layers::direction::Sweep;
 use crate::layers::params::CellParams;
@@ -382,6 +386,12 @@ pub(crate) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
         .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
 }
 
+/// `&mut [T]` as `&mut [f32]` when `T` is `f32`.
+pub(crate) fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: same type.
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| unsafe { cast_mut(s) })
+}
+
 /// # Safety
 /// `T` must be `f32`.
 unsafe fn cast_mut<T>(s: &mut [T]) -> &mut [f32] {
@@ -420,5 +430,182 @@ mod cells {
     }
     pub unsafe fn elman_forward(_: usize, _: bool, _: *mut f32, _: *mut f32, _: *mut f32) {
         unreachable!()
+    }
+}
+
+/// W_hh (`[G*H, H]`) packed for the backward product `dh += dgates W_hh`: panel `u` holds the
+/// columns of the units of block `u`.
+pub(crate) fn pack_backward(kind: CellKind, hs: usize, w_hh: &[f32], out: &mut PackedPanels) {
+    let gh = kind.gates() * hs;
+    out.pack(
+        gh,
+        hs.div_ceil(NR),
+        |u| NR.min(hs - u * NR),
+        |u, j, kk| w_hh[kk * hs + u * NR + j],
+    );
+}
+
+/// The buffers of [`backward`], as `f32` (see `direction::BackwardBufs`).
+pub(crate) struct BackwardF32<'a> {
+    pub gates: &'a mut [f32],
+    pub store: &'a mut [f32],
+    pub out: &'a [f32],
+    pub dout: Option<&'a [f32]>,
+    pub out_ld: usize,
+    pub h0: &'a [f32],
+    pub c0: &'a [f32],
+    pub dh: &'a mut [f32],
+    pub dc: &'a mut [f32],
+    /// `[2, B, G*H]` (GRU: the hidden-projection gradients of two consecutive steps).
+    pub ws: &'a mut [f32],
+    pub first: &'a mut [f32],
+    /// Scratch of [`state_len`]`(B * H)`.
+    pub scratch: &'a mut [f32],
+}
+
+/// The time loop of one direction's backward (the weight-gradient products come after it, in
+/// `direction::backward`): per block of units, the product `dh(t) += dgates(t+1) W_hh[:, u]`
+/// for the step after, then the gate gradients of step t, both by the same task; one
+/// synchronisation per step. Same results as the portable loop up to rounding.
+pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardF32) {
+    let (hs, bsz, kind) = (sw.hidden, sw.batch, sw.kind);
+    let ng = kind.gates();
+    let gh = ng * hs;
+    let tb = sw.steps * bsz;
+    let blocks = hs.div_ceil(NR);
+    let is_gru = kind == CellKind::Gru;
+    let is_lstm = kind == CellKind::Lstm;
+    assert_eq!(packed.panels(), blocks);
+    assert!(b.gates.len() >= tb * gh && b.first.len() >= bsz * gh);
+    assert!(!is_gru || b.ws.len() >= 2 * bsz * gh);
+    assert!((!is_gru && !is_lstm) || b.store.len() >= tb * hs);
+    assert!(sw.steps == 0 || b.out.len() >= (tb - 1) * b.out_ld + hs);
+    let n = bsz * hs;
+    let (dh, _, dc) = carve_state(b.scratch, n);
+    dh.copy_from_slice(&b.dh[..n]);
+    if is_lstm {
+        dc.copy_from_slice(&b.dc[..n]);
+    }
+    b.first[..bsz * gh].fill(0.0);
+    let (gp, sp, wsp, fp) = (
+        SendPtr(b.gates.as_mut_ptr()),
+        SendPtr(b.store.as_mut_ptr()),
+        SendPtr(b.ws.as_mut_ptr()),
+        SendPtr(b.first.as_mut_ptr()),
+    );
+    let (dhp, dcp) = (SendPtr(dh.as_mut_ptr()), SendPtr(dc.as_mut_ptr()));
+    let (out, out_ld, dout, h0, c0) = (b.out, b.out_ld, b.dout, b.h0, b.c0);
+    let act = if kind == CellKind::RnnRelu {
+        Activation::Relu
+    } else {
+        Activation::Tanh
+    };
+    // Round k: the product of backward step k-1 (if any), then the gate gradients of backward
+    // step k (if any); backward step k is forward step steps-1-k.
+    let task = |k: usize, u: usize| {
+        let (gp, sp, wsp, fp, dhp, dcp) = (gp, sp, wsp, fp, dhp, dcp);
+        let u0 = u * NR;
+        let w = NR.min(hs - u0);
+        // SAFETY: the task writes only block u's columns (of every gate) of the rows of one
+        // step in `gates`, `store`, `ws`, `first`, and block u of dh and dc; the product reads
+        // all columns of the previous backward step's rows, which the previous round
+        // completed. Offsets are within the sizes asserted above.
+        unsafe {
+            if k > 0 {
+                let t = sw.fwd_t(sw.steps - k);
+                let a = if is_gru {
+                    wsp.0.add(((k - 1) % 2) * bsz * gh)
+                } else {
+                    gp.0.add(t * bsz * gh)
+                };
+                panel_product(bsz, gh, a, gh, packed.panel(u), w, dhp.0.add(u0), hs, true);
+            }
+            if k == sw.steps {
+                return;
+            }
+            let t = sw.fwd_t(sw.steps - 1 - k);
+            let wsk = (k % 2) * bsz * gh;
+            for bb in 0..bsz {
+                let r = t * bsz + bb;
+                let g = |q: usize| sub(gp, r * gh + q * hs + u0, w);
+                if t >= sw.lengths[bb] {
+                    for q in 0..ng {
+                        g(q).fill(0.0);
+                    }
+                    if is_gru {
+                        for q in 0..ng {
+                            sub(wsp, wsk + bb * gh + q * hs + u0, w).fill(0.0);
+                        }
+                        sub(sp, r * hs + u0, w).fill(0.0);
+                    }
+                    continue;
+                }
+                let dhb = sub(dhp, bb * hs + u0, w);
+                if let Some(d) = dout {
+                    let dr = &d[r * out_ld + u0..r * out_ld + u0 + w];
+                    for (a, &v) in dhb.iter_mut().zip(dr) {
+                        *a += v;
+                    }
+                }
+                let first_step = sw.is_first(t, bb);
+                let pr = if first_step {
+                    usize::MAX
+                } else {
+                    sw.prev_t(t) * bsz + bb
+                };
+                match kind {
+                    CellKind::RnnTanh | CellKind::RnnRelu => {
+                        let h_t = &out[r * out_ld + u0..r * out_ld + u0 + w];
+                        elman::backward_row(act, h_t, dhb, g(0));
+                        dhb.fill(0.0);
+                    }
+                    CellKind::Lstm => {
+                        let c_t = sub(sp, r * hs + u0, w);
+                        let c_prev: &[f32] = if first_step {
+                            &c0[bb * hs + u0..bb * hs + u0 + w]
+                        } else {
+                            sub(sp, pr * hs + u0, w)
+                        };
+                        let dcb = sub(dcp, bb * hs + u0, w);
+                        lstm::backward_gates(g(0), g(1), g(2), g(3), c_t, c_prev, dhb, dcb);
+                        dhb.fill(0.0);
+                    }
+                    CellKind::Gru => {
+                        let h_prev: &[f32] = if first_step {
+                            &h0[bb * hs + u0..bb * hs + u0 + w]
+                        } else {
+                            &out[pr * out_ld + u0..pr * out_ld + u0 + w]
+                        };
+                        let wq = |q: usize| sub(wsp, wsk + bb * gh + q * hs + u0, w);
+                        gru::backward_gates(
+                            g(0),
+                            g(1),
+                            g(2),
+                            sub(sp, r * hs + u0, w),
+                            wq(0),
+                            wq(1),
+                            wq(2),
+                            h_prev,
+                            dhb,
+                        );
+                    }
+                }
+                if first_step {
+                    for q in 0..ng {
+                        let src = if is_gru {
+                            sub(wsp, wsk + bb * gh + q * hs + u0, w)
+                        } else {
+                            g(q)
+                        };
+                        sub(fp, bb * gh + q * hs + u0, w).copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    };
+    run_steps(team_size(bsz, gh, hs), sw.steps + 1, blocks, task);
+    b.dh[..n].copy_from_slice(dh);
+    if is_lstm {
+        b.dc[..n].copy_from_slice(dc);
     }
 }

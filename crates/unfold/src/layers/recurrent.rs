@@ -208,7 +208,7 @@ impl<T: Float> Recurrent<T> {
             dropped,
             ..
         } = cache;
-        weights.prepare(&self.cells, cfg.kind, hs, batch);
+        weights.prepare(&self.cells, cfg.kind, hs, batch, true);
         final_state.copy_from(init);
         if dropout.is_some() {
             masks.resize_with(nl - 1, Vec::new);
@@ -330,6 +330,8 @@ impl<T: Float> Recurrent<T> {
             masks,
             dropped,
             dropout,
+            h2,
+            weights,
             ..
         } = cache;
         let dropping = *dropout > 0.0;
@@ -407,10 +409,12 @@ impl<T: Float> Recurrent<T> {
                     dc,
                     ws,
                     first,
+                    scratch: h2,
                 };
                 direction::backward(
                     &sw,
                     &self.cells[idx],
+                    weights.backward_panels(idx),
                     bufs,
                     &mut grads.cells[idx],
                     dx.as_deref_mut().map(|v| &mut v[..]),
@@ -461,7 +465,7 @@ impl<T: Float> Recurrent<T> {
             o.resize(tb * nd * hs);
         }
         ws.last = 0;
-        ws.weights.prepare(&self.cells, cfg.kind, hs, batch);
+        ws.weights.prepare(&self.cells, cfg.kind, hs, batch, false);
         for l in 0..nl {
             let (a, b) = ws.outs.split_at_mut(1);
             let (src, dst) = if l % 2 == 0 {
@@ -733,7 +737,8 @@ impl<T: Float> TrainCache<T> {
         }
         self.hp.resize(batch * gh);
         ensure(&mut self.h2, super::fused::state_len(batch * hs));
-        ensure(&mut self.ws, batch * gh);
+        // Two steps' worth: the fused backward (GRU) keeps the previous step's.
+        ensure(&mut self.ws, 2 * batch * gh);
         ensure(&mut self.first, batch * gh);
     }
 
