@@ -231,7 +231,8 @@ pub(crate) struct BackwardBufs<'a, T> {
     pub dh: &'a mut [T],
     /// See `dh`.
     pub dc: &'a mut [T],
-    /// `[B, G*H]` scratch for the hidden-projection gradient of one step (GRU).
+    /// `[B, G*H]` scratch for the hidden-projection gradient of one step (GRU); the fused
+    /// path keeps two steps', `[2, B, G*H]`.
     pub ws: &'a mut [T],
     /// `[B, G*H]` scratch: each sequence's hidden-projection gradient at its first step.
     pub first: &'a mut [T],
@@ -239,19 +240,34 @@ pub(crate) struct BackwardBufs<'a, T> {
     pub scratch: &'a mut [T],
 }
 
-/// Backward through time of one direction: accumulates parameter gradients into `grads` and,
-/// when `dx` is given, writes (or adds, `dx_acc`) the input gradient `[T*B, I]`.
-pub(crate) fn backward<T: Float>(
-    sw: &Sweep,
-    p: &CellParams<T>,
-    packed: Option<&PackedPanels>,
-    bufs: BackwardBufs<T>,
-    grads: &mut CellParams<T>,
-    dx: Option<&mut [T]>,
-    dx_acc: bool,
-) {
+impl<T: Float> BackwardBufs<'_, T> {
+    /// The same buffers seen as `f32`, when `T` is `f32`.
+    fn as_f32(&mut self) -> Option<BackwardBufs<'_, f32>> {
+        fn m<T: Float>(s: &mut [T]) -> &mut [f32] {
+            fused::as_f32_mut(s).expect("T is f32")
+        }
+        Some(BackwardBufs {
+            x: fused::as_f32(self.x)?,
+            gates: m(self.gates),
+            store: m(self.store),
+            out: fused::as_f32(self.out)?,
+            dout: self.dout.and_then(fused::as_f32),
+            out_ld: self.out_ld,
+            h0: fused::as_f32(self.h0)?,
+            c0: fused::as_f32(self.c0)?,
+            dh: m(self.dh),
+            dc: m(self.dc),
+            ws: m(self.ws),
+            first: m(self.first),
+            scratch: m(self.scratch),
+        })
+    }
+}
+
+/// The portable time loop of [`backward`]: gate gradients row by row, then one GEMM per step
+/// for dh(t-1).
+fn backward_steps<T: Float>(sw: &Sweep, p: &CellParams<T>, b: &mut BackwardBufs<T>) {
     let BackwardBufs {
-        x,
         gates,
         store,
         out,
@@ -263,40 +279,14 @@ pub(crate) fn backward<T: Float>(
         dc,
         ws,
         first,
-        scratch,
-    } = bufs;
+        ..
+    } = b;
+    let out_ld = *out_ld;
     let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
-    let tb = sw.steps * bsz;
     let is_gru = sw.kind == CellKind::Gru;
     let act = activation(sw.kind);
-    let fused_done = match packed {
-        Some(pk) => {
-            fn f<T: Float>(s: &mut [T]) -> &mut [f32] {
-                fused::as_f32_mut(s).expect("packed weights are only prepared for f32")
-            }
-            let bufs = fused::BackwardF32 {
-                gates: f(&mut *gates),
-                store: f(&mut *store),
-                out: fused::as_f32(out).expect("f32"),
-                dout: dout.map(|d| fused::as_f32(d).expect("f32")),
-                out_ld,
-                h0: fused::as_f32(h0).expect("f32"),
-                c0: fused::as_f32(c0).expect("f32"),
-                dh: f(&mut *dh),
-                dc: f(&mut *dc),
-                ws: f(&mut *ws),
-                first: f(&mut *first),
-                scratch: f(&mut *scratch),
-            };
-            fused::backward(sw, pk, bufs);
-            true
-        }
-        None => false,
-    };
-    if !fused_done {
-        first.fill(T::ZERO);
-    }
-    for s in (0..sw.steps).rev().filter(|_| !fused_done) {
+    first.fill(T::ZERO);
+    for s in (0..sw.steps).rev() {
         let t = sw.fwd_t(s);
         for b in 0..bsz {
             let r = t * bsz + b;
@@ -367,6 +357,37 @@ pub(crate) fn backward<T: Float>(
         };
         gemm_nn(bsz, hs, gh, dhp, gh, &p.w_hh, hs, dh, hs, true);
     }
+}
+
+/// Backward through time of one direction: accumulates parameter gradients into `grads` and,
+/// when `dx` is given, writes (or adds, `dx_acc`) the input gradient `[T*B, I]`. The time loop
+/// runs fused when `packed` holds W_hh prepared for it (`f32` on AVX-512), else portably.
+pub(crate) fn backward<T: Float>(
+    sw: &Sweep,
+    p: &CellParams<T>,
+    packed: Option<&PackedPanels>,
+    mut bufs: BackwardBufs<T>,
+    grads: &mut CellParams<T>,
+    dx: Option<&mut [T]>,
+    dx_acc: bool,
+) {
+    match packed {
+        Some(pk) => fused::backward(sw, pk, bufs.as_f32().expect("packed weights are f32")),
+        None => backward_steps(sw, p, &mut bufs),
+    }
+    let BackwardBufs {
+        x,
+        gates,
+        store,
+        out,
+        out_ld,
+        h0,
+        first,
+        ..
+    } = bufs;
+    let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
+    let tb = sw.steps * bsz;
+    let is_gru = sw.kind == CellKind::Gru;
 
     // Weight gradients of the whole sequence as large GEMMs.
     let i = sw.input_size;

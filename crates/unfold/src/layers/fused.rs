@@ -29,7 +29,7 @@ use crate::kernels::packed::{panel_product, PackedPanels, NR};
 use crate::kernels::team::run_steps;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
-use crate::layers::direction::Sweep;
+use crate::layers::direction::{BackwardBufs, Sweep};
 use crate::layers::params::CellParams;
 use std::any::TypeId;
 
@@ -445,29 +445,11 @@ pub(crate) fn pack_backward(kind: CellKind, hs: usize, w_hh: &[f32], out: &mut P
     );
 }
 
-/// The buffers of [`backward`], as `f32` (see `direction::BackwardBufs`).
-pub(crate) struct BackwardF32<'a> {
-    pub gates: &'a mut [f32],
-    pub store: &'a mut [f32],
-    pub out: &'a [f32],
-    pub dout: Option<&'a [f32]>,
-    pub out_ld: usize,
-    pub h0: &'a [f32],
-    pub c0: &'a [f32],
-    pub dh: &'a mut [f32],
-    pub dc: &'a mut [f32],
-    /// `[2, B, G*H]` (GRU: the hidden-projection gradients of two consecutive steps).
-    pub ws: &'a mut [f32],
-    pub first: &'a mut [f32],
-    /// Scratch of [`state_len`]`(B * H)`.
-    pub scratch: &'a mut [f32],
-}
-
 /// The time loop of one direction's backward (the weight-gradient products come after it, in
 /// `direction::backward`): per block of units, the product `dh(t) += dgates(t+1) W_hh[:, u]`
 /// for the step after, then the gate gradients of step t, both by the same task; one
 /// synchronisation per step. Same results as the portable loop up to rounding.
-pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardF32) {
+pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) {
     let (hs, bsz, kind) = (sw.hidden, sw.batch, sw.kind);
     let ng = kind.gates();
     let gh = ng * hs;
