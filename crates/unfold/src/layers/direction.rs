@@ -90,7 +90,8 @@ fn activation(kind: CellKind) -> Activation {
 /// - `h`, `c`: `[B, H]` running state, initial state on entry, final state on exit;
 /// - `hp`: `[B, G*H]` scratch;
 /// - `whh`: how the per-step product reads W_hh (see [`RecurrentWeights`]);
-/// - `h2`: `[B, H]` scratch (the fused path's second state buffer).
+/// - `h2`: scratch for the fused path's private state copies (`fused::state_len(B * H)`;
+///   unused, and may be empty, on the other paths).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn forward<T: Float>(
     sw: &Sweep,

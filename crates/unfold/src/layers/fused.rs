@@ -109,8 +109,8 @@ unsafe fn sub<'a>(p: SendPtr<f32>, off: usize, len: usize) -> &'a mut [f32] {
 
 /// One direction's forward: `x` (`[T*B, I]`) the input; `gates` (`[T*B, G*H]`) receives the
 /// activated gates; `store` (training only) c(t) or h_n; `out` the outputs (row stride
-/// `out_ld`); `h` and `c` the state (initial on entry, final on exit); `hp` (`[B, G*H]`) and
-/// `h2` (`[B, H]`) scratch.
+/// `out_ld`); `h` and `c` the state (initial on entry, final on exit); `hp` (`[B, G*H]`)
+/// scratch; `h2` scratch of [`state_len`]`(B * H)` for the private state copies.
 ///
 /// The input projection runs a chunk of steps ahead of the recurrence (one product over the
 /// chunk's rows), so the gates the loop reads are still in cache, and each block of units is
