@@ -401,6 +401,25 @@ pub fn gemv_rows<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool)
 /// [`gemv_rows`] on the calling thread only.
 pub(crate) fn gemv_rows_serial<T: Float>(a: &[T], w: &[T], ldw: usize, c: &mut [T], acc: bool) {
     let k = a.len();
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && super::packed::available() {
+        if !c.is_empty() {
+            assert!(ldw >= k && w.len() >= (c.len() - 1) * ldw + k);
+        }
+        // SAFETY: T is f32, AVX-512 is available, and the sizes were checked.
+        unsafe {
+            super::cells512::dot_rows(
+                a.as_ptr() as *const f32,
+                k,
+                w.as_ptr() as *const f32,
+                ldw,
+                c.len(),
+                c.as_mut_ptr() as *mut f32,
+                acc,
+            )
+        };
+        return;
+    }
     for (j, cj) in c.iter_mut().enumerate() {
         let d = dot(a, &w[j * ldw..j * ldw + k]);
         *cj = if acc { *cj + d } else { d };

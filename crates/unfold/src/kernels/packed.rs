@@ -130,6 +130,10 @@ pub unsafe fn panel_product(
             let rows = (m - i).min(MR);
             let (ai, ci) = (a.add(i * lda), c.add(i * ldc));
             match rows {
+                12 => tile::<12>(k, ai, lda, b, ci, ldc, width, acc),
+                11 => tile::<11>(k, ai, lda, b, ci, ldc, width, acc),
+                10 => tile::<10>(k, ai, lda, b, ci, ldc, width, acc),
+                9 => tile::<9>(k, ai, lda, b, ci, ldc, width, acc),
                 8 => tile::<8>(k, ai, lda, b, ci, ldc, width, acc),
                 7 => tile::<7>(k, ai, lda, b, ci, ldc, width, acc),
                 6 => tile::<6>(k, ai, lda, b, ci, ldc, width, acc),

@@ -6,8 +6,11 @@
 use crate::float::Float;
 use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::{dot, num_threads, SendPtr, GEMV_PARALLEL_MIN};
+use crate::kernels::packed;
+use crate::kernels::team::run_steps;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
+use crate::layers::fused;
 use crate::layers::params::CellParams;
 
 /// Scratch of the fused step: gates `[G*H]`, hidden projection `[G*H]` (GRU), a copy of
@@ -48,6 +51,8 @@ pub(crate) fn step_single<T: Float>(
     );
     let h_old: &[T] = s.h_old;
     let has_c = !c.is_empty();
+    // f32 on AVX-512: four gate rows per pass over x (or h), in explicit vector code.
+    let fast = packed::available() && fused::as_f32(x).is_some();
     let run = move |u0: usize, u1: usize| {
         let (gp, hpp, op, hptr, cptr) = ptrs;
         // SAFETY: every thread touches only the units u0..u1 of each gate block, of h, c and
@@ -59,6 +64,22 @@ pub(crate) fn step_single<T: Float>(
             for gi in 0..g {
                 let gate = blk(&gp, gi);
                 let hpg = blk(&hpp, gi);
+                if fast {
+                    let r0 = gi * hs + u0;
+                    dot_rows_f32(x, &p.w_ih[r0 * x.len()..], gate);
+                    dot_rows_f32(h_old, &p.w_hh[r0 * hs..], hpg);
+                    for (k, u) in (u0..u1).enumerate() {
+                        let r = gi * hs + u;
+                        if !p.b_ih.is_empty() {
+                            gate[k] += p.b_ih[r];
+                            hpg[k] += p.b_hh[r];
+                        }
+                        if kind != CellKind::Gru {
+                            gate[k] += hpg[k];
+                        }
+                    }
+                    continue;
+                }
                 for (k, u) in (u0..u1).enumerate() {
                     let r = gi * hs + u;
                     let wi = &p.w_ih[r * x.len()..(r + 1) * x.len()];
@@ -108,14 +129,32 @@ pub(crate) fn step_single<T: Float>(
             }
         }
     };
-    if parts == 1 {
-        run(0, hs);
-    } else {
-        rayon::scope(|sc| {
-            for u0 in (0..hs).step_by(chunk) {
-                let u1 = (u0 + chunk).min(hs);
-                sc.spawn(move |_| run(u0, u1));
-            }
-        });
+    // One round of the team: each worker takes the same block of units at every step, so
+    // its share of the weights stays in its own core's cache.
+    let blocks = hs.div_ceil(chunk);
+    run_steps(parts, 1, blocks, |_, b| {
+        run(b * chunk, ((b + 1) * chunk).min(hs))
+    });
+}
+
+/// `out[r] = dot(v, w[r, ..])` for the first `out.len()` rows of `w` (rows of `v.len()`), on
+/// the AVX-512 kernel. Only called when `T` is `f32` and the kernel is available.
+fn dot_rows_f32<T: Float>(v: &[T], w: &[T], out: &mut [T]) {
+    let k = v.len();
+    assert!(w.len() >= out.len() * k);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the caller checked that T is f32 and AVX-512 is available; sizes checked above.
+    unsafe {
+        crate::kernels::cells512::dot_rows(
+            v.as_ptr() as *const f32,
+            k,
+            w.as_ptr() as *const f32,
+            k,
+            out.len(),
+            out.as_mut_ptr() as *mut f32,
+            false,
+        )
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("no AVX-512 off x86-64");
 }
