@@ -8,8 +8,8 @@
 //! The threads of the team are rayon tasks that may start late or never (the pool may be busy
 //! with other work), so nothing waits for a particular thread: a task is claimed by whichever
 //! member gets to it first (one compare-and-swap), each member first tries "its own" blocks
-//! (the caller the first share, each helper by its rayon worker index, so the same core keeps
-//! the same weights in its cache, within a call and across calls) and then any left, and a member
+//! (by rayon worker index, so the same core keeps the same weights in its cache, within a call
+//! and across calls) and then any left, and a member
 //! only waits for tasks already claimed by running members. One member alone runs everything,
 //! so the loop can never deadlock.
 
@@ -34,9 +34,9 @@ where
     // claimed[b] = number of steps for which block b has been claimed.
     let claimed: Vec<AtomicUsize> = (0..blocks).map(|_| AtomicUsize::new(0)).collect();
     let done = AtomicUsize::new(0);
-    // `me` says which blocks a member tries first: the caller takes the first share, each
-    // helper the share of its rayon worker, so the same core keeps the same weights in its
-    // cache, within a call and across calls (the streaming step is one call per token).
+    // `me` says which blocks a member tries first: the share of its rayon worker (or, for the
+    // caller, the first), so the same core keeps the same weights in its cache, within a call
+    // and across calls.
     let member = |me: usize| {
         let first = me * blocks / threads;
         let mut s = done.load(Ordering::Acquire) / blocks;
@@ -64,17 +64,29 @@ where
             s += 1;
         }
     };
-    // The caller is a member itself (no hand-over to the pool and back).
-    rayon::in_place_scope(|sc| {
-        for h in 1..threads {
-            let member = &member;
-            sc.spawn(move |_| {
-                let me = rayon::current_thread_index().map_or(h, |i| 1 + i % (threads - 1));
-                member(me)
-            });
-        }
-        member(0);
-    });
+    if steps == 1 {
+        // A single round (the streaming step, one call per token): the caller is a member
+        // itself, saving the hand-over to the pool and back.
+        rayon::in_place_scope(|sc| {
+            for h in 1..threads {
+                let member = &member;
+                sc.spawn(move |_| {
+                    let me = rayon::current_thread_index().map_or(h, |i| 1 + i % (threads - 1));
+                    member(me)
+                });
+            }
+            member(0);
+        });
+    } else {
+        // Many rounds: all members are pool workers and the caller sleeps meanwhile (measured
+        // 8-15% faster for training than with the caller spinning beside them on two cores).
+        rayon::scope(|sc| {
+            for h in 0..threads {
+                let member = &member;
+                sc.spawn(move |_| member(rayon::current_thread_index().unwrap_or(h) % threads));
+            }
+        });
+    }
 }
 
 #[cfg(test)]
