@@ -127,7 +127,7 @@ unsafe fn raw<T: Float>(
         }
         return;
     }
-    let threads = num_threads();
+    let threads = effective_threads();
     let work = m.saturating_mul(n).saturating_mul(k);
     if threads > 1 && work >= PARALLEL_MIN_WORK && m <= SPLIT_COLS_MAX_ROWS && n >= 32 {
         // A short, wide product (the per-step recurrent GEMM, B rows): split the columns
