@@ -2,7 +2,8 @@
 //! against the `f64` portable path on the same weights and inputs: outputs, final states,
 //! every gradient, and inference. The sizes cut the hidden units into several blocks with a
 //! ragged last one (H = 70 = 32 + 32 + 6), the batch into tiles with a remainder (B = 11),
-//! with variable lengths, two layers, both directions, and with and without biases. On a
+//! with variable lengths, two layers, both directions, and with and without biases; and the
+//! streaming step (single-row kernel, team over units) for one and two sequences. On a
 //! machine without AVX-512 both sides run the portable path and the test still holds.
 
 use unfold::layers::{InferWorkspace, TrainCache};
@@ -118,6 +119,49 @@ fn fast_f32_path_equals_f64_reference() {
             }
             assert_close(c32.dinput(), c64.dinput(), &format!("{what} dx"));
             assert_close(&c32.dinit().h, &c64.dinit().h, &format!("{what} dh0"));
+        }
+    }
+}
+
+/// The streaming step in f32 (single-row AVX-512 dot products for one or two sequences, the
+/// team of threads over blocks of units) against the f64 sequence forward: the top layer's h
+/// at every step, two layers, every cell kind.
+#[test]
+fn f32_streaming_step_equals_f64_forward() {
+    use unfold::layers::StepWorkspace;
+    unfold::kernels::gemm::set_num_threads(2);
+    let (input, hidden, steps) = (5, 300, 6);
+    for kind in [
+        CellKind::RnnTanh,
+        CellKind::RnnRelu,
+        CellKind::Lstm,
+        CellKind::Gru,
+    ] {
+        for batch in [1, 2] {
+            let cfg = RecurrentConfig::new(kind, input, hidden).layers(2);
+            let l64 = Recurrent::<f64>::new(cfg.clone(), 3).unwrap();
+            let mut l32 = Recurrent::<f32>::zeros(cfg.clone()).unwrap();
+            for (d, s) in l32.param_slices_mut().into_iter().zip(l64.param_slices()) {
+                d.copy_from_slice(&to_f32(s));
+            }
+            let mut rng = Rng::new(5);
+            let x: Vec<f64> = (0..steps * batch * input)
+                .map(|_| rng.uniform_range(-1.0, 1.0))
+                .collect();
+            let mut w64 = InferWorkspace::default();
+            l64.forward_infer(&x, steps, batch, None, None, &mut w64)
+                .unwrap();
+            let mut state = RecurrentState::<f32>::zeros(&cfg, batch);
+            let mut sws = StepWorkspace::default();
+            let x32 = to_f32(&x);
+            for t in 0..steps {
+                let row = batch * input;
+                let h = l32
+                    .step(&x32[t * row..(t + 1) * row], &mut state, &mut sws)
+                    .unwrap();
+                let want = &w64.output()[t * batch * hidden..(t + 1) * batch * hidden];
+                assert_close(h, want, &format!("{kind:?} batch {batch} step {t}"));
+            }
         }
     }
 }
