@@ -1,7 +1,8 @@
 //! The `f32` fast path (packed AVX-512 products fused with the cell updates, several threads)
 //! against the `f64` portable path on the same weights and inputs: outputs, final states,
 //! every gradient, and inference. The sizes cut the hidden units into several blocks with a
-//! ragged last one (H = 70 = 32 + 32 + 6), the batch into tiles with a remainder (B = 11),
+//! ragged last one (H = 70 = 32 + 32 + 6), the batch into tiles with a remainder (B = 11) or
+//! between threads (B = 19, the small-weights mode),
 //! with variable lengths, two layers, both directions, and with and without biases; and the
 //! streaming step (single-row kernel, team over units) for one and two sequences. On a
 //! machine without AVX-512 both sides run the portable path and the test still holds.
@@ -29,96 +30,103 @@ fn assert_close(a: &[f32], b: &[f64], what: &str) {
 #[test]
 fn fast_f32_path_equals_f64_reference() {
     unfold::kernels::gemm::set_num_threads(2);
-    let (input, hidden, steps, batch) = (5, 70, 9, 11);
-    let lengths = vec![9, 3, 9, 1, 7, 9, 2, 8, 9, 5, 6];
-    for kind in [
-        CellKind::RnnTanh,
-        CellKind::RnnRelu,
-        CellKind::Lstm,
-        CellKind::Gru,
+    let (input, hidden, steps) = (5, 70, 9);
+    // 11 sequences: the hidden units are split between threads; 19: the sequences are (two
+    // groups, 16 + 3 rows).
+    for (batch, lengths) in [
+        (11, vec![9, 3, 9, 1, 7, 9, 2, 8, 9, 5, 6]),
+        (19, (0..19).map(|b| 1 + (b * 5) % 9).collect::<Vec<usize>>()),
     ] {
-        for (bidirectional, bias) in [(false, true), (true, true), (true, false)] {
-            let cfg = RecurrentConfig::new(kind, input, hidden)
-                .layers(2)
-                .bidirectional(bidirectional)
-                .bias(bias);
-            let l64 = Recurrent::<f64>::new(cfg.clone(), 7).unwrap();
-            let mut l32 = Recurrent::<f32>::zeros(cfg.clone()).unwrap();
-            for (d, s) in l32.param_slices_mut().into_iter().zip(l64.param_slices()) {
-                d.copy_from_slice(&to_f32(s));
+        for kind in [
+            CellKind::RnnTanh,
+            CellKind::RnnRelu,
+            CellKind::Lstm,
+            CellKind::Gru,
+        ] {
+            for (bidirectional, bias) in [(false, true), (true, true), (true, false)] {
+                let cfg = RecurrentConfig::new(kind, input, hidden)
+                    .layers(2)
+                    .bidirectional(bidirectional)
+                    .bias(bias);
+                let l64 = Recurrent::<f64>::new(cfg.clone(), 7).unwrap();
+                let mut l32 = Recurrent::<f32>::zeros(cfg.clone()).unwrap();
+                for (d, s) in l32.param_slices_mut().into_iter().zip(l64.param_slices()) {
+                    d.copy_from_slice(&to_f32(s));
+                }
+                let mut rng = Rng::new(11);
+                let mut rv = |n: usize| -> Vec<f64> {
+                    (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect()
+                };
+                let x = rv(steps * batch * input);
+                let dout = rv(steps * batch * cfg.output_size());
+                let mut init = RecurrentState::<f64>::zeros(&cfg, batch);
+                init.h = rv(init.h.len());
+                init.c = rv(init.c.len());
+                let init32 = RecurrentState {
+                    h: to_f32(&init.h),
+                    c: to_f32(&init.c),
+                    ..RecurrentState::<f32>::zeros(&cfg, batch)
+                };
+                let what = format!("{kind:?} batch={batch} bi={bidirectional} bias={bias}");
+
+                let mut c64 = TrainCache::default();
+                l64.forward_train(&x, steps, batch, Some(&lengths), Some(&init), &mut c64)
+                    .unwrap();
+                let mut c32 = TrainCache::default();
+                l32.forward_train(
+                    &to_f32(&x),
+                    steps,
+                    batch,
+                    Some(&lengths),
+                    Some(&init32),
+                    &mut c32,
+                )
+                .unwrap();
+                assert_close(c32.output(), c64.output(), &format!("{what} output"));
+                assert_close(
+                    &c32.final_state().h,
+                    &c64.final_state().h,
+                    &format!("{what} h_n"),
+                );
+                assert_close(
+                    &c32.final_state().c,
+                    &c64.final_state().c,
+                    &format!("{what} c_n"),
+                );
+
+                let mut w32 = InferWorkspace::default();
+                l32.forward_infer(
+                    &to_f32(&x),
+                    steps,
+                    batch,
+                    Some(&lengths),
+                    Some(&init32),
+                    &mut w32,
+                )
+                .unwrap();
+                assert_eq!(
+                    w32.output(),
+                    c32.output(),
+                    "{what}: inference differs from training"
+                );
+
+                let mut g64 = l64.zeros_like();
+                l64.backward(&mut c64, Some(&dout), None, &mut g64, true)
+                    .unwrap();
+                let mut g32 = l32.zeros_like();
+                l32.backward(&mut c32, Some(&to_f32(&dout)), None, &mut g32, true)
+                    .unwrap();
+                for ((spec, a), b) in g32
+                    .param_specs()
+                    .iter()
+                    .zip(g32.param_slices())
+                    .zip(g64.param_slices())
+                {
+                    assert_close(a, b, &format!("{what} d{}", spec.name));
+                }
+                assert_close(c32.dinput(), c64.dinput(), &format!("{what} dx"));
+                assert_close(&c32.dinit().h, &c64.dinit().h, &format!("{what} dh0"));
             }
-            let mut rng = Rng::new(11);
-            let mut rv =
-                |n: usize| -> Vec<f64> { (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect() };
-            let x = rv(steps * batch * input);
-            let dout = rv(steps * batch * cfg.output_size());
-            let mut init = RecurrentState::<f64>::zeros(&cfg, batch);
-            init.h = rv(init.h.len());
-            init.c = rv(init.c.len());
-            let init32 = RecurrentState {
-                h: to_f32(&init.h),
-                c: to_f32(&init.c),
-                ..RecurrentState::<f32>::zeros(&cfg, batch)
-            };
-            let what = format!("{kind:?} bi={bidirectional} bias={bias}");
-
-            let mut c64 = TrainCache::default();
-            l64.forward_train(&x, steps, batch, Some(&lengths), Some(&init), &mut c64)
-                .unwrap();
-            let mut c32 = TrainCache::default();
-            l32.forward_train(
-                &to_f32(&x),
-                steps,
-                batch,
-                Some(&lengths),
-                Some(&init32),
-                &mut c32,
-            )
-            .unwrap();
-            assert_close(c32.output(), c64.output(), &format!("{what} output"));
-            assert_close(
-                &c32.final_state().h,
-                &c64.final_state().h,
-                &format!("{what} h_n"),
-            );
-            assert_close(
-                &c32.final_state().c,
-                &c64.final_state().c,
-                &format!("{what} c_n"),
-            );
-
-            let mut w32 = InferWorkspace::default();
-            l32.forward_infer(
-                &to_f32(&x),
-                steps,
-                batch,
-                Some(&lengths),
-                Some(&init32),
-                &mut w32,
-            )
-            .unwrap();
-            assert_eq!(
-                w32.output(),
-                c32.output(),
-                "{what}: inference differs from training"
-            );
-
-            let mut g64 = l64.zeros_like();
-            l64.backward(&mut c64, Some(&dout), None, &mut g64, true)
-                .unwrap();
-            let mut g32 = l32.zeros_like();
-            l32.backward(&mut c32, Some(&to_f32(&dout)), None, &mut g32, true)
-                .unwrap();
-            for ((spec, a), b) in g32
-                .param_specs()
-                .iter()
-                .zip(g32.param_slices())
-                .zip(g64.param_slices())
-            {
-                assert_close(a, b, &format!("{what} d{}", spec.name));
-            }
-            assert_close(c32.dinput(), c64.dinput(), &format!("{what} dx"));
-            assert_close(&c32.dinit().h, &c64.dinit().h, &format!("{what} dh0"));
         }
     }
 }

@@ -91,6 +91,51 @@ fn pack_gate_panels(kind: CellKind, hs: usize, k: usize, w: &[f32], out: &mut Pa
     );
 }
 
+/// Up to this many bytes of weights per layer direction, the batch is split between threads
+/// instead of the hidden units (each core then holds all the weights in its cache).
+const ROW_SPLIT_MAX_WEIGHTS: usize = 1 << 20;
+
+/// Runs `rounds` rounds of `blocks` blocks of `f(round, block, b0, b1)` over the batch rows.
+///
+/// Two ways to use two or more threads: split the hidden units (every round synchronises
+/// the team, since step t+1 reads all of h(t)), or, when the weights are small enough for
+/// every core to hold them all, split the batch: sequences do not interact in the time loop,
+/// so each thread runs all rounds and blocks for its own rows with no synchronisation at all.
+#[allow(clippy::too_many_arguments)]
+fn run_split<F>(
+    batch: usize,
+    gh: usize,
+    hs: usize,
+    weights: usize,
+    rounds: usize,
+    blocks: usize,
+    f: F,
+) where
+    F: Fn(usize, usize, usize, usize) + Sync,
+{
+    let threads = team_size(batch, gh, hs);
+    // Row groups of at least 8 rows (one micro-kernel tile).
+    let groups = threads.min(batch / 8);
+    if groups >= 2 && weights <= ROW_SPLIT_MAX_WEIGHTS {
+        let per = batch.div_ceil(groups).next_multiple_of(8);
+        rayon::scope(|sc| {
+            for b0 in (0..batch).step_by(per) {
+                let b1 = (b0 + per).min(batch);
+                let f = &f;
+                sc.spawn(move |_| {
+                    for r in 0..rounds {
+                        for u in 0..blocks {
+                            f(r, u, b0, b1);
+                        }
+                    }
+                });
+            }
+        });
+        return;
+    }
+    run_steps(threads, rounds, blocks, |r, u| f(r, u, 0, batch));
+}
+
 fn team_size(batch: usize, gh: usize, hs: usize) -> usize {
     if batch * gh * hs < PARALLEL_MIN_STEP_WORK {
         1
@@ -165,20 +210,25 @@ pub(crate) fn forward(
         SendPtr(cx.as_mut_ptr()),
     );
     let bias = !p.b_hh.is_empty();
-    // Rows t0..t1 of the input projection for the units of block u.
-    let project = |t0: usize, t1: usize, u: usize| {
+    // Time steps t0..t1 of the input projection for the units of block u and the sequences
+    // (batch rows) b0..b1.
+    let project = |t0: usize, t1: usize, u: usize, b0: usize, b1: usize| {
         let u0 = u * NR;
         let w = NR.min(hs - u0);
-        let rows = (t1 - t0) * bsz;
-        // SAFETY: writes only block u's columns of rows t0..t1 of `gates`; no step of those
-        // rows runs before this round ends.
+        // All rows of the steps at once when they are contiguous (every sequence).
+        let (per, times) = if b1 - b0 == bsz {
+            ((t1 - t0) * bsz, 1)
+        } else {
+            (b1 - b0, t1 - t0)
+        };
+        // SAFETY: writes only block u's columns of the rows (t, b0..b1) of `gates`, t in
+        // t0..t1; no step of those rows runs before this round ends.
         unsafe {
             for g in 0..ng {
                 let col = g * hs + u0;
-                let dst = gp.0.add(t0 * bsz * gh + col);
                 if bias {
-                    for r in 0..rows {
-                        let d = sub(gp, (t0 * bsz + r) * gh + col, w);
+                    for r in (t0..t1).flat_map(|t| (b0..b1).map(move |b| t * bsz + b)) {
+                        let d = sub(gp, r * gh + col, w);
                         d.copy_from_slice(&p.b_ih[col..col + w]);
                         if kind != CellKind::Gru {
                             for (v, &b) in d.iter_mut().zip(&p.b_hh[col..col + w]) {
@@ -187,13 +237,17 @@ pub(crate) fn forward(
                         }
                     }
                 }
-                let a = x.as_ptr().add(t0 * bsz * input);
                 let panel = packed.w_ih.panel(u * ng + g);
-                panel_product(rows, input, a, input, panel, w, dst, gh, bias);
+                for i in 0..times {
+                    let r0 = (t0 + i) * bsz + b0;
+                    let a = x.as_ptr().add(r0 * input);
+                    let dst = gp.0.add(r0 * gh + col);
+                    panel_product(per, input, a, input, panel, w, dst, gh, bias);
+                }
             }
         }
     };
-    let task = |s: usize, u: usize| {
+    let task = |s: usize, u: usize, b0: usize, b1: usize| {
         // Whole-struct copies, so the closure captures the Sync wrappers, not their fields.
         let (gp, op, hpp, ha, hb, cp) = (gp, op, hpp, ha, hb, cp);
         let t = sw.fwd_t(s);
@@ -214,18 +268,19 @@ pub(crate) fn forward(
                 let col = g * hs + u0;
                 let (dst, acc) = if kind == CellKind::Gru {
                     if bias {
-                        for b in 0..bsz {
+                        for b in b0..b1 {
                             sub(hpp, b * gh + col, w).copy_from_slice(&p.b_hh[col..col + w]);
                         }
                     }
-                    (hpp.0.add(col), bias)
+                    (hpp.0.add(b0 * gh + col), bias)
                 } else {
-                    (gp.0.add(g_t + col), true)
+                    (gp.0.add(g_t + b0 * gh + col), true)
                 };
                 let panel = packed.w_hh.panel(u * ng + g);
-                panel_product(bsz, hs, hcur.0, hs, panel, w, dst, gh, acc);
+                let a = hcur.0.add(b0 * hs);
+                panel_product(b1 - b0, hs, a, hs, panel, w, dst, gh, acc);
             }
-            for b in 0..bsz {
+            for b in b0..b1 {
                 let r = t * bsz + b;
                 let o = sub(op, r * out_ld + u0, w);
                 let hn = sub(hnext, b * hs + u0, w);
@@ -299,13 +354,17 @@ pub(crate) fn forward(
         rounds.push(Round::Project(t0, t1));
         rounds.extend((s0..s1).map(Round::Step));
     }
-    run_steps(
-        team_size(bsz, gh, hs),
+    let weights = (input + hs) * gh * 4;
+    run_split(
+        bsz,
+        gh,
+        hs,
+        weights,
         rounds.len(),
         blocks,
-        |r, u| match rounds[r] {
-            Round::Project(t0, t1) => project(t0, t1, u),
-            Round::Step(s) => task(s, u),
+        |r, u, b0, b1| match rounds[r] {
+            Round::Project(t0, t1) => project(t0, t1, u, b0, b1),
+            Round::Step(s) => task(s, u, b0, b1),
         },
     );
     let last = if !sw.steps.is_multiple_of(2) { hb } else { ha };
@@ -484,7 +543,7 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
     };
     // Round k: the product of backward step k-1 (if any), then the gate gradients of backward
     // step k (if any); backward step k is forward step steps-1-k.
-    let task = |k: usize, u: usize| {
+    let task = |k: usize, u: usize, b0: usize, b1: usize| {
         let (gp, sp, wsp, fp, dhp, dcp) = (gp, sp, wsp, fp, dhp, dcp);
         let u0 = u * NR;
         let w = NR.min(hs - u0);
@@ -500,14 +559,15 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
                 } else {
                     gp.0.add(t * bsz * gh)
                 };
-                panel_product(bsz, gh, a, gh, packed.panel(u), w, dhp.0.add(u0), hs, true);
+                let (a, dst) = (a.add(b0 * gh), dhp.0.add(b0 * hs + u0));
+                panel_product(b1 - b0, gh, a, gh, packed.panel(u), w, dst, hs, true);
             }
             if k == sw.steps {
                 return;
             }
             let t = sw.fwd_t(sw.steps - 1 - k);
             let wsk = (k % 2) * bsz * gh;
-            for bb in 0..bsz {
+            for bb in b0..b1 {
                 let r = t * bsz + bb;
                 let g = |q: usize| sub(gp, r * gh + q * hs + u0, w);
                 if t >= sw.lengths[bb] {
@@ -585,7 +645,7 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
             }
         }
     };
-    run_steps(team_size(bsz, gh, hs), sw.steps + 1, blocks, task);
+    run_split(bsz, gh, hs, gh * hs * 4, sw.steps + 1, blocks, task);
     b.dh[..n].copy_from_slice(dh);
     if is_lstm {
         b.dc[..n].copy_from_slice(dc);
