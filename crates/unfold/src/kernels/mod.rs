@@ -9,6 +9,7 @@ pub mod aligned;
 pub(crate) mod cells512;
 pub mod elman;
 pub mod gemm;
+pub mod gram;
 pub mod gru;
 pub mod lstm;
 pub mod packed;

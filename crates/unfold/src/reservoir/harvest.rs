@@ -7,6 +7,7 @@
 use super::esn::{Esn, Pooling, ReadoutKind};
 use super::fit::{length_order, Example};
 use super::readout::Gram;
+use super::split::{SPLIT_MIN_STEPS, SPLIT_MIN_UNITS};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use rayon::prelude::*;
@@ -304,6 +305,19 @@ impl Esn {
                     self.run(&mut st, x, None)
                 })
                 .collect();
+        }
+        if let [x] = inputs {
+            // One long sequence: its units are split between threads instead.
+            let threads = crate::kernels::gemm::effective_threads();
+            let d = self.inputs;
+            if threads > 1
+                && self.units() >= SPLIT_MIN_UNITS
+                && x.len() >= SPLIT_MIN_STEPS * d
+                && x.len().is_multiple_of(d)
+                && x.iter().all(|v| v.is_finite())
+            {
+                return Ok(vec![self.predict_split(x, threads)]);
+            }
         }
         let o = self.outputs;
         self.map_blocks(inputs, false, |seqs, steps| {

@@ -48,13 +48,15 @@ fn insert_weights(tf: &mut TensorFile, name: &str, w: &Weights) {
     match w {
         Weights::Dense { rows, cols, values } => tf.insert(name, &[*rows, *cols], values),
         Weights::Sparse(c) => {
-            tf.insert(&format!("{name}.values"), &[c.values.len()], &c.values);
-            let idx: Vec<i64> = c.indices.iter().map(|&i| i as i64).collect();
+            tf.insert(&format!("{name}.values"), &[c.values().len()], c.values());
+            let idx: Vec<i64> = c.indices().iter().map(|&i| i as i64).collect();
             insert_i64(tf, &format!("{name}.indices"), &idx);
-            let ptr: Vec<i64> = c.row_ptr.iter().map(|&i| i as i64).collect();
+            let ptr: Vec<i64> = c.row_ptr().iter().map(|&i| i as i64).collect();
             insert_i64(tf, &format!("{name}.row_ptr"), &ptr);
-            tf.metadata
-                .insert(format!("{name}.shape"), format!("{},{}", c.rows, c.cols));
+            tf.metadata.insert(
+                format!("{name}.shape"),
+                format!("{},{}", c.rows(), c.cols()),
+            );
         }
     }
 }
@@ -76,24 +78,23 @@ fn load_weights(tf: &TensorFile, name: &str, rows: usize, cols: usize) -> Result
     let values: Vec<f64> = get(tf, &format!("{name}.values"))?.to_vec()?;
     let indices = get_i64(tf, &format!("{name}.indices"))?;
     let row_ptr = get_i64(tf, &format!("{name}.row_ptr"))?;
-    let ok = row_ptr.len() == rows + 1
-        && row_ptr.first() == Some(&0)
-        && row_ptr.last().copied() == Some(values.len() as i64)
-        && row_ptr.windows(2).all(|w| w[0] <= w[1])
-        && indices.len() == values.len()
-        && indices.iter().all(|&i| i >= 0 && (i as usize) < cols);
-    if !ok {
-        return Err(Error::CheckpointMismatch(format!(
+    let bad = || {
+        Error::CheckpointMismatch(format!(
             "{name}: inconsistent sparse matrix for shape [{rows}, {cols}]"
-        )));
-    }
-    Ok(Weights::Sparse(Csr {
-        rows,
-        cols,
-        row_ptr: row_ptr.iter().map(|&v| v as usize).collect(),
-        indices: indices.iter().map(|&v| v as u32).collect(),
-        values,
-    }))
+        ))
+    };
+    let to_index = |v: &i64| usize::try_from(*v).map_err(|_| bad());
+    let row_ptr = row_ptr
+        .iter()
+        .map(to_index)
+        .collect::<Result<Vec<usize>>>()?;
+    let indices = indices
+        .iter()
+        .map(|v| u32::try_from(*v).map_err(|_| bad()))
+        .collect::<Result<Vec<u32>>>()?;
+    Ok(Weights::Sparse(
+        Csr::new(rows, cols, row_ptr, indices, values).map_err(|_| bad())?,
+    ))
 }
 
 fn kind_name(k: ReadoutKind) -> String {

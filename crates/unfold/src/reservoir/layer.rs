@@ -248,16 +248,7 @@ impl Reservoir {
                 pre[i * b..(i + 1) * b].iter_mut().for_each(|p| *p += bi);
             }
         }
-        let a = self.config.leak_rate;
-        // One flat loop per activation, so the compiler vectorises it (tanh is branch-free).
-        match self.config.activation {
-            Activation::Tanh => leaky_update(&mut x[..n * b], pre, a, tanh_f64),
-            Activation::Identity => leaky_update(&mut x[..n * b], pre, a, |v| v),
-            Activation::Sigmoid => {
-                leaky_update(&mut x[..n * b], pre, a, |v| 1.0 / (1.0 + exp_f64(-v)))
-            }
-            Activation::Relu => leaky_update(&mut x[..n * b], pre, a, |v| v.max(0.0)),
-        }
+        self.activate(&mut x[..n * b], pre);
         if let Some(rng) = noise {
             let s = self.config.noise;
             if s > 0.0 {
@@ -265,6 +256,47 @@ impl Reservoir {
                     *v += rng.uniform_range(-s, s);
                 }
             }
+        }
+    }
+}
+
+impl Reservoir {
+    /// Advances the units `r0..r1` of one sequence without output feedback: `out` (those units)
+    /// becomes the new state from the previous state `prev` (all `N` units) and the input `u`;
+    /// `pre` is a scratch buffer of at least `r1 - r0` entries. Threads that own disjoint unit
+    /// ranges advance one step together (`super::split`).
+    pub(crate) fn step_rows(
+        &self,
+        prev: &[f64],
+        u: &[f64],
+        r0: usize,
+        r1: usize,
+        pre: &mut [f64],
+        out: &mut [f64],
+    ) {
+        let pre = &mut pre[..r1 - r0];
+        self.w.mul_rows(prev, r0, r1, pre, false);
+        if self.inputs() > 0 {
+            self.w_in.mul_rows(u, r0, r1, pre, true);
+        }
+        if !self.bias.is_empty() {
+            pre.iter_mut()
+                .zip(&self.bias[r0..r1])
+                .for_each(|(p, b)| *p += b);
+        }
+        out.copy_from_slice(&prev[r0..r1]);
+        self.activate(out, pre);
+    }
+
+    /// `x <- (1 - a) x + a f(pre)` with this layer's leak rate and activation.
+    fn activate(&self, x: &mut [f64], pre: &[f64]) {
+        let a = self.config.leak_rate;
+        // One flat loop per activation, so the compiler vectorises it (tanh is branch-free).
+        match self.config.activation {
+            Activation::Tanh => leaky_update(x, pre, a, tanh_f64),
+            Activation::Identity => leaky_update(x, pre, a, |v| v),
+            Activation::Sigmoid => leaky_update(x, pre, a, |v| 1.0 / (1.0 + exp_f64(-v))),
+            Activation::Relu => leaky_update(x, pre, a, |v| v.max(0.0)),
         }
     }
 }

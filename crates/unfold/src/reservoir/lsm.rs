@@ -178,13 +178,8 @@ fn random_synapses(
         }
         row_ptr.push(indices.len());
     }
-    Csr {
-        rows: pre,
-        cols: post,
-        row_ptr,
-        indices,
-        values,
-    }
+    Csr::new(pre, post, row_ptr, indices, values)
+        .expect("offsets and indices in range by construction")
 }
 
 impl Lsm {
@@ -305,15 +300,15 @@ impl Lsm {
             for _ in 0..c.substeps {
                 cur.iter_mut().for_each(|x| *x *= ds);
                 for &j in &fired {
-                    let row = self.w_out.row_ptr[j]..self.w_out.row_ptr[j + 1];
+                    let row = self.w_out.row_ptr()[j]..self.w_out.row_ptr()[j + 1];
                     for k in row {
-                        cur[self.w_out.indices[k] as usize] += self.w_out.values[k];
+                        cur[self.w_out.indices()[k] as usize] += self.w_out.values()[k];
                     }
                 }
                 for (e, &p) in rates.iter().enumerate() {
                     if rng.uniform() < p {
-                        for k in self.w_input.row_ptr[e]..self.w_input.row_ptr[e + 1] {
-                            cur[self.w_input.indices[k] as usize] += self.w_input.values[k];
+                        for k in self.w_input.row_ptr()[e]..self.w_input.row_ptr()[e + 1] {
+                            cur[self.w_input.indices()[k] as usize] += self.w_input.values()[k];
                         }
                     }
                 }

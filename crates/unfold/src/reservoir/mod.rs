@@ -25,8 +25,10 @@ pub mod io;
 pub mod layer;
 pub mod lsm;
 pub mod readout;
+mod sliced;
 pub mod sparse;
 pub mod spectral;
+mod split;
 
 pub use diagnostics::{echo_state_check, EchoStateReport};
 pub use esn::{Esn, EsnConfig, EsnState, Pooling, ReadoutKind};

@@ -64,9 +64,11 @@ impl Gram {
         if r == 0 {
             return Ok(());
         }
-        // X^T X is symmetric: only the blocks on and below the diagonal are multiplied.
+        // X^T X is symmetric: only the blocks on and below the diagonal are multiplied, by the
+        // packed Gram kernel where the machine has AVX-512, else by blocks of general products.
         const BS: usize = 256;
-        for j0 in (0..f).step_by(BS) {
+        let done = crate::kernels::gram::add_xtx_lower(r, f, x, f, &mut self.xtx, f);
+        for j0 in (0..f).step_by(BS).filter(|_| !done) {
             let nj = BS.min(f - j0);
             for i0 in (j0..f).step_by(BS) {
                 let ni = BS.min(f - i0);

@@ -9,6 +9,7 @@
 
 #![allow(clippy::needless_range_loop)]
 
+use super::sliced::Sliced;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -68,21 +69,54 @@ impl WeightDist {
 }
 
 /// A compressed-sparse-row matrix of `f64`.
+///
+/// Its parts are checked when it is built (offsets increasing, indices below the number of
+/// columns), and it keeps a sliced copy of its non-zeros for the fast single-vector product
+/// (`sliced.rs`), so its fields are read through methods and changed only through
+/// [`Csr::scale`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Csr {
-    /// Number of rows.
-    pub rows: usize,
-    /// Number of columns.
-    pub cols: usize,
-    /// `rows + 1` offsets into `indices` / `values`.
-    pub row_ptr: Vec<usize>,
-    /// Column of each non-zero, increasing within a row.
-    pub indices: Vec<u32>,
-    /// Value of each non-zero.
-    pub values: Vec<f64>,
+    rows: usize,
+    cols: usize,
+    row_ptr: Vec<usize>,
+    indices: Vec<u32>,
+    values: Vec<f64>,
+    sliced: Sliced,
 }
 
 impl Csr {
+    /// A `rows x cols` matrix from its compressed rows: `row_ptr` (`rows + 1` increasing offsets
+    /// from 0 to the number of non-zeros), and each non-zero's column (`indices`, below `cols`)
+    /// and value. Inconsistent parts are an error.
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        row_ptr: Vec<usize>,
+        indices: Vec<u32>,
+        values: Vec<f64>,
+    ) -> Result<Self> {
+        let ok = row_ptr.len() == rows + 1
+            && row_ptr.first() == Some(&0)
+            && row_ptr.last() == Some(&values.len())
+            && row_ptr.windows(2).all(|w| w[0] <= w[1])
+            && indices.len() == values.len()
+            && indices.iter().all(|&i| (i as usize) < cols);
+        if !ok {
+            return Err(Error::InvalidData(format!(
+                "inconsistent compressed rows for a [{rows}, {cols}] matrix"
+            )));
+        }
+        let sliced = Sliced::new(&row_ptr, &indices, &values);
+        Ok(Csr {
+            rows,
+            cols,
+            row_ptr,
+            indices,
+            values,
+            sliced,
+        })
+    }
+
     /// Builds the CSR form of a dense row-major matrix, keeping the non-zero entries.
     pub fn from_dense(rows: usize, cols: usize, dense: &[f64]) -> Self {
         let mut row_ptr = Vec::with_capacity(rows + 1);
@@ -99,13 +133,46 @@ impl Csr {
             }
             row_ptr.push(indices.len());
         }
+        let sliced = Sliced::new(&row_ptr, &indices, &values);
         Csr {
             rows,
             cols,
             row_ptr,
             indices,
             values,
+            sliced,
         }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// `rows + 1` offsets into [`Csr::indices`] and [`Csr::values`].
+    pub fn row_ptr(&self) -> &[usize] {
+        &self.row_ptr
+    }
+
+    /// Column of each non-zero, increasing within a row.
+    pub fn indices(&self) -> &[u32] {
+        &self.indices
+    }
+
+    /// Value of each non-zero.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
+
+    /// Multiplies every entry by `s`.
+    pub fn scale(&mut self, s: f64) {
+        self.values.iter_mut().for_each(|v| *v *= s);
+        self.sliced.scale(s);
     }
 
     /// The dense row-major copy.
@@ -121,14 +188,9 @@ impl Csr {
 
     /// `y[rows, b] (+)= self * x[cols, b]`, both unit-major with `b` columns.
     pub fn mul_cols(&self, x: &[f64], b: usize, y: &mut [f64], acc: bool) {
-        debug_assert!(x.len() >= self.cols * b && y.len() >= self.rows * b);
+        assert!(x.len() >= self.cols * b && y.len() >= self.rows * b);
         if b == 1 {
-            let x = &x[..self.cols];
-            for i in 0..self.rows {
-                let (s, e) = (self.row_ptr[i], self.row_ptr[i + 1]);
-                let sum = sparse_dot(&self.indices[s..e], &self.values[s..e], x);
-                y[i] = if acc { y[i] + sum } else { sum };
-            }
+            self.mul_rows(x, 0, self.rows, y, acc);
             return;
         }
         for i in 0..self.rows {
@@ -144,6 +206,27 @@ impl Csr {
                     *yv += v * xv;
                 }
             }
+        }
+    }
+}
+
+impl Csr {
+    /// `y (+)= self[r0..r1] x` for one vector `x` (`cols` entries); `y` holds rows `r0..r1`.
+    /// Slices of 8 rows with AVX-512 gathers where the machine has them and `r0` is a multiple
+    /// of 8, else one short dot per row.
+    pub fn mul_rows(&self, x: &[f64], r0: usize, r1: usize, y: &mut [f64], acc: bool) {
+        assert!(
+            r0 <= r1 && r1 <= self.rows && y.len() >= r1 - r0,
+            "row range"
+        );
+        let x = &x[..self.cols];
+        if self.sliced.mul_rows(x, r0, r1, y, acc).is_some() {
+            return;
+        }
+        for (i, yi) in (r0..r1).zip(y.iter_mut()) {
+            let (s, e) = (self.row_ptr[i], self.row_ptr[i + 1]);
+            let sum = sparse_dot(&self.indices[s..e], &self.values[s..e], x);
+            *yi = if acc { *yi + sum } else { sum };
         }
     }
 }
@@ -232,13 +315,7 @@ impl Weights {
             }
             row_ptr.push(indices.len());
         }
-        let csr = Csr {
-            rows,
-            cols,
-            row_ptr,
-            indices,
-            values,
-        };
+        let csr = Csr::new(rows, cols, row_ptr, indices, values)?;
         Ok(if density > DENSE_ABOVE {
             Weights::Dense {
                 rows,
@@ -287,11 +364,10 @@ impl Weights {
 
     /// Multiplies every entry by `s`.
     pub fn scale(&mut self, s: f64) {
-        let v = match self {
-            Weights::Dense { values, .. } => values,
-            Weights::Sparse(c) => &mut c.values,
-        };
-        v.iter_mut().for_each(|x| *x *= s);
+        match self {
+            Weights::Dense { values, .. } => values.iter_mut().for_each(|x| *x *= s),
+            Weights::Sparse(c) => c.scale(s),
+        }
     }
 
     /// The dense row-major copy.
@@ -302,29 +378,36 @@ impl Weights {
         }
     }
 
+    /// `y (+)= self[r0..r1] x` for one vector `x`; `y` holds rows `r0..r1`.
+    pub fn mul_rows(&self, x: &[f64], r0: usize, r1: usize, y: &mut [f64], acc: bool) {
+        match self {
+            Weights::Dense { cols, values, .. } => {
+                let (x, y) = (&x[..*cols], &mut y[..r1 - r0]);
+                let w = &values[r0 * cols..r1 * cols];
+                if *cols <= 8 {
+                    // A few inputs: column by column over all rows (vectorised), inline.
+                    if !acc {
+                        y.fill(0.0);
+                    }
+                    for (j, &xj) in x.iter().enumerate() {
+                        for (yi, wi) in y.iter_mut().zip(w.chunks_exact(*cols)) {
+                            *yi += wi[j] * xj;
+                        }
+                    }
+                } else {
+                    crate::kernels::gemm::gemv_rows(x, w, *cols, y, acc)
+                }
+            }
+            Weights::Sparse(c) => c.mul_rows(x, r0, r1, y, acc),
+        }
+    }
+
     /// `y[rows, b] (+)= self * x[cols, b]`, both unit-major with `b` columns.
     pub fn mul_cols(&self, x: &[f64], b: usize, y: &mut [f64], acc: bool) {
         match self {
             Weights::Dense { rows, cols, values } => {
-                if b == 1 && *cols <= 8 {
-                    // A few inputs: one short dot per row, inline.
-                    let x = &x[..*cols];
-                    for (i, yi) in y[..*rows].iter_mut().enumerate() {
-                        let d: f64 = values[i * cols..(i + 1) * cols]
-                            .iter()
-                            .zip(x)
-                            .map(|(w, v)| w * v)
-                            .sum();
-                        *yi = if acc { *yi + d } else { d };
-                    }
-                } else if b == 1 {
-                    crate::kernels::gemm::gemv_rows(
-                        &x[..*cols],
-                        values,
-                        *cols,
-                        &mut y[..*rows],
-                        acc,
-                    )
+                if b == 1 {
+                    self.mul_rows(x, 0, *rows, y, acc)
                 } else {
                     crate::kernels::gemm::gemm_nn(*rows, b, *cols, values, *cols, x, b, y, b, acc)
                 }
