@@ -186,7 +186,7 @@ impl Esn {
                 (train, valid)
             }
             ReadoutKind::PerStep
-                if blocks.len() == 1 && crate::kernels::gemm::num_threads() > 1 =>
+                if blocks.len() == 1 && crate::kernels::gemm::effective_threads() > 1 =>
             {
                 self.harvest_pipelined(data, &steps, &valid_seq, valid_from)?
             }

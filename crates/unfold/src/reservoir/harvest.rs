@@ -134,13 +134,24 @@ impl Esn {
         let (f, o) = (self.features(), self.outputs);
         let washout = self.config.washout;
         let (full_tx, full_rx) = sync_channel::<(Chunk, bool)>(2);
+        // Shared so that this thread, once its states are harvested, takes queued chunks too
+        // instead of waiting for the consumer to fold them alone.
+        let full_rx = std::sync::Mutex::new(full_rx);
+        let full_rx = &full_rx;
         let (empty_tx, empty_rx) = sync_channel::<Chunk>(6);
         let fresh = || (Vec::with_capacity(CHUNK * f), Vec::with_capacity(CHUNK * o));
         std::thread::scope(|sc| {
             let consumer = sc.spawn(move || -> Result<(Gram, Gram)> {
                 let _serial = crate::kernels::gemm::serial_scope();
                 let (mut train, mut valid) = (Gram::new(f, o), Gram::new(f, o));
-                for ((mut x, mut y), is_valid) in full_rx {
+                loop {
+                    let next = match full_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => break,
+                    };
+                    let Ok(((mut x, mut y), is_valid)) = next else {
+                        break;
+                    };
                     let g = if is_valid { &mut valid } else { &mut train };
                     g.add_rows(&x, &y)?;
                     x.clear();
@@ -193,6 +204,16 @@ impl Esn {
                 }
             }
             drop(full_tx);
+            loop {
+                let next = match full_rx.lock() {
+                    Ok(rx) => rx.try_recv(),
+                    Err(_) => break,
+                };
+                let Ok((c, is_valid)) = next else {
+                    break;
+                };
+                fold(&mut own, &c, usize::from(is_valid));
+            }
             let (mut train, mut valid) = consumer.join().unwrap_or_else(|_| {
                 Err(Error::Numerical("the readout accumulator failed".into()))
             })?;
