@@ -76,9 +76,17 @@ fn pack(x: &[f64], ldx: usize, kc: usize, f: usize, panels: usize, out: &mut [f6
     for p in 0..panels {
         let (c0, n) = (p * W, W.min(f - p * W));
         let dst = &mut out[p * KC * W..p * KC * W + kc * W];
-        for (k, d) in dst.chunks_exact_mut(W).enumerate() {
-            d[..n].copy_from_slice(&x[k * ldx + c0..k * ldx + c0 + n]);
-            d[n..].fill(0.0);
+        if n == W {
+            // Fixed-length copies: moves in registers, not a call per 8 values.
+            for (k, d) in dst.chunks_exact_mut(W).enumerate() {
+                let src: &[f64; W] = x[k * ldx + c0..k * ldx + c0 + W].try_into().unwrap();
+                d.copy_from_slice(src);
+            }
+        } else {
+            for (k, d) in dst.chunks_exact_mut(W).enumerate() {
+                d[..n].copy_from_slice(&x[k * ldx + c0..k * ldx + c0 + n]);
+                d[n..].fill(0.0);
+            }
         }
     }
 }
