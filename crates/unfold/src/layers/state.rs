@@ -71,6 +71,36 @@ impl<T: Float> RecurrentState<T> {
         }
     }
 
+    /// The state of sequences `j0..j1` of the batch (a state of `j1 - j0` sequences), for a
+    /// layer of `config`.
+    pub fn select(&self, config: &RecurrentConfig, j0: usize, j1: usize) -> Self {
+        let (b, h) = (self.batch, config.hidden_size);
+        let pick = |v: &[T]| -> Vec<T> {
+            v.chunks_exact(b * h)
+                .flat_map(|plane| &plane[j0 * h..j1 * h])
+                .copied()
+                .collect()
+        };
+        RecurrentState {
+            h: pick(&self.h),
+            c: pick(&self.c),
+            batch: j1 - j0,
+        }
+    }
+
+    /// Writes `part` (the state of `part.batch` sequences, as [`RecurrentState::select`] gives
+    /// it) into sequences `j0..j0 + part.batch` of this state.
+    pub fn place(&mut self, config: &RecurrentConfig, part: &RecurrentState<T>, j0: usize) {
+        let (b, pb, h) = (self.batch, part.batch, config.hidden_size);
+        let put = |dst: &mut [T], src: &[T]| {
+            for (plane, from) in dst.chunks_exact_mut(b * h).zip(src.chunks_exact(pb * h)) {
+                plane[j0 * h..(j0 + pb) * h].copy_from_slice(from);
+            }
+        };
+        put(&mut self.h, &part.h);
+        put(&mut self.c, &part.c);
+    }
+
     /// Copies another state of the same shape into this one, without allocating. This is how a
     /// final state is carried into the next chunk in truncated BPTT: values only, no gradient
     /// path back across the border.
@@ -88,5 +118,35 @@ impl<T> Default for RecurrentState<T> {
             c: Vec::new(),
             batch: 0,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::CellKind;
+
+    #[test]
+    fn select_and_place_round_trip() {
+        let mut config = RecurrentConfig::new(CellKind::Lstm, 2, 3);
+        config.num_layers = 2;
+        config.bidirectional = true;
+        let mut s = RecurrentState::<f64>::zeros(&config, 5);
+        for (i, v) in s.h.iter_mut().enumerate() {
+            *v = i as f64;
+        }
+        for (i, v) in s.c.iter_mut().enumerate() {
+            *v = -(i as f64);
+        }
+        let part = s.select(&config, 1, 4);
+        assert_eq!(part.batch, 3);
+        part.check(&config, 3, "part").unwrap();
+        // Plane 2 (layer 1, forward), sequence 1 (the part's first), unit 2.
+        assert_eq!(part.h[(2 * 3) * 3 + 2], s.h[(2 * 5 + 1) * 3 + 2]);
+        let mut back = RecurrentState::zeros(&config, 5);
+        back.place(&config, &s.select(&config, 0, 1), 0);
+        back.place(&config, &part, 1);
+        back.place(&config, &s.select(&config, 4, 5), 4);
+        assert_eq!(back, s);
     }
 }

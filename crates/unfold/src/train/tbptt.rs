@@ -19,9 +19,10 @@ use crate::data::{SeqBatch, Values};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
+use crate::layers::params::Parameters;
 use crate::layers::RecurrentState;
 use crate::models::labeller::LabellerWorkspace;
-use crate::models::{SequenceLabeller, TrainContext};
+use crate::models::{SequenceLabeller, SequenceModel, TrainContext};
 use crate::train::source::TrainData;
 
 /// One long stream trained by truncated BPTT (a [`TrainData`] for a [`SequenceLabeller`]).
@@ -38,6 +39,8 @@ pub struct Stream<'a, T> {
     /// state. Empty at the start of an epoch (zero state).
     history: Vec<(usize, RecurrentState<T>)>,
     aux: LabellerWorkspace<T>,
+    /// Buffers of the data-parallel parts beyond the first (`Stream::split_step`).
+    parts: Vec<Part<T>>,
 }
 
 impl<'a, T: Float> Stream<'a, T> {
@@ -81,6 +84,7 @@ impl<'a, T: Float> Stream<'a, T> {
             pos: 0,
             history: Vec::new(),
             aux: LabellerWorkspace::default(),
+            parts: Vec::new(),
         })
     }
 
@@ -91,13 +95,25 @@ impl<'a, T: Float> Stream<'a, T> {
 
     /// The batch of rows `[a, b)` of every parallel stream; scored from `score_from` on.
     fn window(&self, a: usize, b: usize, score_from: usize) -> SeqBatch<T> {
-        let (n, s) = (b - a, self.streams);
+        self.window_of(a, b, score_from, 0, self.streams)
+    }
+
+    /// [`Stream::window`] for the parallel streams `j0..j1` only.
+    fn window_of(
+        &self,
+        a: usize,
+        b: usize,
+        score_from: usize,
+        j0: usize,
+        j1: usize,
+    ) -> SeqBatch<T> {
+        let (n, s) = (b - a, j1 - j0);
         let mut input = self.input.empty_like(n * s);
         let mut target = self.target.empty_like(n * s);
         let mut mask = vec![false; n * s];
         for t in 0..n {
             for j in 0..s {
-                let src = j * self.len + a + t;
+                let src = (j0 + j) * self.len + a + t;
                 input.copy_row(t * s + j, self.input, src);
                 target.copy_row(t * s + j, self.target, src);
                 mask[t * s + j] = a + t >= score_from;
@@ -136,6 +152,111 @@ impl<'a, T: Float> Stream<'a, T> {
     }
 }
 
+/// Smallest number of parallel streams each thread gets in a data-parallel update.
+const MIN_STREAMS_PER_PART: usize = 8;
+/// Largest recurrent stack (bytes of its parameters) trained data-parallel: larger layers
+/// already keep every thread busy inside each product.
+const DATA_PARALLEL_MAX_BYTES: usize = 2 << 20;
+
+/// How many parts an update of `streams` parallel streams is split into, one per thread: 1
+/// (no split) inside a serial scope, with one thread, with fewer than 16 streams, or for a
+/// large model.
+fn data_parallel_parts<T: Float>(model: &SequenceLabeller<T>, streams: usize) -> usize {
+    let bytes = model.rnn.num_params() * std::mem::size_of::<T>();
+    if bytes > DATA_PARALLEL_MAX_BYTES {
+        return 1;
+    }
+    crate::kernels::gemm::effective_threads().min(streams / MIN_STREAMS_PER_PART)
+}
+
+/// The buffers of one part of a data-parallel update beyond the first.
+struct Part<T> {
+    ws: LabellerWorkspace<T>,
+    grads: SequenceLabeller<T>,
+}
+
+impl<T: Float> Stream<'_, T> {
+    /// One update with the parallel streams split into `parts` groups, each trained on its own
+    /// thread (serially inside) from its share of `init`, with the loss of every group divided
+    /// by the whole update's scored rows, so the summed gradients are the whole batch's. Each
+    /// group draws its dropout masks from its own generator, seeded from `ctx.rng`. Returns
+    /// the loss sums and the whole final state.
+    #[allow(clippy::too_many_arguments)]
+    fn split_step(
+        &mut self,
+        model: &SequenceLabeller<T>,
+        parts: usize,
+        (start, end, score_from): (usize, usize, usize),
+        init: &RecurrentState<T>,
+        ws: &mut LabellerWorkspace<T>,
+        grads: &mut SequenceLabeller<T>,
+        ctx: &mut TrainContext<'_>,
+    ) -> Result<(LossStats, RecurrentState<T>)> {
+        use rayon::prelude::*;
+        let config = model.rnn.config().clone();
+        let bounds: Vec<(usize, usize)> = (0..parts)
+            .map(|k| (k * self.streams / parts, (k + 1) * self.streams / parts))
+            .collect();
+        let mut batches: Vec<SeqBatch<T>> = bounds
+            .iter()
+            .map(|&(j0, j1)| self.window_of(start, end, score_from, j0, j1))
+            .collect();
+        // The rows the whole update scores, as the unsplit step would count them.
+        let scored: usize = batches
+            .iter()
+            .map(|b| {
+                let rows = b.steps * b.batch;
+                let target = crate::models::target_view(b);
+                crate::models::scored_rows(model.output.kind(), &target, Some(&b.mask), rows)
+            })
+            .sum();
+        for b in &mut batches {
+            b.loss_norm = Some(scored.max(1) as f64);
+        }
+        while self.parts.len() < parts - 1 {
+            self.parts.push(Part {
+                ws: LabellerWorkspace::default(),
+                grads: model.zeros_like(),
+            });
+        }
+        let mut jobs: Vec<(&mut LabellerWorkspace<T>, &mut SequenceLabeller<T>)> =
+            vec![(ws, grads)];
+        for p in self.parts.iter_mut().take(parts - 1) {
+            p.grads.zero();
+            jobs.push((&mut p.ws, &mut p.grads));
+        }
+        let seeds: Vec<u64> = (0..parts).map(|_| ctx.rng.next_u64()).collect();
+        let results: Vec<Result<LossStats>> = jobs
+            .par_iter_mut()
+            .zip(&batches)
+            .zip(&bounds)
+            .zip(&seeds)
+            .map(|((((ws, g), batch), &(j0, j1)), &seed)| {
+                let _one = crate::kernels::gemm::serial_scope();
+                let part_init = init.select(&config, j0, j1);
+                let mut rng = crate::rng::Rng::new(seed);
+                model.train_step(batch, Some(&part_init), ws, g, Some(&mut rng))
+            })
+            .collect();
+        let mut stats = LossStats::default();
+        for r in results {
+            stats.merge(&r?);
+        }
+        let mut last = RecurrentState::zeros(&config, self.streams);
+        for ((ws, _), &(j0, _)) in jobs.iter().zip(&bounds) {
+            last.place(&config, ws.final_state(), j0);
+        }
+        let (first, rest) = jobs.split_at_mut(1);
+        let total = &mut first[0].1;
+        for (_, g) in rest.iter() {
+            for (dst, src) in total.param_slices_mut().into_iter().zip(g.param_slices()) {
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+            }
+        }
+        Ok((stats, last))
+    }
+}
+
 impl<T: Float> TrainData<T, SequenceLabeller<T>> for Stream<'_, T> {
     fn next_batch(
         &mut self,
@@ -153,9 +274,25 @@ impl<T: Float> TrainData<T, SequenceLabeller<T>> for Stream<'_, T> {
         let start = end.saturating_sub(self.k2);
         let score_from = self.pos.max(start);
         let init = self.state_at(model, start)?;
-        let batch = self.window(start, end, score_from);
-        let stats = model.train_step(&batch, Some(&init), ws, grads, Some(&mut *ctx.rng))?;
-        self.history.push((end, ws.final_state().clone()));
+        let parts = data_parallel_parts(model, self.streams);
+        let stats = if parts > 1 {
+            let (stats, last) = self.split_step(
+                model,
+                parts,
+                (start, end, score_from),
+                &init,
+                ws,
+                grads,
+                ctx,
+            )?;
+            self.history.push((end, last));
+            stats
+        } else {
+            let batch = self.window(start, end, score_from);
+            let stats = model.train_step(&batch, Some(&init), ws, grads, Some(&mut *ctx.rng))?;
+            self.history.push((end, ws.final_state().clone()));
+            stats
+        };
         // Keep only what a later window can start from.
         // The next window starts k2 steps before its end, which is at most the stream's end.
         let need = (end + self.k1).min(self.len).saturating_sub(self.k2);
@@ -249,6 +386,64 @@ mod tests {
     use crate::layers::{CellKind, OutputKind};
     use crate::models::{InputSpec, ModelConfig, SequenceModel};
     use crate::rng::Rng;
+
+    /// An update split between threads (16 streams in two parts) gives the unsplit update's
+    /// loss, gradients and carried state, over consecutive and overlapping windows.
+    #[test]
+    fn data_parallel_update_equals_the_whole_one() {
+        crate::kernels::gemm::set_num_threads(2);
+        let seqs = tasks::running_pair_sum::<f64>(1, 3, 16 * 40, 16 * 40, 2);
+        let model = SequenceLabeller::<f64>::new(
+            ModelConfig {
+                input: InputSpec::Symbols { vocab: 3, dim: 4 },
+                cell: CellKind::Lstm,
+                hidden: 6,
+                layers: 2,
+                bidirectional: false,
+                output: OutputKind::Categorical {
+                    classes: 3,
+                    pad: None,
+                },
+            },
+            3,
+        )
+        .unwrap();
+        assert_eq!(data_parallel_parts(&model, 16), 2);
+        for (k1, k2) in [(10, 10), (6, 9)] {
+            let run = |serial: bool| {
+                let _one = serial.then(crate::kernels::gemm::serial_scope);
+                let mut s = Stream::new(&seqs[0].input, &seqs[0].target, 16, k1, k2).unwrap();
+                let mut ws = LabellerWorkspace::default();
+                let mut out = Vec::new();
+                let mut rng = Rng::new(0);
+                for _ in 0..3 {
+                    let mut g = model.zeros_like();
+                    let mut ctx = TrainContext {
+                        rng: &mut rng,
+                        feed_prob: 0.0,
+                        step: 0,
+                    };
+                    let (stats, n) = s.next_batch(&model, &mut ws, &mut g, &mut ctx).unwrap();
+                    out.push((stats, n, g, s.history.last().unwrap().1.clone()));
+                }
+                out
+            };
+            let (split, whole) = (run(false), run(true));
+            for ((a, na, ga, sa), (b, nb, gb, sb)) in split.iter().zip(&whole) {
+                assert_eq!((na, a.rows), (nb, b.rows));
+                assert!((a.nll - b.nll).abs() < 1e-9 * b.nll.abs());
+                for (x, y) in ga.param_slices().iter().zip(gb.param_slices()) {
+                    for (u, v) in x.iter().zip(y) {
+                        assert!((u - v).abs() < 1e-12, "{k1} {k2}: gradient {u} vs {v}");
+                    }
+                }
+                assert_eq!(sa.batch, 16);
+                for (u, v) in sa.h.iter().chain(&sa.c).zip(sb.h.iter().chain(&sb.c)) {
+                    assert!((u - v).abs() < 1e-12);
+                }
+            }
+        }
+    }
 
     /// Every window's start state is found in the kept history close by (never replayed from
     /// the stream's beginning), including the short last window of an epoch: replaying from
