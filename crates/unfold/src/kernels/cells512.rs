@@ -296,6 +296,98 @@ pub unsafe fn dot_rows(
     }
 }
 
+/// tanh on 8 `f64` lanes: [`crate::float::tanh_f64`]'s formula (`N / (N + 2 d)` from the
+/// exponential's Pade pieces of `2|x|`, sign restored) with the division done as `vrcp14pd`
+/// and two Newton steps (relative error about 2^-56). NaN stays NaN.
+#[inline]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::excessive_precision)] // Cephes' published coefficients, as in float.rs
+fn tanh8_f64(x: __m512d) -> __m512d {
+    let sign = _mm512_set1_epi64(i64::MIN);
+    let ax = _mm512_castsi512_pd(_mm512_andnot_si512(sign, _mm512_castpd_si512(x)));
+    // min(40, y) keeps a NaN y (the second operand wins when either is NaN).
+    let y = _mm512_min_pd(_mm512_set1_pd(40.0), _mm512_add_pd(ax, ax));
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let t = _mm512_fmadd_pd(
+        y,
+        _mm512_set1_pd(std::f64::consts::LOG2_E),
+        _mm512_set1_pd(ROUND),
+    );
+    let n = _mm512_sub_pd(t, _mm512_set1_pd(ROUND));
+    let ni = _mm512_sub_epi64(
+        _mm512_castpd_si512(t),
+        _mm512_set1_epi64(ROUND.to_bits() as i64),
+    );
+    let r = _mm512_fnmadd_pd(n, _mm512_set1_pd(6.931_457_519_531_25e-1), y);
+    let r = _mm512_fnmadd_pd(n, _mm512_set1_pd(1.428_606_820_309_417_232_12e-6), r);
+    let z = _mm512_mul_pd(r, r);
+    let mut px = _mm512_fmadd_pd(
+        _mm512_set1_pd(1.261_771_930_748_105_908_78e-4),
+        z,
+        _mm512_set1_pd(3.029_944_077_074_419_613_00e-2),
+    );
+    px = _mm512_fmadd_pd(px, z, _mm512_set1_pd(9.999_999_999_999_999_999_10e-1));
+    px = _mm512_mul_pd(px, r);
+    let mut qx = _mm512_fmadd_pd(
+        _mm512_set1_pd(3.001_985_051_386_644_550_42e-6),
+        z,
+        _mm512_set1_pd(2.524_483_403_496_841_041_92e-3),
+    );
+    qx = _mm512_fmadd_pd(qx, z, _mm512_set1_pd(2.272_655_482_081_550_287_66e-1));
+    qx = _mm512_fmadd_pd(qx, z, _mm512_set1_pd(2.000_000_000_000_000_000_09));
+    let d = _mm512_sub_pd(qx, px);
+    let scale = _mm512_castsi512_pd(_mm512_slli_epi64::<52>(_mm512_add_epi64(
+        ni,
+        _mm512_set1_epi64(1023),
+    )));
+    // N = 2 scale p + (scale - 1) d;  tanh |x| = N / (N + 2 d).
+    let num = _mm512_fmadd_pd(
+        _mm512_add_pd(scale, scale),
+        px,
+        _mm512_mul_pd(_mm512_sub_pd(scale, _mm512_set1_pd(1.0)), d),
+    );
+    let den = _mm512_fmadd_pd(_mm512_set1_pd(2.0), d, num);
+    let two = _mm512_set1_pd(2.0);
+    let mut q = _mm512_rcp14_pd(den);
+    q = _mm512_mul_pd(q, _mm512_fnmadd_pd(den, q, two));
+    q = _mm512_mul_pd(q, _mm512_fnmadd_pd(den, q, two));
+    let th = _mm512_mul_pd(num, q);
+    _mm512_castsi512_pd(_mm512_or_si512(
+        _mm512_castpd_si512(th),
+        _mm512_and_si512(_mm512_castpd_si512(x), sign),
+    ))
+}
+
+/// The leaky tanh update of reservoir units, `x <- (1 - a) x + a tanh(pre)`, 8 lanes at a
+/// time (`x = tanh(pre)` when `a == 1`).
+///
+/// # Safety
+/// The CPU must have AVX-512F; `pre` holds at least `x.len()` values.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn leaky_tanh_f64(x: &mut [f64], pre: &[f64], a: f64) {
+    let n = x.len();
+    assert!(pre.len() >= n);
+    let (xp, pp) = (x.as_mut_ptr(), pre.as_ptr());
+    let (av, keep) = (_mm512_set1_pd(a), _mm512_set1_pd(1.0 - a));
+    let mut i = 0;
+    while i < n {
+        let m: __mmask8 = if n - i >= 8 {
+            0xff
+        } else {
+            (1u8 << (n - i)) - 1
+        };
+        let th = tanh8_f64(_mm512_maskz_loadu_pd(m, pp.add(i)));
+        let v = if a == 1.0 {
+            th
+        } else {
+            let old = _mm512_maskz_loadu_pd(m, xp.add(i));
+            _mm512_fmadd_pd(keep, old, _mm512_mul_pd(av, th))
+        };
+        _mm512_mask_storeu_pd(xp.add(i), m, v);
+        i += 8;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +575,43 @@ mod tests {
                 ((y as f64) - e).abs() <= 3e-7 * e.abs().max(1e-30),
                 "tanh({x}) = {y}, want {e}"
             );
+        }
+    }
+    #[test]
+    fn leaky_tanh_f64_matches_the_scalar_update() {
+        if !crate::kernels::packed::available() {
+            return;
+        }
+        let ulp = |a: f64, b: f64| {
+            let u = b.abs().max(f64::MIN_POSITIVE);
+            (a - b).abs() / (f64::from_bits(u.to_bits() + 1) - u)
+        };
+        let mut pre: Vec<f64> = (0..20_001).map(|i| -25.0 + i as f64 * 0.0025).collect();
+        pre.extend([1e-300, -1e-12, 3e-5, 700.0, -700.0, 0.0, f64::NAN]);
+        for a in [1.0, 0.3] {
+            let x0: Vec<f64> = (0..pre.len())
+                .map(|i| ((i % 7) as f64 - 3.0) * 0.1)
+                .collect();
+            let mut x = x0.clone();
+            unsafe { leaky_tanh_f64(&mut x, &pre, a) };
+            let mut worst = 0.0f64;
+            for i in 0..pre.len() {
+                if pre[i].is_nan() {
+                    assert!(x[i].is_nan());
+                    continue;
+                }
+                if a == 1.0 {
+                    worst = worst.max(ulp(x[i], pre[i].tanh()));
+                } else {
+                    let want = (1.0 - a) * x0[i] + a * pre[i].tanh();
+                    assert!(
+                        (x[i] - want).abs() <= 4e-16 * (1.0 + want.abs()),
+                        "{}",
+                        pre[i]
+                    );
+                }
+            }
+            assert!(worst <= 4.0, "tanh worst {worst} ulp");
         }
     }
 }

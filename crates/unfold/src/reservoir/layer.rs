@@ -292,6 +292,12 @@ impl Reservoir {
     fn activate(&self, x: &mut [f64], pre: &[f64]) {
         let a = self.config.leak_rate;
         // One flat loop per activation, so the compiler vectorises it (tanh is branch-free).
+        #[cfg(target_arch = "x86_64")]
+        if self.config.activation == Activation::Tanh && crate::kernels::packed::available() {
+            // SAFETY: AVX-512F is present; `pre` covers `x`.
+            unsafe { crate::kernels::cells512::leaky_tanh_f64(x, pre, a) };
+            return;
+        }
         match self.config.activation {
             Activation::Tanh => leaky_update(x, pre, a, tanh_f64),
             Activation::Identity => leaky_update(x, pre, a, |v| v),
