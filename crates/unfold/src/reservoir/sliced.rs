@@ -17,6 +17,8 @@ const LANES: usize = 8;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Sliced {
     rows: usize,
+    /// One past the largest column index: the shortest vector the product may read.
+    reach: usize,
     /// `slices + 1` offsets into `idx` / `val` (multiples of 8).
     slice_ptr: Vec<usize>,
     /// Each row's number of non-zeros, padded with zeros to a multiple of 8 rows.
@@ -60,6 +62,7 @@ impl Sliced {
         }
         Sliced {
             rows,
+            reach: indices.iter().map(|&j| j as usize + 1).max().unwrap_or(0),
             slice_ptr,
             lens,
             idx,
@@ -74,7 +77,7 @@ impl Sliced {
 
     /// `y (+)= A[rows] x` for the rows `r0..r1` (`y` holds those rows), with AVX-512 when the
     /// machine has it and `r0` starts a slice; `None` otherwise (the caller then uses the row
-    /// loop). `x` must hold at least as many entries as the matrix has columns.
+    /// loop). `x` must hold an entry for every column used (checked).
     pub(crate) fn mul_rows(
         &self,
         x: &[f64],
@@ -89,9 +92,9 @@ impl Sliced {
                 r0 <= r1 && r1 <= self.rows && y.len() >= r1 - r0,
                 "row range"
             );
-            // SAFETY: AVX-512F is present; every stored index is below the number of columns
-            // (the constructor's precondition), which `x` covers (the caller's contract), and
-            // `y` holds the rows written.
+            assert!(x.len() >= self.reach, "vector shorter than the columns");
+            // SAFETY: AVX-512F is present; every stored index is below `reach`, which `x`
+            // covers, and `y` holds the rows written.
             unsafe { self.mul_rows_avx512(x, r0, r1, y, acc) };
             return Some(());
         }
