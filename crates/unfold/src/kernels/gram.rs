@@ -1,8 +1,9 @@
 //! The Gram product `C += X^T X` of a row-major `f64` matrix, lower triangle, in AVX-512.
 //!
 //! Ridge readouts accumulate `X^T X` of long runs of reservoir states (10 000 rows of 1001
-//! features: 10 GFLOP for the lower half). A general GEMM packs both operands of every block
-//! and, on these shapes, reaches about 40 % of this machine's `f64` peak. Here `X` is row-major,
+//! features: 10 GFLOP for the lower half). General GEMM calls on blocks of it pack both
+//! operands of every block and, on these shapes, reached about 40-50 % of this machine's `f64`
+//! peak (this kernel about 60 %, `docs/reservoir.md`). Here `X` is row-major,
 //! so both operands are column strips of the same rows: a block of `KC` rows is packed once into
 //! panels of 8 columns (`[KC, 8]`, contiguous, zero-padded past the last column) and every tile
 //! of `C` reads its two operands from those panels. The 8 x 24 register tile broadcasts 8
