@@ -6,7 +6,8 @@
 //! validation error of any weights follows from the validation Gram exactly:
 //! `|Y - X W^T|^2 = tr(Y^T Y) - 2 tr(W X^T Y) + tr(W X^T X W^T)`. The system
 //! `(X^T X + lambda I) W^T = X^T Y` is solved by faer's Cholesky factorisation; a system that is
-//! not numerically positive definite is reported as singular, never solved into garbage.
+//! not numerically positive definite, with a ridge too small to make it so, is reported as
+//! singular, never solved into garbage.
 
 #![allow(clippy::needless_range_loop)]
 
@@ -182,6 +183,7 @@ pub fn solve_ridge(g: &Gram, lambda: f64) -> Result<Vec<f64>> {
     let sol = cholesky_solve(
         f,
         o,
+        lambda,
         |i, j| g.xtx[i.max(j) * f + i.min(j)] + if i == j { lambda } else { 0.0 },
         |i, k| g.xty[i * o + k],
         &singular,
@@ -191,12 +193,19 @@ pub fn solve_ridge(g: &Gram, lambda: f64) -> Result<Vec<f64>> {
 }
 
 /// Solves the symmetric positive definite system `A X = B` (`A` is `n x n` given by `a(i, j)`,
-/// `B` is `n x o` given by `b(i, k)`) by faer's Cholesky factorisation and returns `X^T`
-/// (`[o, n]`). A failed factorisation, a pivot below `1e-13` of the largest diagonal entry or a
-/// non-finite solution is `singular()`.
+/// `B` is `n x o` given by `b(i, k)`), where `A` includes a ridge `lambda` on its diagonal, by
+/// faer's Cholesky factorisation and returns `X^T` (`[o, n]`).
+///
+/// `singular()` is returned for a failed factorisation, a non-finite solution, or a pivot below
+/// `1e-13` of the largest diagonal entry when the ridge is also below the rounding level of the
+/// system (`sqrt(n) eps max_diag`). A ridge above that level makes the system positive definite
+/// however collinear the data: its small pivots are the ridge itself, and rejecting them would
+/// make the outcome hang on the last bits of rounding (10 000 Mackey-Glass states at ridge
+/// 1e-9 have pivots right at `1e-13` of the diagonal).
 fn cholesky_solve(
     n: usize,
     o: usize,
+    lambda: f64,
     a: impl Fn(usize, usize) -> f64,
     b: impl Fn(usize, usize) -> f64,
     singular: &dyn Fn() -> Error,
@@ -208,7 +217,11 @@ fn cholesky_solve(
     let min_pivot = (0..n)
         .map(|i| l[(i, i)] * l[(i, i)])
         .fold(f64::MAX, f64::min);
-    if min_pivot.is_nan() || min_pivot <= 1e-13 * max_diag.max(f64::MIN_POSITIVE) {
+    let unresolved = lambda < (n as f64).sqrt() * f64::EPSILON * max_diag;
+    if min_pivot.is_nan()
+        || min_pivot <= 0.0
+        || (unresolved && min_pivot <= 1e-13 * max_diag.max(f64::MIN_POSITIVE))
+    {
         return Err(singular());
     }
     let sol = llt.solve(Mat::<f64>::from_fn(n, o, b));
@@ -264,6 +277,7 @@ pub fn solve_ridge_dual(x: &[f64], y: &[f64], f: usize, o: usize, lambda: f64) -
     let at = cholesky_solve(
         r,
         o,
+        lambda,
         |i, j| k[i * r + j] + if i == j { lambda } else { 0.0 },
         |i, c| y[i * o + c],
         &singular,
@@ -518,6 +532,15 @@ mod tests {
         let err = solve_ridge(&g, 0.0).unwrap_err();
         assert!(err.to_string().contains("singular"), "{err}");
         assert!(solve_ridge(&g, 1e-6).is_ok());
+        // A ridge below the rounding of the system cannot make it definite.
+        assert!(solve_ridge(&g, 1e-14).is_err());
+        // One well above it can, even where its pivots are below 1e-13 of the diagonal: the
+        // two identical columns then share their weight equally, as the ridge says.
+        let w = solve_ridge(&g, 1e-12).unwrap();
+        assert!(
+            (w[0] - w[1]).abs() < 0.05 * w[0].abs().max(w[1].abs()),
+            "{w:?}"
+        );
     }
 
     #[test]
