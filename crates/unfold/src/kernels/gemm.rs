@@ -314,6 +314,66 @@ pub fn gemm_nn<T: Float>(
     }
 }
 
+/// Largest output (`m * n` entries) whose [`gemm_tn`] splits the rows `k` between threads.
+const K_SPLIT_MAX_OUTPUT: usize = 1 << 15;
+/// Fewest rows `k` for that split.
+const K_SPLIT_MIN_ROWS: usize = 512;
+
+/// [`gemm_tn`] with the `k` rows split between `threads` threads, each summing its share into
+/// its own `[m, n]` buffer (the first into `c`), added in order at the end.
+///
+/// For a small output and many rows (the weight gradients of a layer with H = 64: `[256, 64]`
+/// over 3200 rows), `gemm` can only split the small output and gains nothing from a second
+/// thread (0.79 ms either way); split rows take 0.48-0.51 ms (`docs/benchmarks.md`). Larger
+/// outputs keep `gemm`'s own split, which is as fast there.
+#[allow(clippy::too_many_arguments)]
+fn gemm_tn_split_rows<T: Float>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[T],
+    lda: usize,
+    b: &[T],
+    ldb: usize,
+    c: &mut [T],
+    ldc: usize,
+    acc: bool,
+    threads: usize,
+) {
+    use rayon::prelude::*;
+    let parts = threads.min(k / (K_SPLIT_MIN_ROWS / 2)).max(1);
+    let bounds: Vec<(usize, usize)> = (0..parts)
+        .map(|p| (p * k / parts, (p + 1) * k / parts))
+        .collect();
+    let mut partial = vec![T::ZERO; (parts - 1) * m * n];
+    let part = |(r0, r1): (usize, usize), out: &mut [T], ld: usize, acc: bool| {
+        let _one = serial_scope();
+        let rows = r1 - r0;
+        let (a, b) = (&a[r0 * lda..], &b[r0 * ldb..]);
+        let (a, b) = (&a[..(rows - 1) * lda + m], &b[..(rows - 1) * ldb + n]);
+        gemm_tn(m, n, rows, a, lda, b, ldb, out, ld, acc);
+    };
+    rayon::join(
+        || part(bounds[0], c, ldc, acc),
+        || {
+            partial
+                .par_chunks_mut(m * n)
+                .zip(&bounds[1..])
+                .for_each(|(out, &r)| part(r, out, n, false))
+        },
+    );
+    for p in partial.chunks_exact(m * n) {
+        for i in 0..m {
+            for (cv, &pv) in c[i * ldc..i * ldc + n]
+                .iter_mut()
+                .zip(&p[i * n..(i + 1) * n])
+            {
+                *cv += pv;
+            }
+        }
+    }
+}
+
 /// `c[m,n] (+)= a[k,m]^T * b[k,n]`: the weight gradients, with `k = T * B` rows.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_tn<T: Float>(
@@ -331,6 +391,11 @@ pub fn gemm_tn<T: Float>(
     check(a.len(), k, m, lda, "gemm_tn a");
     check(b.len(), k, n, ldb, "gemm_tn b");
     check(c.len(), m, n, ldc, "gemm_tn c");
+    let threads = effective_threads();
+    if threads > 1 && m * n <= K_SPLIT_MAX_OUTPUT && k >= K_SPLIT_MIN_ROWS && k >= 2 * m.max(n) {
+        gemm_tn_split_rows(m, n, k, a, lda, b, ldb, c, ldc, acc, threads);
+        return;
+    }
     unsafe {
         raw(
             m,
@@ -478,6 +543,34 @@ mod tests {
     }
 
     /// Every product against a plain triple loop over many sizes, strides and both modes.
+    #[test]
+    fn row_split_weight_gradient_equals_the_serial_product() {
+        // A small output over many rows takes the split (2 threads), with and without
+        // accumulation and with row strides wider than the product.
+        set_num_threads(2);
+        let mut r = Rng::new(9);
+        let (m, n, k) = (24, 10, 2100);
+        let (lda, ldb, ldc) = (m + 3, n + 1, n + 2);
+        let a = rand(k * lda, &mut r);
+        let b = rand(k * ldb, &mut r);
+        let c0 = rand(m * ldc, &mut r);
+        for acc in [false, true] {
+            let mut split = c0.clone();
+            gemm_tn(m, n, k, &a, lda, &b, ldb, &mut split, ldc, acc);
+            let mut want = c0.clone();
+            {
+                let _one = serial_scope();
+                gemm_tn(m, n, k, &a, lda, &b, ldb, &mut want, ldc, acc);
+            }
+            for (i, (x, y)) in split.iter().zip(&want).enumerate() {
+                assert!(
+                    (x - y).abs() < 1e-10 * (1.0 + y.abs()),
+                    "{acc} {i}: {x} vs {y}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn products_match_reference() {
         let mut r = Rng::new(3);
