@@ -173,3 +173,50 @@ fn f32_streaming_step_equals_f64_forward() {
         }
     }
 }
+
+/// Packed weights are reused across calls only while the weights are unchanged: after one
+/// recurrent and one input weight change (as an optimizer step would make), a reused workspace
+/// and cache give exactly what fresh ones give, for inference and the training forward.
+#[test]
+fn changed_weights_are_packed_again() {
+    unfold::kernels::gemm::set_num_threads(2);
+    let (input, hidden, steps, batch) = (6, 40, 5, 11);
+    let cfg = RecurrentConfig::new(CellKind::Lstm, input, hidden).layers(2);
+    let mut layer = Recurrent::<f32>::new(cfg, 3).unwrap();
+    let mut rng = Rng::new(4);
+    let x: Vec<f32> = (0..steps * batch * input)
+        .map(|_| rng.uniform_range(-1.0, 1.0) as f32)
+        .collect();
+    let mut ws = InferWorkspace::default();
+    let mut cache = TrainCache::default();
+    let run = |layer: &Recurrent<f32>, ws: &mut InferWorkspace<f32>, c: &mut TrainCache<f32>| {
+        layer
+            .forward_infer(&x, steps, batch, None, None, ws)
+            .unwrap();
+        layer
+            .forward_train(&x, steps, batch, None, None, c)
+            .unwrap();
+        (ws.output().to_vec(), c.output().to_vec())
+    };
+    let before = run(&layer, &mut ws, &mut cache);
+    assert_eq!(
+        before,
+        run(&layer, &mut ws, &mut cache),
+        "same weights, same outputs"
+    );
+    for (k, p) in layer.param_slices_mut().into_iter().enumerate() {
+        // Every parameter tensor of both layers moves a little (weights and biases).
+        p[(k * 7) % p.len()] += 0.25;
+    }
+    let reused = run(&layer, &mut ws, &mut cache);
+    let fresh = run(
+        &layer,
+        &mut InferWorkspace::default(),
+        &mut TrainCache::default(),
+    );
+    assert_ne!(before.0, fresh.0, "the change must show in the outputs");
+    assert_eq!(
+        reused, fresh,
+        "a reused workspace must not keep stale packed weights"
+    );
+}
