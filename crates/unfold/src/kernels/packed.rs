@@ -121,6 +121,44 @@ pub unsafe fn panel_product(
     ldc: usize,
     acc: bool,
 ) {
+    unsafe { product(m, k, a, lda, panel, width, c, ldc, acc, std::ptr::null()) }
+}
+
+/// `c[m, 0..width] = init[0..width] + a[m, 0..k] @ panel`: [`panel_product`] with every row's
+/// sums starting from `init` (a bias) in registers, instead of a pass writing the bias into
+/// `c` and a product reading it back.
+///
+/// # Safety
+/// As for [`panel_product`]; `init` must hold `width` values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn panel_product_init(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    panel: &[f32],
+    width: usize,
+    c: *mut f32,
+    ldc: usize,
+    init: &[f32],
+) {
+    assert!(init.len() >= width, "bias shorter than the width");
+    unsafe { product(m, k, a, lda, panel, width, c, ldc, false, init.as_ptr()) }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe fn product(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    panel: &[f32],
+    width: usize,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+) {
     debug_assert!(panel.len() >= k * NR && width <= NR);
     #[cfg(target_arch = "x86_64")]
     unsafe {
@@ -130,18 +168,18 @@ pub unsafe fn panel_product(
             let rows = (m - i).min(MR);
             let (ai, ci) = (a.add(i * lda), c.add(i * ldc));
             match rows {
-                12 => tile::<12>(k, ai, lda, b, ci, ldc, width, acc),
-                11 => tile::<11>(k, ai, lda, b, ci, ldc, width, acc),
-                10 => tile::<10>(k, ai, lda, b, ci, ldc, width, acc),
-                9 => tile::<9>(k, ai, lda, b, ci, ldc, width, acc),
-                8 => tile::<8>(k, ai, lda, b, ci, ldc, width, acc),
-                7 => tile::<7>(k, ai, lda, b, ci, ldc, width, acc),
-                6 => tile::<6>(k, ai, lda, b, ci, ldc, width, acc),
-                5 => tile::<5>(k, ai, lda, b, ci, ldc, width, acc),
-                4 => tile::<4>(k, ai, lda, b, ci, ldc, width, acc),
-                3 => tile::<3>(k, ai, lda, b, ci, ldc, width, acc),
-                2 => tile::<2>(k, ai, lda, b, ci, ldc, width, acc),
-                _ => tile::<1>(k, ai, lda, b, ci, ldc, width, acc),
+                12 => tile::<12>(k, ai, lda, b, ci, ldc, width, acc, init),
+                11 => tile::<11>(k, ai, lda, b, ci, ldc, width, acc, init),
+                10 => tile::<10>(k, ai, lda, b, ci, ldc, width, acc, init),
+                9 => tile::<9>(k, ai, lda, b, ci, ldc, width, acc, init),
+                8 => tile::<8>(k, ai, lda, b, ci, ldc, width, acc, init),
+                7 => tile::<7>(k, ai, lda, b, ci, ldc, width, acc, init),
+                6 => tile::<6>(k, ai, lda, b, ci, ldc, width, acc, init),
+                5 => tile::<5>(k, ai, lda, b, ci, ldc, width, acc, init),
+                4 => tile::<4>(k, ai, lda, b, ci, ldc, width, acc, init),
+                3 => tile::<3>(k, ai, lda, b, ci, ldc, width, acc, init),
+                2 => tile::<2>(k, ai, lda, b, ci, ldc, width, acc, init),
+                _ => tile::<1>(k, ai, lda, b, ci, ldc, width, acc, init),
             }
             i += rows;
         }
@@ -166,10 +204,24 @@ unsafe fn tile<const M: usize>(
     ldc: usize,
     width: usize,
     acc: bool,
+    init: *const f32,
 ) {
     use std::arch::x86_64::*;
-    let mut c0 = [_mm512_setzero_ps(); M];
-    let mut c1 = [_mm512_setzero_ps(); M];
+    let (s0, s1) = if init.is_null() {
+        (_mm512_setzero_ps(), _mm512_setzero_ps())
+    } else {
+        // The bias of the `width` columns, zero past them.
+        let m0 = ((1u64 << width.min(16)) - 1) as __mmask16;
+        let m1 = ((1u64 << width.saturating_sub(16)) - 1) as __mmask16;
+        unsafe {
+            (
+                _mm512_maskz_loadu_ps(m0, init),
+                _mm512_maskz_loadu_ps(m1, init.add(16)),
+            )
+        }
+    };
+    let mut c0 = [s0; M];
+    let mut c1 = [s1; M];
     for kk in 0..k {
         let (b0, b1) = unsafe {
             (
@@ -285,6 +337,58 @@ mod tests {
                             "{m} {k} {width}: {got} vs {e}"
                         );
                     }
+                }
+            }
+        }
+    }
+    #[test]
+    fn panel_product_init_starts_from_the_bias() {
+        if !available() {
+            return;
+        }
+        let mut r = Rng::new(6);
+        for &(m, k, width) in &[(13usize, 20usize, 32usize), (9, 7, 20), (3, 5, 9)] {
+            let (lda, ldc) = (k + 1, width + 3);
+            let a: Vec<f32> = (0..m * lda)
+                .map(|_| r.uniform_range(-1.0, 1.0) as f32)
+                .collect();
+            let bm: Vec<f32> = (0..k * width)
+                .map(|_| r.uniform_range(-1.0, 1.0) as f32)
+                .collect();
+            let bias: Vec<f32> = (0..width)
+                .map(|_| r.uniform_range(-1.0, 1.0) as f32)
+                .collect();
+            let mut p = PackedPanels::default();
+            p.pack(k, 1, |_| width, |_, j, kk| bm[kk * width + j]);
+            let mut c = vec![7.0f32; m * ldc];
+            unsafe {
+                panel_product_init(
+                    m,
+                    k,
+                    a.as_ptr(),
+                    lda,
+                    p.panel(0),
+                    width,
+                    c.as_mut_ptr(),
+                    ldc,
+                    &bias,
+                )
+            };
+            for i in 0..m {
+                for j in 0..ldc {
+                    let got = c[i * ldc + j];
+                    if j >= width {
+                        assert_eq!(got, 7.0, "column {j} past the width written");
+                        continue;
+                    }
+                    let mut e = bias[j] as f64;
+                    for kk in 0..k {
+                        e += a[i * lda + kk] as f64 * bm[kk * width + j] as f64;
+                    }
+                    assert!(
+                        (got as f64 - e).abs() < 1e-4,
+                        "{m} {k} {width}: {got} vs {e}"
+                    );
                 }
             }
         }

@@ -25,7 +25,7 @@ use crate::float::Float;
 use crate::kernels::cells512 as cells;
 use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::SendPtr;
-use crate::kernels::packed::{panel_product, PackedPanels, NR};
+use crate::kernels::packed::{panel_product, panel_product_init, PackedPanels, NR};
 use crate::kernels::team::run_steps;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
@@ -210,9 +210,20 @@ pub(crate) fn forward(
         SendPtr(cx.as_mut_ptr()),
     );
     let bias = !p.b_hh.is_empty();
+    // The bias the projection starts from: b_ih + b_hh (GRU: b_ih; its b_hh enters inside r).
+    let start_bias: Vec<f32> = if !bias {
+        Vec::new()
+    } else if kind == CellKind::Gru {
+        p.b_ih.clone()
+    } else {
+        p.b_ih.iter().zip(&p.b_hh).map(|(a, b)| a + b).collect()
+    };
     // Time steps t0..t1 of the input projection for the units of block u and the sequences
     // (batch rows) b0..b1.
     let project = |t0: usize, t1: usize, u: usize, b0: usize, b1: usize| {
+        // A whole-struct copy, so the closure captures the Sync wrapper, not its field.
+        #[allow(clippy::redundant_locals)]
+        let gp = gp;
         let u0 = u * NR;
         let w = NR.min(hs - u0);
         // All rows of the steps at once when they are contiguous (every sequence).
@@ -226,23 +237,17 @@ pub(crate) fn forward(
         unsafe {
             for g in 0..ng {
                 let col = g * hs + u0;
-                if bias {
-                    for r in (t0..t1).flat_map(|t| (b0..b1).map(move |b| t * bsz + b)) {
-                        let d = sub(gp, r * gh + col, w);
-                        d.copy_from_slice(&p.b_ih[col..col + w]);
-                        if kind != CellKind::Gru {
-                            for (v, &b) in d.iter_mut().zip(&p.b_hh[col..col + w]) {
-                                *v += b;
-                            }
-                        }
-                    }
-                }
                 let panel = packed.w_ih.panel(u * ng + g);
                 for i in 0..times {
                     let r0 = (t0 + i) * bsz + b0;
                     let a = x.as_ptr().add(r0 * input);
                     let dst = gp.0.add(r0 * gh + col);
-                    panel_product(per, input, a, input, panel, w, dst, gh, bias);
+                    if bias {
+                        let init = &start_bias[col..col + w];
+                        panel_product_init(per, input, a, input, panel, w, dst, gh, init);
+                    } else {
+                        panel_product(per, input, a, input, panel, w, dst, gh, false);
+                    }
                 }
             }
         }
