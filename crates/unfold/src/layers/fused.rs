@@ -271,19 +271,21 @@ pub(crate) fn forward(
         unsafe {
             for g in 0..ng {
                 let col = g * hs + u0;
-                let (dst, acc) = if kind == CellKind::Gru {
-                    if bias {
-                        for b in b0..b1 {
-                            sub(hpp, b * gh + col, w).copy_from_slice(&p.b_hh[col..col + w]);
-                        }
-                    }
-                    (hpp.0.add(b0 * gh + col), bias)
-                } else {
-                    (gp.0.add(g_t + b0 * gh + col), true)
-                };
                 let panel = packed.w_hh.panel(u * ng + g);
                 let a = hcur.0.add(b0 * hs);
-                panel_product(b1 - b0, hs, a, hs, panel, w, dst, gh, acc);
+                if kind == CellKind::Gru {
+                    // W_hn h + b_hn stays apart from the input part (r multiplies it).
+                    let dst = hpp.0.add(b0 * gh + col);
+                    if bias {
+                        let init = &p.b_hh[col..col + w];
+                        panel_product_init(b1 - b0, hs, a, hs, panel, w, dst, gh, init);
+                    } else {
+                        panel_product(b1 - b0, hs, a, hs, panel, w, dst, gh, false);
+                    }
+                } else {
+                    let dst = gp.0.add(g_t + b0 * gh + col);
+                    panel_product(b1 - b0, hs, a, hs, panel, w, dst, gh, true);
+                }
             }
             for b in b0..b1 {
                 let r = t * bsz + b;
