@@ -258,9 +258,7 @@ impl Reservoir {
             }
         }
     }
-}
 
-impl Reservoir {
     /// Advances the units `r0..r1` of one sequence without output feedback: `out` (those units)
     /// becomes the new state from the previous state `prev` (all `N` units) and the input `u`;
     /// `pre` is a scratch buffer of at least `r1 - r0` entries. Threads that own disjoint unit

@@ -106,15 +106,26 @@ impl Csr {
                 "inconsistent compressed rows for a [{rows}, {cols}] matrix"
             )));
         }
+        Ok(Self::assemble(rows, cols, row_ptr, indices, values))
+    }
+
+    /// The matrix from parts already known to be consistent, with its sliced copy.
+    fn assemble(
+        rows: usize,
+        cols: usize,
+        row_ptr: Vec<usize>,
+        indices: Vec<u32>,
+        values: Vec<f64>,
+    ) -> Self {
         let sliced = Sliced::new(&row_ptr, &indices, &values);
-        Ok(Csr {
+        Csr {
             rows,
             cols,
             row_ptr,
             indices,
             values,
             sliced,
-        })
+        }
     }
 
     /// Builds the CSR form of a dense row-major matrix, keeping the non-zero entries.
@@ -133,15 +144,7 @@ impl Csr {
             }
             row_ptr.push(indices.len());
         }
-        let sliced = Sliced::new(&row_ptr, &indices, &values);
-        Csr {
-            rows,
-            cols,
-            row_ptr,
-            indices,
-            values,
-            sliced,
-        }
+        Self::assemble(rows, cols, row_ptr, indices, values)
     }
 
     /// Number of rows.
