@@ -292,3 +292,53 @@ impl Esn {
         Ok(esn)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reservoir::{EsnConfig, ReadoutKind, ReservoirConfig};
+
+    /// A checkpoint whose sparse reservoir has an index past its columns, a negative index, or
+    /// offsets that go backwards is a clear error, never a matrix the product would read out
+    /// of bounds.
+    #[test]
+    fn corrupt_sparse_weights_are_a_clear_error() {
+        let cfg = EsnConfig {
+            reservoir: ReservoirConfig {
+                units: 300,
+                connectivity: 0.02,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let esn = Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap();
+        let tf = esn.to_tensor_file();
+        assert!(Esn::from_tensor_file(&tf).is_ok());
+        let key = |suffix: &str| {
+            tf.tensors
+                .keys()
+                .find(|k| k.ends_with(suffix))
+                .cloned()
+                .unwrap()
+        };
+        let (ik, pk) = (key(".indices"), key(".row_ptr"));
+        let (idx, ptr) = (get_i64(&tf, &ik).unwrap(), get_i64(&tf, &pk).unwrap());
+        let mut cases = Vec::new();
+        for bad in [300, -1] {
+            let mut t = tf.clone();
+            let mut v = idx.clone();
+            v[3] = bad;
+            insert_i64(&mut t, &ik, &v);
+            cases.push(t);
+        }
+        let mut t = tf.clone();
+        let mut v = ptr.clone();
+        v[5] = v[6] + 1;
+        insert_i64(&mut t, &pk, &v);
+        cases.push(t);
+        for t in cases {
+            let err = Esn::from_tensor_file(&t).unwrap_err().to_string();
+            assert!(err.contains("inconsistent sparse matrix"), "{err}");
+        }
+    }
+}
