@@ -131,6 +131,69 @@ fn fast_f32_path_equals_f64_reference() {
     }
 }
 
+/// The LSTM inference with the batch in vector lanes (whole 16-sequence vectors: 32 and 48
+/// sequences, the second with a 16-lane remainder group) against the f64 forward: outputs and
+/// final states, variable lengths (reverse direction starting at each sequence's own end), two
+/// layers (the second reads 2H = 140 inputs: several 16-feature chunks, a partial one), both
+/// directions, with and without biases, and ragged blocks of units (H = 70 = 32 + 32 + 6, tiles
+/// of 3 with remainders). The second call reuses the packed weights; a changed bias is used.
+#[test]
+fn lane_layout_inference_equals_f64_reference() {
+    unfold::kernels::gemm::set_num_threads(2);
+    let (input, hidden, steps) = (21, 70, 9);
+    for batch in [32usize, 48] {
+        let lengths: Vec<usize> = (0..batch).map(|b| 1 + (b * 5) % steps).collect();
+        for (bidirectional, bias) in [(false, true), (true, true), (true, false)] {
+            let cfg = RecurrentConfig::new(CellKind::Lstm, input, hidden)
+                .layers(2)
+                .bidirectional(bidirectional)
+                .bias(bias);
+            let mut l64 = Recurrent::<f64>::new(cfg.clone(), 9).unwrap();
+            let mut l32 = Recurrent::<f32>::zeros(cfg.clone()).unwrap();
+            let mut rng = Rng::new(12);
+            let mut rv =
+                |n: usize| -> Vec<f64> { (0..n).map(|_| rng.uniform_range(-1.0, 1.0)).collect() };
+            let x = rv(steps * batch * input);
+            let mut init = RecurrentState::<f64>::zeros(&cfg, batch);
+            init.h = rv(init.h.len());
+            init.c = rv(init.c.len());
+            let init32 = RecurrentState {
+                h: to_f32(&init.h),
+                c: to_f32(&init.c),
+                ..RecurrentState::<f32>::zeros(&cfg, batch)
+            };
+            let mut w32 = InferWorkspace::default();
+            for round in 0..2 {
+                if round == 1 && bias {
+                    // A bias changed alone must be packed again.
+                    let b = l64.param_slices_mut().into_iter().nth(2).unwrap();
+                    b.iter_mut().for_each(|v| *v += 0.5);
+                }
+                for (d, s) in l32.param_slices_mut().into_iter().zip(l64.param_slices()) {
+                    d.copy_from_slice(&to_f32(s));
+                }
+                let what = format!("batch={batch} bi={bidirectional} bias={bias} round={round}");
+                let mut w64 = InferWorkspace::default();
+                l64.forward_infer(&x, steps, batch, Some(&lengths), Some(&init), &mut w64)
+                    .unwrap();
+                l32.forward_infer(
+                    &to_f32(&x),
+                    steps,
+                    batch,
+                    Some(&lengths),
+                    Some(&init32),
+                    &mut w32,
+                )
+                .unwrap();
+                assert_close(w32.output(), w64.output(), &format!("{what} output"));
+                let (s32, s64) = (w32.final_state(), w64.final_state());
+                assert_close(&s32.h, &s64.h, &format!("{what} h_n"));
+                assert_close(&s32.c, &s64.c, &format!("{what} c_n"));
+            }
+        }
+    }
+}
+
 /// The streaming step in f32 (single-row AVX-512 dot products for one or two sequences, the
 /// team of threads over blocks of units) against the f64 sequence forward: the top layer's h
 /// at every step, two layers, every cell kind.

@@ -52,7 +52,7 @@ fn recip16(d: __m512) -> __m512 {
 /// The logistic function on 16 lanes.
 #[inline]
 #[target_feature(enable = "avx512f")]
-fn sigmoid16(x: __m512) -> __m512 {
+pub(crate) fn sigmoid16(x: __m512) -> __m512 {
     let e = exp16(_mm512_sub_ps(_mm512_setzero_ps(), x));
     recip16(_mm512_add_ps(e, _mm512_set1_ps(1.0)))
 }
@@ -61,7 +61,7 @@ fn sigmoid16(x: __m512) -> __m512 {
 #[inline]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::excessive_precision)] // Cephes' published coefficients
-fn tanh16(x: __m512) -> __m512 {
+pub(crate) fn tanh16(x: __m512) -> __m512 {
     let sign = _mm512_set1_epi32(i32::MIN);
     let a = _mm512_castsi512_ps(_mm512_andnot_si512(sign, _mm512_castps_si512(x)));
     let z = _mm512_mul_ps(x, x);

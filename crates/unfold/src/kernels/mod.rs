@@ -11,6 +11,7 @@ pub mod elman;
 pub mod gemm;
 pub mod gram;
 pub mod gru;
+pub mod lanes;
 pub mod lstm;
 pub mod packed;
 pub(crate) mod team;

@@ -12,8 +12,8 @@ use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows, transpose};
 use crate::kernels::packed::{self, PackedPanels};
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
-use crate::layers::fused;
 use crate::layers::params::CellParams;
+use crate::layers::{fused, fused_lanes};
 
 /// Sizes and order of one direction's sweep.
 #[derive(Clone, Copy)]
@@ -111,6 +111,20 @@ pub(crate) fn forward<T: Float>(
     let bias = !p.b_ih.is_empty();
     let is_gru = sw.kind == CellKind::Gru;
     if let RecurrentWeights::Packed(pk) = whh {
+        if store.is_none()
+            && !pk.lanes.is_empty()
+            && gates.len() >= fused_lanes::scratch_len(sw.input_size, hs, bsz)
+        {
+            let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
+            let g = fused::as_f32_mut(gates).expect("T is f32");
+            let (out, h, c) = (
+                fused::as_f32_mut(out).expect("T is f32"),
+                fused::as_f32_mut(h).expect("T is f32"),
+                fused::as_f32_mut(c).expect("T is f32"),
+            );
+            fused_lanes::forward(sw, &pk.lanes, xf, out, out_ld, h, c, g);
+            return;
+        }
         let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
         let f = fused::F32Args::new(p, gates, store, out, h, c, hp, h2)
             .expect("packed weights are only prepared for f32");
@@ -471,7 +485,7 @@ pub(crate) struct PreparedWeights<T> {
     /// The `f32` weights `(W_ih, W_hh)` each packed cell was packed from, with the cell kind
     /// and hidden size: weights equal to these (repeated inference, or any call between two
     /// updates) are not packed again.
-    source: Vec<(Vec<f32>, Vec<f32>)>,
+    source: Vec<[Vec<f32>; 4]>,
     source_shape: Option<(CellKind, usize)>,
     mode: Prepared,
 }
@@ -524,18 +538,28 @@ impl<T: Float> PreparedWeights<T> {
                 for (i, c) in cells.iter().enumerate() {
                     let w_ih = fused::as_f32(&c.w_ih).expect("checked above");
                     let w_hh = fused::as_f32(&c.w_hh).expect("checked above");
-                    let (src_ih, src_hh) = &mut self.source[i];
+                    let b_ih = fused::as_f32(&c.b_ih).expect("checked above");
+                    let b_hh = fused::as_f32(&c.b_hh).expect("checked above");
+                    let now = [w_ih, w_hh, b_ih, b_hh];
+                    let src = &mut self.source[i];
                     let same = |a: &[f32], b: &[f32]| {
                         a.len() == b.len()
                             && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
                     };
-                    let unchanged = same_shape && same(src_ih, w_ih) && same(src_hh, w_hh);
+                    let unchanged = same_shape && src.iter().zip(now).all(|(a, b)| same(a, b));
                     if !unchanged {
                         self.packed[i].pack(kind, hs, w_ih, w_hh);
-                        src_ih.clear();
-                        src_ih.extend_from_slice(w_ih);
-                        src_hh.clear();
-                        src_hh.extend_from_slice(w_hh);
+                        for (s, n) in src.iter_mut().zip(now) {
+                            s.clear();
+                            s.extend_from_slice(n);
+                        }
+                    }
+                    if !training
+                        && fused_lanes::usable(kind, batch)
+                        && self.packed[i].lanes.is_empty()
+                    {
+                        let input = w_ih.len() / (4 * hs);
+                        self.packed[i].lanes.pack(hs, input, w_ih, w_hh, b_ih, b_hh);
                     }
                     if training && !(unchanged && had_backward) {
                         fused::pack_backward(kind, hs, w_hh, &mut self.backward[i]);

@@ -25,6 +25,7 @@ use crate::float::Float;
 use crate::kernels::cells512 as cells;
 use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::SendPtr;
+use crate::kernels::lanes::LanePanels;
 use crate::kernels::packed::{panel_product, panel_product_init, PackedPanels, NR};
 use crate::kernels::team::run_steps;
 use crate::kernels::{gru, lstm};
@@ -59,6 +60,9 @@ pub(crate) struct PackedCell {
     w_ih: PackedPanels,
     /// W_hh^T (`[H, G*H]`), same panels.
     w_hh: PackedPanels,
+    /// `[W_ih | W_hh]` and the bias for the lane-layout LSTM inference
+    /// (`layers::fused_lanes`); empty unless an inference call asked for it.
+    pub(crate) lanes: LanePanels,
 }
 
 impl PackedCell {
@@ -67,11 +71,12 @@ impl PackedCell {
         let input = w_ih.len() / (kind.gates() * hs);
         pack_gate_panels(kind, hs, input, w_ih, &mut self.w_ih);
         pack_gate_panels(kind, hs, hs, w_hh, &mut self.w_hh);
+        self.lanes = LanePanels::default();
     }
 
     /// Bytes held.
     pub(crate) fn bytes(&self) -> usize {
-        self.w_ih.bytes() + self.w_hh.bytes()
+        self.w_ih.bytes() + self.w_hh.bytes() + self.lanes.bytes()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod config;
 mod direction;
 pub mod embedding;
 mod fused;
+mod fused_lanes;
 pub mod linear;
 pub mod output;
 pub mod params;

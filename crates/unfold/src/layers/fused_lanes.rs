@@ -1,0 +1,225 @@
+//! The inference forward of an LSTM direction with the batch in the vector lanes, on the
+//! tiles of `kernels::lanes`.
+//!
+//! The state lives transposed for the whole sweep (`h^T`, `c^T`: `[H, B]`, double-buffered
+//! `h^T`), and so does the current input row block (`x(t)^T`: `[I, B]`, double-buffered). The
+//! hidden units are cut into blocks of [`BLOCK`] = 32; the task "block u at step t" runs the
+//! block's tiles (product and cell update in registers), writes the block's output columns of
+//! step t, and transposes its share of the input features of the next step, so a step needs
+//! one synchronisation (`kernels::team`) and no pass outside the team. Only inference uses it:
+//! training keeps the gates for backward, which the row-major fused loop (`layers::fused`)
+//! provides.
+
+use crate::kernels::gemm::SendPtr;
+#[cfg(target_arch = "x86_64")]
+use crate::kernels::lanes::step_block;
+use crate::kernels::lanes::{partial_len, LanePanels, BLOCK};
+use crate::kernels::team::run_steps;
+use crate::layers::config::CellKind;
+use crate::layers::direction::Sweep;
+
+/// Below this much multiply-add work per step the loop stays on one thread.
+const PARALLEL_MIN_STEP_WORK: usize = 1 << 17;
+
+/// The most 16-lane vectors of sequences a call takes (a batch of up to 256).
+const MAX_VECTORS: usize = 16;
+
+/// Whether an inference forward of `kind` with `batch` sequences runs here: an LSTM, a batch of
+/// whole 16-lane vectors (up to [`MAX_VECTORS`]), on a machine with AVX-512.
+pub(crate) fn usable(kind: CellKind, batch: usize) -> bool {
+    kind == CellKind::Lstm
+        && (16..=16 * MAX_VECTORS).contains(&batch)
+        && batch.is_multiple_of(16)
+        && crate::kernels::packed::available()
+}
+
+/// Scratch values [`forward`] needs for `input` inputs, `hidden` units and `batch` sequences.
+pub(crate) fn scratch_len(input: usize, hidden: usize, batch: usize) -> usize {
+    (2 * input + 3 * hidden) * batch + hidden.div_ceil(BLOCK) * partial_len(batch) + 6 * 16
+}
+
+/// Cuts `n` 64-byte-aligned pieces of the given lengths from `buf`.
+fn carve<const N: usize>(mut buf: &mut [f32], lens: [usize; N]) -> [&mut [f32]; N] {
+    lens.map(|len| {
+        let addr = buf.as_ptr() as usize;
+        let off = (addr.next_multiple_of(64) - addr) / 4;
+        let (piece, rest) = std::mem::take(&mut buf)[off..].split_at_mut(len);
+        buf = rest;
+        piece
+    })
+}
+
+/// One LSTM direction's inference forward: `x` (`[T*B, I]`), `out` the outputs (row stride
+/// `out_ld`, zero at padded steps), `h` and `c` (`[B, H]`) the state, initial on entry and
+/// final on exit (each sequence's at its own last step); `scratch` at least
+/// [`scratch_len`] values.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn forward(
+    sw: &Sweep,
+    panels: &LanePanels,
+    x: &[f32],
+    out: &mut [f32],
+    out_ld: usize,
+    h: &mut [f32],
+    c: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let (hs, bsz, input) = (sw.hidden, sw.batch, sw.input_size);
+    assert!(
+        usable(sw.kind, bsz),
+        "the lane layout needs an LSTM and whole vectors"
+    );
+    assert_eq!(panels.shape(), (input, hs), "packed for another shape");
+    assert!(
+        scratch.len() >= scratch_len(input, hs, bsz),
+        "scratch too small"
+    );
+    let tb = sw.steps * bsz;
+    assert!(x.len() >= tb * input && h.len() >= bsz * hs && c.len() >= bsz * hs);
+    assert!(sw.steps == 0 || out.len() >= (tb - 1) * out_ld + hs);
+    let (ni, nh) = (input * bsz, hs * bsz);
+    let blocks = hs.div_ceil(BLOCK);
+    let np = blocks * partial_len(bsz);
+    let [xa, xb, ha, hb, ct, part] = carve(scratch, [ni, ni, nh, nh, nh, np]);
+    let ld = bsz;
+    for b in 0..bsz {
+        for j in 0..hs {
+            ha[j * ld + b] = h[b * hs + j];
+            ct[j * ld + b] = c[b * hs + j];
+        }
+    }
+    if sw.steps > 0 {
+        // SAFETY: `xa` holds `input * bsz` values.
+        unsafe { transpose_rows(x, sw.fwd_t(0), bsz, input, 0..input, xa.as_mut_ptr()) };
+    }
+    let (xa, xb, ha, hb, ct, op, pp) = (
+        SendPtr(xa.as_mut_ptr()),
+        SendPtr(xb.as_mut_ptr()),
+        SendPtr(ha.as_mut_ptr()),
+        SendPtr(hb.as_mut_ptr()),
+        SendPtr(ct.as_mut_ptr()),
+        SendPtr(out.as_mut_ptr()),
+        SendPtr(part.as_mut_ptr()),
+    );
+    let task = |s: usize, u: usize| {
+        // Whole-struct copies, so the closure captures the Sync wrappers, not their fields.
+        let (xa, xb, ha, hb, ct, op, pp) = (xa, xb, ha, hb, ct, op, pp);
+        let t = sw.fwd_t(s);
+        let ((xcur, xnext), (hcur, hnext)) = if s.is_multiple_of(2) {
+            ((xa, xb), (ha, hb))
+        } else {
+            ((xb, xa), (hb, ha))
+        };
+        let (u0, u1) = (u * BLOCK, ((u + 1) * BLOCK).min(hs));
+        // SAFETY: this task writes only the rows u0..u1 of c^T and h(t)^T, the columns u0..u1
+        // of the output rows of step t, and its own share of the next step's x^T; it reads
+        // x(t)^T and h(t-1)^T, completed before this step began (run_steps orders steps). All
+        // offsets are within the sizes asserted above.
+        unsafe {
+            if s + 1 < sw.steps {
+                // This block's share of the next step's features, in whole 16-feature chunks.
+                let chunks = input.div_ceil(16);
+                let tn = sw.fwd_t(s + 1);
+                for kc in u * chunks / blocks..(u + 1) * chunks / blocks {
+                    let (k0, cols) = (16 * kc, (input - 16 * kc).min(16));
+                    for b0 in (0..bsz).step_by(16) {
+                        let src = x.as_ptr().add((tn * bsz + b0) * input + k0);
+                        tr16(src, input, 16, cols, xnext.0.add(k0 * ld + b0), ld, 0);
+                    }
+                }
+            }
+            let mut active = [0u16; MAX_VECTORS];
+            for (l, &len) in sw.lengths[..bsz].iter().enumerate() {
+                if t < len {
+                    active[l / 16] |= 1 << (l % 16);
+                }
+            }
+            let part = pp.0.add(u * partial_len(ld));
+            #[cfg(target_arch = "x86_64")]
+            step_block(
+                panels, u0, u1, ld, xcur.0, hcur.0, ct.0, hnext.0, part, &active,
+            );
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = (part, active);
+                unreachable!("the lane layout needs AVX-512");
+            }
+            // The outputs of step t: this block's columns, zero for sequences without step t.
+            for b0 in (0..bsz).step_by(16) {
+                let inactive = !(active[b0 / 16]);
+                for j0 in (u0..u1).step_by(16) {
+                    let dst = op.0.add((t * bsz + b0) * out_ld + j0);
+                    let src = hnext.0.add(j0 * ld + b0);
+                    tr16(src, ld, (u1 - j0).min(16), 16, dst, out_ld, inactive);
+                }
+            }
+        }
+    };
+    let threads = if bsz * 4 * hs * (input + hs) < PARALLEL_MIN_STEP_WORK {
+        1
+    } else {
+        crate::kernels::gemm::effective_threads()
+    };
+    run_steps(threads, sw.steps, blocks, task);
+    let last = if sw.steps.is_multiple_of(2) { ha } else { hb };
+    // SAFETY: the team has finished; `last` and `ct` are carved pieces of `nh` values.
+    let (last, ct) = unsafe {
+        (
+            std::slice::from_raw_parts(last.0, nh),
+            std::slice::from_raw_parts(ct.0, nh),
+        )
+    };
+    for b in 0..bsz {
+        for j in 0..hs {
+            h[b * hs + j] = last[j * ld + b];
+            c[b * hs + j] = ct[j * ld + b];
+        }
+    }
+}
+
+/// [`crate::kernels::lanes::transpose16`] where it exists.
+///
+/// # Safety
+/// As for `transpose16`.
+#[inline]
+unsafe fn tr16(
+    src: *const f32,
+    src_ld: usize,
+    rows: usize,
+    cols: usize,
+    dst: *mut f32,
+    dst_ld: usize,
+    zero: u16,
+) {
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        crate::kernels::lanes::transpose16(src, src_ld, rows, cols, dst, dst_ld, zero)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (src, src_ld, rows, cols, dst, dst_ld, zero);
+        unreachable!("the lane layout needs AVX-512");
+    }
+}
+
+/// `dst[k * B + b] = x[(t * B + b) * I + k]` for the features `k` in `ks`.
+///
+/// # Safety
+/// `dst` must be valid for writes of rows `ks` (`B` values each), and no other live
+/// reference may overlap them.
+unsafe fn transpose_rows(
+    x: &[f32],
+    t: usize,
+    bsz: usize,
+    input: usize,
+    ks: std::ops::Range<usize>,
+    dst: *mut f32,
+) {
+    for b in 0..bsz {
+        let row = &x[(t * bsz + b) * input..(t * bsz + b + 1) * input];
+        for k in ks.clone() {
+            // SAFETY: row k < ks.end of `dst`, as the caller guarantees.
+            unsafe { *dst.add(k * bsz + b) = row[k] };
+        }
+    }
+}
