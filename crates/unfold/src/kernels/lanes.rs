@@ -247,11 +247,11 @@ pub const fn partial_len(ld: usize) -> usize {
     4 * BLOCK * ld
 }
 
-/// One LSTM step of the units `u0..u1` (within one block of [`BLOCK`]) for `ld` sequences:
-/// `xt` is `x(t)^T` (`[I, ld]`), `ht` is `h(t-1)^T` and `hn` receives `h(t)^T` (`[H, ld]`),
-/// `ct` is `c^T` (`[H, ld]`, updated), `active[v]` the lanes of vector `v` whose sequence has
-/// step t, and `partial` a scratch of [`partial_len`]`(ld)` values. `ld` must be a multiple
-/// of 16.
+/// One LSTM step of the units `u0..u1` (within one block of [`BLOCK`]) for the sequences
+/// (lanes) `lanes` of `ld`: `xt` is `x(t)^T` (`[I, ld]`), `ht` is `h(t-1)^T` and `hn` receives
+/// `h(t)^T` (`[H, ld]`), `ct` is `c^T` (`[H, ld]`, updated), `active[v]` the lanes of vector `v`
+/// whose sequence has step t, and `partial` a scratch of [`partial_len`]`(ld)` values (only
+/// its `lanes` are used). `ld` and the ends of `lanes` must be multiples of 16.
 ///
 /// The rows of `[x^T ; h^T]` go in blocks small enough to stay in L1 while every tile of the
 /// block of units reads them; the tiles' sums wait in `partial` between blocks.
@@ -266,6 +266,7 @@ pub unsafe fn step_block(
     u0: usize,
     u1: usize,
     ld: usize,
+    lanes: std::ops::Range<usize>,
     xt: *const f32,
     ht: *const f32,
     ct: *mut f32,
@@ -276,6 +277,7 @@ pub unsafe fn step_block(
     let (input, hs) = p.shape();
     let k = input + hs;
     assert!(ld.is_multiple_of(16) && active.len() >= ld / 16 && u1 - u0 <= BLOCK);
+    assert!(lanes.start.is_multiple_of(16) && lanes.end.is_multiple_of(16) && lanes.end <= ld);
     let kb = (PANEL_BLOCK_BYTES / (4 * ld)).max(16);
     for k0 in (0..k).step_by(kb) {
         let k1 = (k0 + kb).min(k);
@@ -283,7 +285,7 @@ pub unsafe fn step_block(
         for (j0, nu) in tiles(u0, u1) {
             let (w, bias) = p.tile(j0, nu);
             let pt = 4 * (j0 - u0) * ld;
-            for g0 in (0..ld).step_by(32) {
+            for g0 in lanes.clone().step_by(32) {
                 // SAFETY: offsets within the sizes the caller guarantees.
                 unsafe {
                     let segs = [
@@ -315,7 +317,7 @@ pub unsafe fn step_block(
                             lstm_tile::<$u, $v>(segs, ld, w, start, b, finish)
                         };
                     }
-                    match (nu, ld - g0 >= 32) {
+                    match (nu, lanes.end - g0 >= 32) {
                         (3, true) => call!(3, 2),
                         (2, true) => call!(2, 2),
                         (1, true) => call!(1, 2),
@@ -452,6 +454,7 @@ mod tests {
                         b0,
                         (b0 + BLOCK).min(hs),
                         lanes,
+                        0..lanes,
                         xt.as_ptr(),
                         ht.as_ptr(),
                         ct.as_mut_ptr(),

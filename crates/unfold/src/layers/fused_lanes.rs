@@ -21,6 +21,10 @@ use crate::layers::direction::Sweep;
 /// Below this much multiply-add work per step the loop stays on one thread.
 const PARALLEL_MIN_STEP_WORK: usize = 1 << 17;
 
+/// Up to this many bytes of weights, every core holds them all in its L2 and the sequences
+/// are split between threads (down to one vector of 16 each).
+const SMALL_WEIGHTS: usize = 1 << 20;
+
 /// The most 16-lane vectors of sequences a call takes (a batch of up to 256).
 const MAX_VECTORS: usize = 16;
 
@@ -101,7 +105,8 @@ pub(crate) fn forward(
         SendPtr(out.as_mut_ptr()),
         SendPtr(part.as_mut_ptr()),
     );
-    let task = |s: usize, u: usize| {
+    // Block u at step s for the sequences (lanes) l0..l1.
+    let task = |s: usize, u: usize, l0: usize, l1: usize| {
         // Whole-struct copies, so the closure captures the Sync wrappers, not their fields.
         let (xa, xb, ha, hb, ct, op, pp) = (xa, xb, ha, hb, ct, op, pp);
         let t = sw.fwd_t(s);
@@ -111,10 +116,12 @@ pub(crate) fn forward(
             ((xb, xa), (hb, ha))
         };
         let (u0, u1) = (u * BLOCK, ((u + 1) * BLOCK).min(hs));
-        // SAFETY: this task writes only the rows u0..u1 of c^T and h(t)^T, the columns u0..u1
-        // of the output rows of step t, and its own share of the next step's x^T; it reads
-        // x(t)^T and h(t-1)^T, completed before this step began (run_steps orders steps). All
-        // offsets are within the sizes asserted above.
+        // SAFETY: this task writes only lanes l0..l1 (whole cache lines) of the rows u0..u1 of
+        // c^T, h(t)^T and of block u's partial sums, the columns u0..u1 of those sequences'
+        // output rows of step t, and its share of those lanes of the next step's x^T; it reads
+        // lanes l0..l1 of x(t)^T and h(t-1)^T, completed before this step began (run_steps
+        // orders steps; in the split by sequences one thread owns the lanes for all steps).
+        // All offsets are within the sizes asserted above.
         unsafe {
             if s + 1 < sw.steps {
                 // This block's share of the next step's features, in whole 16-feature chunks.
@@ -122,7 +129,7 @@ pub(crate) fn forward(
                 let tn = sw.fwd_t(s + 1);
                 for kc in u * chunks / blocks..(u + 1) * chunks / blocks {
                     let (k0, cols) = (16 * kc, (input - 16 * kc).min(16));
-                    for b0 in (0..bsz).step_by(16) {
+                    for b0 in (l0..l1).step_by(16) {
                         let src = x.as_ptr().add((tn * bsz + b0) * input + k0);
                         tr16(src, input, 16, cols, xnext.0.add(k0 * ld + b0), ld, 0);
                     }
@@ -137,7 +144,17 @@ pub(crate) fn forward(
             let part = pp.0.add(u * partial_len(ld));
             #[cfg(target_arch = "x86_64")]
             step_block(
-                panels, u0, u1, ld, xcur.0, hcur.0, ct.0, hnext.0, part, &active,
+                panels,
+                u0,
+                u1,
+                ld,
+                l0..l1,
+                xcur.0,
+                hcur.0,
+                ct.0,
+                hnext.0,
+                part,
+                &active,
             );
             #[cfg(not(target_arch = "x86_64"))]
             {
@@ -145,7 +162,7 @@ pub(crate) fn forward(
                 unreachable!("the lane layout needs AVX-512");
             }
             // The outputs of step t: this block's columns, zero for sequences without step t.
-            for b0 in (0..bsz).step_by(16) {
+            for b0 in (l0..l1).step_by(16) {
                 let inactive = !(active[b0 / 16]);
                 for j0 in (u0..u1).step_by(16) {
                     let dst = op.0.add((t * bsz + b0) * out_ld + j0);
@@ -160,7 +177,35 @@ pub(crate) fn forward(
     } else {
         crate::kernels::gemm::effective_threads()
     };
-    run_steps(threads, sw.steps, blocks, task);
+    // Sequences do not interact: when every core can hold all the weights in its cache, each
+    // thread runs every step for its own sequences (at least one vector of 16; no
+    // synchronisation, no state moving between cores). Otherwise the threads split the blocks
+    // of units at every step, each keeping its share of the weights in its cache (measured
+    // faster at H = 256 and 512 with 64 sequences than each thread streaming all the weights
+    // for half of them).
+    let weights = 4 * hs * (input + hs) * 4;
+    let groups = if weights <= SMALL_WEIGHTS {
+        threads.min(bsz / 16)
+    } else {
+        1
+    };
+    if groups >= 2 {
+        let per = (bsz / 16).div_ceil(groups) * 16;
+        rayon::scope(|sc| {
+            for l0 in (0..bsz).step_by(per) {
+                let task = &task;
+                sc.spawn(move |_| {
+                    for s in 0..sw.steps {
+                        for u in 0..blocks {
+                            task(s, u, l0, (l0 + per).min(bsz));
+                        }
+                    }
+                });
+            }
+        });
+    } else {
+        run_steps(threads, sw.steps, blocks, |s, u| task(s, u, 0, bsz));
+    }
     let last = if sw.steps.is_multiple_of(2) { ha } else { hb };
     // SAFETY: the team has finished; `last` and `ct` are carved pieces of `nh` values.
     let (last, ct) = unsafe {
