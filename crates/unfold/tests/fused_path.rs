@@ -194,6 +194,25 @@ fn lane_layout_inference_equals_f64_reference() {
                 assert_close(&s32.h, &s64.h, &format!("{what} h_n"));
                 assert_close(&s32.c, &s64.c, &format!("{what} c_n"));
             }
+            // The same workspace with a batch the lane layout does not take (20 sequences).
+            let small = 20;
+            let xs: Vec<f64> = (0..steps)
+                .flat_map(|t| x[t * batch * input..(t * batch + small) * input].to_vec())
+                .collect();
+            let mut w64 = InferWorkspace::default();
+            l64.forward_infer(&xs, steps, small, Some(&lengths[..small]), None, &mut w64)
+                .unwrap();
+            l32.forward_infer(
+                &to_f32(&xs),
+                steps,
+                small,
+                Some(&lengths[..small]),
+                None,
+                &mut w32,
+            )
+            .unwrap();
+            let what = format!("H={hidden} bi={bidirectional} bias={bias} then 20 sequences");
+            assert_close(w32.output(), w64.output(), &what);
         }
     }
 }

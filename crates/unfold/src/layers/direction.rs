@@ -113,6 +113,7 @@ pub(crate) fn forward<T: Float>(
     if let RecurrentWeights::Packed(pk) = whh {
         if store.is_none()
             && !pk.lanes.is_empty()
+            && fused_lanes::usable(sw.kind, bsz)
             && gates.len() >= fused_lanes::scratch_len(sw.input_size, hs, bsz)
         {
             let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
@@ -576,6 +577,11 @@ impl<T: Float> PreparedWeights<T> {
             Prepared::Transposed => RecurrentWeights::Transposed(&self.transposed[idx]),
             Prepared::Packed => RecurrentWeights::Packed(&self.packed[idx]),
         }
+    }
+
+    /// Whether every cell is packed for the lane-layout inference (`layers::fused_lanes`).
+    pub(crate) fn lanes_ready(&self) -> bool {
+        self.mode == Prepared::Packed && self.packed.iter().all(|p| !p.lanes.is_empty())
     }
 
     /// W_hh of cell `idx` packed for the fused backward, if prepared.

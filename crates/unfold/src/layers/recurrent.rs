@@ -458,14 +458,23 @@ impl<T: Float> Recurrent<T> {
             Some(s) => ws.state.copy_from(s),
             None => ws.state = RecurrentState::zeros(cfg, batch),
         }
-        ws.gates.resize(tb * gh);
+        ws.weights.prepare(&self.cells, cfg.kind, hs, batch, false);
+        // The lane-layout LSTM keeps no gates: its scratch is a few rows of the state.
+        let gates = if ws.weights.lanes_ready() && super::fused_lanes::usable(cfg.kind, batch) {
+            (0..nl)
+                .map(|l| super::fused_lanes::scratch_len(cfg.layer_input_size(l), hs, batch))
+                .max()
+                .unwrap_or(0)
+        } else {
+            tb * gh
+        };
+        ws.gates.resize(gates);
         ws.hp.resize(batch * gh);
         ensure(&mut ws.h2, super::fused::state_len(batch * hs));
         for o in ws.outs.iter_mut() {
             o.resize(tb * nd * hs);
         }
         ws.last = 0;
-        ws.weights.prepare(&self.cells, cfg.kind, hs, batch, false);
         for l in 0..nl {
             let (a, b) = ws.outs.split_at_mut(1);
             let (src, dst) = if l % 2 == 0 {
@@ -496,7 +505,7 @@ impl<T: Float> Recurrent<T> {
                     &self.cells[idx],
                     ws.weights.get(idx),
                     x_l,
-                    &mut ws.gates[..tb * gh],
+                    &mut ws.gates[..gates],
                     None,
                     &mut dst[d * hs..],
                     nd * hs,
