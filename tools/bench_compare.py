@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """unfold and PyTorch side by side, in one run, on one machine, at one thread count.
 
-    python3 tools/bench_compare.py [--threads 2] [--seconds 1] [--unfold target/release/unfold]
+    python3 tools/bench_compare.py [--threads 2] [--seconds 1] [--rounds 1] [--config NAME]...
 
 For each configuration it runs `unfold bench --json --config NAME` and then
 `tools/torch_bench.py --config NAME` (alternating, so drift of the shared machine hits both),
@@ -12,6 +12,7 @@ training lstm-h512-b64 in each. Build unfold first: `cargo build --release`.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -43,6 +44,9 @@ def main():
     ap.add_argument("--unfold", default="target/release/unfold")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--config", action="append", default=[])
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternating unfold/PyTorch pairs per configuration; the table shows "
+                         "the median of each side and the median of the pairs' ratios")
     a = ap.parse_args()
     names = a.config or NAMES
     uf = [a.unfold, "--threads", str(a.threads), "bench", "--json", "--seconds", str(a.seconds)]
@@ -50,18 +54,28 @@ def main():
           "--seconds", str(a.seconds)]
     rows = []
     for n in names:
-        u = run_json(uf + ["--config", n])
-        t = {r["mode"]: r for r in run_json(tb + ["--config", n])}
-        for r in u:
-            rows.append((n, r["mode"], r, t.get(r["mode"])))
+        # mode -> list over rounds of (unfold, PyTorch) results
+        pairs = {}
+        for _ in range(a.rounds):
+            u = run_json(uf + ["--config", n])
+            t = {r["mode"]: r for r in run_json(tb + ["--config", n])}
+            for r in u:
+                pairs.setdefault(r["mode"], []).append((r, t.get(r["mode"])))
+        for mode, ps in pairs.items():
+            rows.append((n, mode, ps))
+    med = statistics.median
     print(f"| config | mode | unfold tokens/s | PyTorch tokens/s | unfold us/step | "
           f"PyTorch us/step | ratio |")
     print("|---|---|---|---|---|---|---|")
-    for n, mode, u, t in rows:
-        ratio = u["tokens_per_s"] / t["tokens_per_s"] if t else float("nan")
+    for n, mode, ps in rows:
+        if any(t is None for _, t in ps):
+            continue
+        ratio = med([u["tokens_per_s"] / t["tokens_per_s"] for u, t in ps])
         label = "x faster" if mode != "stream" else "x lower latency"
-        print(f"| {n} | {mode} | {u['tokens_per_s']:.0f} | {t['tokens_per_s']:.0f} | "
-              f"{u['us_per_step']:.2f} | {t['us_per_step']:.2f} | {ratio:.2f} {label} |")
+        print(f"| {n} | {mode} | {med([u['tokens_per_s'] for u, _ in ps]):.0f} | "
+              f"{med([t['tokens_per_s'] for _, t in ps]):.0f} | "
+              f"{med([u['us_per_step'] for u, _ in ps]):.2f} | "
+              f"{med([t['us_per_step'] for _, t in ps]):.2f} | {ratio:.2f} {label} |")
     mem_u = peak_rss_mib(uf + ["--config", "lstm-h512-b64", "--mode", "train"])
     mem_t = peak_rss_mib(tb + ["--config", "lstm-h512-b64", "--mode", "train"])
     print(f"\nPeak resident memory, lstm-h512-b64 train, {a.threads} threads: "

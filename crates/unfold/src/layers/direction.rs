@@ -483,9 +483,9 @@ pub(crate) struct PreparedWeights<T> {
     packed: Vec<fused::PackedCell>,
     /// W_hh packed for the backward product (training only).
     backward: Vec<PackedPanels>,
-    /// The `f32` weights `(W_ih, W_hh)` each packed cell was packed from, with the cell kind
-    /// and hidden size: weights equal to these (repeated inference, or any call between two
-    /// updates) are not packed again.
+    /// The `f32` parameters `[W_ih, W_hh, b_ih, b_hh]` each packed cell was packed from (the
+    /// lane layout packs the biases too), with the cell kind and hidden size: parameters equal
+    /// to these (repeated inference, or any call between two updates) are not packed again.
     source: Vec<[Vec<f32>; 4]>,
     source_shape: Option<(CellKind, usize)>,
     mode: Prepared,
