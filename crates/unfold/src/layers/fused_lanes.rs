@@ -28,18 +28,26 @@ const SMALL_WEIGHTS: usize = 1 << 20;
 /// The most 16-lane vectors of sequences a call takes (a batch of up to 256).
 const MAX_VECTORS: usize = 16;
 
-/// Whether an inference forward of `kind` with `batch` sequences runs here: an LSTM, a batch of
-/// whole 16-lane vectors (up to [`MAX_VECTORS`]), on a machine with AVX-512.
+/// Whether an inference forward of `kind` with `batch` sequences runs here: an LSTM on a
+/// machine with AVX-512, and a batch that fills at least three quarters of its 16-lane vectors
+/// (up to [`MAX_VECTORS`] of them; the lanes past the batch compute nothing useful).
 pub(crate) fn usable(kind: CellKind, batch: usize) -> bool {
+    let ld = lanes(batch);
     kind == CellKind::Lstm
-        && (16..=16 * MAX_VECTORS).contains(&batch)
-        && batch.is_multiple_of(16)
+        && (16..=16 * MAX_VECTORS).contains(&ld)
+        && 4 * batch >= 3 * ld
         && crate::kernels::packed::available()
+}
+
+/// Lanes for `batch` sequences: whole 16-lane vectors.
+fn lanes(batch: usize) -> usize {
+    batch.next_multiple_of(16)
 }
 
 /// Scratch values [`forward`] needs for `input` inputs, `hidden` units and `batch` sequences.
 pub(crate) fn scratch_len(input: usize, hidden: usize, batch: usize) -> usize {
-    (2 * input + 3 * hidden) * batch + hidden.div_ceil(BLOCK) * partial_len(batch) + 6 * 16
+    let ld = lanes(batch);
+    (2 * input + 3 * hidden) * ld + hidden.div_ceil(BLOCK) * partial_len(ld) + 6 * 16
 }
 
 /// Cuts `n` 64-byte-aligned pieces of the given lengths from `buf`.
@@ -81,11 +89,17 @@ pub(crate) fn forward(
     let tb = sw.steps * bsz;
     assert!(x.len() >= tb * input && h.len() >= bsz * hs && c.len() >= bsz * hs);
     assert!(sw.steps == 0 || out.len() >= (tb - 1) * out_ld + hs);
-    let (ni, nh) = (input * bsz, hs * bsz);
+    let ld = lanes(bsz);
+    let (ni, nh) = (input * ld, hs * ld);
     let blocks = hs.div_ceil(BLOCK);
-    let np = blocks * partial_len(bsz);
+    let np = blocks * partial_len(ld);
     let [xa, xb, ha, hb, ct, part] = carve(scratch, [ni, ni, nh, nh, nh, np]);
-    let ld = bsz;
+    if ld > bsz {
+        // Lanes past the batch: zeros (finite, never denormal), never active, never read out.
+        for v in [&mut *xa, &mut *xb, &mut *ha, &mut *hb, &mut *ct] {
+            v.fill(0.0);
+        }
+    }
     for b in 0..bsz {
         for j in 0..hs {
             ha[j * ld + b] = h[b * hs + j];
@@ -93,8 +107,8 @@ pub(crate) fn forward(
         }
     }
     if sw.steps > 0 {
-        // SAFETY: `xa` holds `input * bsz` values.
-        unsafe { transpose_rows(x, sw.fwd_t(0), bsz, input, 0..input, xa.as_mut_ptr()) };
+        // SAFETY: `xa` holds `input * ld` values.
+        unsafe { transpose_rows(x, sw.fwd_t(0), bsz, ld, input, xa.as_mut_ptr()) };
     }
     let (xa, xb, ha, hb, ct, op, pp) = (
         SendPtr(xa.as_mut_ptr()),
@@ -131,7 +145,8 @@ pub(crate) fn forward(
                     let (k0, cols) = (16 * kc, (input - 16 * kc).min(16));
                     for b0 in (l0..l1).step_by(16) {
                         let src = x.as_ptr().add((tn * bsz + b0) * input + k0);
-                        tr16(src, input, 16, cols, xnext.0.add(k0 * ld + b0), ld, 0);
+                        let rows = (bsz - b0).min(16);
+                        tr16(src, input, rows, cols, xnext.0.add(k0 * ld + b0), ld, 0);
                     }
                 }
             }
@@ -167,7 +182,8 @@ pub(crate) fn forward(
                 for j0 in (u0..u1).step_by(16) {
                     let dst = op.0.add((t * bsz + b0) * out_ld + j0);
                     let src = hnext.0.add(j0 * ld + b0);
-                    tr16(src, ld, (u1 - j0).min(16), 16, dst, out_ld, inactive);
+                    let cols = (bsz - b0).min(16);
+                    tr16(src, ld, (u1 - j0).min(16), cols, dst, out_ld, inactive);
                 }
             }
         }
@@ -185,26 +201,26 @@ pub(crate) fn forward(
     // for half of them).
     let weights = 4 * hs * (input + hs) * 4;
     let groups = if weights <= SMALL_WEIGHTS {
-        threads.min(bsz / 16)
+        threads.min(ld / 16)
     } else {
         1
     };
     if groups >= 2 {
-        let per = (bsz / 16).div_ceil(groups) * 16;
+        let per = (ld / 16).div_ceil(groups) * 16;
         rayon::scope(|sc| {
-            for l0 in (0..bsz).step_by(per) {
+            for l0 in (0..ld).step_by(per) {
                 let task = &task;
                 sc.spawn(move |_| {
                     for s in 0..sw.steps {
                         for u in 0..blocks {
-                            task(s, u, l0, (l0 + per).min(bsz));
+                            task(s, u, l0, (l0 + per).min(ld));
                         }
                     }
                 });
             }
         });
     } else {
-        run_steps(threads, sw.steps, blocks, |s, u| task(s, u, 0, bsz));
+        run_steps(threads, sw.steps, blocks, |s, u| task(s, u, 0, ld));
     }
     let last = if sw.steps.is_multiple_of(2) { ha } else { hb };
     // SAFETY: the team has finished; `last` and `ct` are carved pieces of `nh` values.
@@ -247,24 +263,17 @@ unsafe fn tr16(
     }
 }
 
-/// `dst[k * B + b] = x[(t * B + b) * I + k]` for the features `k` in `ks`.
+/// `dst[k * ld + b] = x[(t * B + b) * I + k]` for every feature `k` and sequence `b < B`.
 ///
 /// # Safety
-/// `dst` must be valid for writes of rows `ks` (`B` values each), and no other live
+/// `dst` must be valid for writes of `I` rows of `ld >= B` values, and no other live
 /// reference may overlap them.
-unsafe fn transpose_rows(
-    x: &[f32],
-    t: usize,
-    bsz: usize,
-    input: usize,
-    ks: std::ops::Range<usize>,
-    dst: *mut f32,
-) {
+unsafe fn transpose_rows(x: &[f32], t: usize, bsz: usize, ld: usize, input: usize, dst: *mut f32) {
     for b in 0..bsz {
         let row = &x[(t * bsz + b) * input..(t * bsz + b + 1) * input];
-        for k in ks.clone() {
-            // SAFETY: row k < ks.end of `dst`, as the caller guarantees.
-            unsafe { *dst.add(k * bsz + b) = row[k] };
+        for (k, &v) in row.iter().enumerate() {
+            // SAFETY: row k < I of `dst`, lane b < ld, as the caller guarantees.
+            unsafe { *dst.add(k * ld + b) = v };
         }
     }
 }
