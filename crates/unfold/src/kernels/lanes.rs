@@ -26,7 +26,8 @@ pub const UNITS: usize = 3;
 /// block's output columns on cache lines of its own).
 pub const BLOCK: usize = 32;
 
-/// The units of tile starts in a block `[u0, u1)`: tiles of [`UNITS`] units from `u0`.
+/// The tiles of the units `[u0, u1)`: `(first unit, units)` pairs of up to [`UNITS`] units,
+/// from `u0` on.
 pub fn tiles(u0: usize, u1: usize) -> impl Iterator<Item = (usize, usize)> {
     (u0..u1).step_by(UNITS).map(move |j| (j, UNITS.min(u1 - j)))
 }
