@@ -137,9 +137,10 @@ fn fast_f32_path_equals_f64_reference() {
 /// own end), two layers (the second reads 2H inputs: several 16-feature chunks, a partial
 /// one), both directions, with and without biases, and ragged blocks of units (H = 70 = 32 +
 /// 32 + 6 and 260 = 8 x 32 + 4, tiles of 3 with remainders). H = 70 splits the sequences
-/// between the two threads, H = 260 (over 1 MiB of weights) the units at every step. The
-/// second call reuses the packed weights; a changed bias is used. Last, 20 sequences (too few
-/// for their vectors) take the row-major path with the same workspace.
+/// between the two threads, H = 260 (over 1 MiB of weights) the units at every step; the two
+/// directions of a layer run side by side, one thread each, and one after the other on one
+/// thread. The second call reuses the packed weights; a changed bias is used. Last, 20
+/// sequences (too few for their vectors) take the row-major path with the same workspace.
 #[test]
 fn lane_layout_inference_equals_f64_reference() {
     unfold::kernels::gemm::set_num_threads(2);
@@ -194,6 +195,27 @@ fn lane_layout_inference_equals_f64_reference() {
                 let (s32, s64) = (w32.final_state(), w64.final_state());
                 assert_close(&s32.h, &s64.h, &format!("{what} h_n"));
                 assert_close(&s32.c, &s64.c, &format!("{what} c_n"));
+            }
+            if bidirectional {
+                // On one thread the two directions run one after the other (on two, side by
+                // side, as above).
+                let _serial = unfold::kernels::gemm::serial_scope();
+                let mut w64 = InferWorkspace::default();
+                l64.forward_infer(&x, steps, batch, Some(&lengths), Some(&init), &mut w64)
+                    .unwrap();
+                let mut ws = InferWorkspace::default();
+                l32.forward_infer(
+                    &to_f32(&x),
+                    steps,
+                    batch,
+                    Some(&lengths),
+                    Some(&init32),
+                    &mut ws,
+                )
+                .unwrap();
+                let what = format!("H={hidden} batch={batch} bias={bias} one thread");
+                assert_close(ws.output(), w64.output(), &what);
+                assert_close(&ws.final_state().h, &w64.final_state().h, &what);
             }
             // The same workspace with a batch the lane layout does not take (20 sequences).
             let small = 20;

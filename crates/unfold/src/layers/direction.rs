@@ -110,22 +110,13 @@ pub(crate) fn forward<T: Float>(
     let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
     let bias = !p.b_ih.is_empty();
     let is_gru = sw.kind == CellKind::Gru;
+    // SAFETY: `out` is a live exclusive slice.
+    if store.is_none()
+        && unsafe { forward_lanes(sw, whh, x, out.as_mut_ptr(), out.len(), out_ld, h, c, gates) }
+    {
+        return;
+    }
     if let RecurrentWeights::Packed(pk) = whh {
-        if store.is_none()
-            && !pk.lanes.is_empty()
-            && fused_lanes::usable(sw.kind, bsz)
-            && gates.len() >= fused_lanes::scratch_len(sw.input_size, hs, bsz)
-        {
-            let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
-            let g = fused::as_f32_mut(gates).expect("T is f32");
-            let (out, h, c) = (
-                fused::as_f32_mut(out).expect("T is f32"),
-                fused::as_f32_mut(h).expect("T is f32"),
-                fused::as_f32_mut(c).expect("T is f32"),
-            );
-            fused_lanes::forward(sw, &pk.lanes, xf, out, out_ld, h, c, g);
-            return;
-        }
         let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
         let f = fused::F32Args::new(p, gates, store, out, h, c, hp, h2)
             .expect("packed weights are only prepared for f32");
@@ -176,6 +167,48 @@ pub(crate) fn forward<T: Float>(
             }
         }
     }
+}
+
+/// The lane-layout inference forward of one LSTM direction (`layers::fused_lanes`) when it
+/// applies: `f32` weights packed for it, a batch it takes and scratch enough. Returns false,
+/// having done nothing, otherwise. Arguments as for [`forward`] (inference), with `scratch` in
+/// place of the gate buffer and `out` as a pointer to `out_len` values.
+///
+/// # Safety
+/// `out` must be valid for `out_len` values, and nothing else may access this direction's
+/// output columns (`r * out_ld + j`, `j < H`) meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn forward_lanes<T: Float>(
+    sw: &Sweep,
+    whh: RecurrentWeights<T>,
+    x: &[T],
+    out: *mut T,
+    out_len: usize,
+    out_ld: usize,
+    h: &mut [T],
+    c: &mut [T],
+    scratch: &mut [T],
+) -> bool {
+    let RecurrentWeights::Packed(pk) = whh else {
+        return false;
+    };
+    if pk.lanes.is_empty()
+        || !fused_lanes::usable(sw.kind, sw.batch)
+        || scratch.len() < fused_lanes::scratch_len(sw.input_size, sw.hidden, sw.batch)
+    {
+        return false;
+    }
+    let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
+    let g = fused::as_f32_mut(scratch).expect("T is f32");
+    let (h, c) = (
+        fused::as_f32_mut(h).expect("T is f32"),
+        fused::as_f32_mut(c).expect("T is f32"),
+    );
+    // SAFETY: T is f32 (checked above); the caller guarantees `out`.
+    unsafe {
+        fused_lanes::forward(sw, &pk.lanes, xf, out as *mut f32, out_len, out_ld, h, c, g);
+    }
+    true
 }
 
 /// The input projection of time steps `t0..t1`: `gates[t] = b_ih (+ b_hh, except GRU) + x[t]

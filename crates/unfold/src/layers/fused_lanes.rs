@@ -65,12 +65,17 @@ fn carve<const N: usize>(mut buf: &mut [f32], lens: [usize; N]) -> [&mut [f32]; 
 /// `out_ld`, zero at padded steps), `h` and `c` (`[B, H]`) the state, initial on entry and
 /// final on exit (each sequence's at its own last step); `scratch` at least
 /// [`scratch_len`] values.
+///
+/// # Safety
+/// `out` must be valid for `out_len` values, and nothing else may access this direction's
+/// output columns (`r * out_ld + j`, `j < H`) meanwhile; the other columns are not touched.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn forward(
+pub(crate) unsafe fn forward(
     sw: &Sweep,
     panels: &LanePanels,
     x: &[f32],
-    out: &mut [f32],
+    out: *mut f32,
+    out_len: usize,
     out_ld: usize,
     h: &mut [f32],
     c: &mut [f32],
@@ -88,7 +93,7 @@ pub(crate) fn forward(
     );
     let tb = sw.steps * bsz;
     assert!(x.len() >= tb * input && h.len() >= bsz * hs && c.len() >= bsz * hs);
-    assert!(sw.steps == 0 || out.len() >= (tb - 1) * out_ld + hs);
+    assert!(sw.steps == 0 || out_len >= (tb - 1) * out_ld + hs);
     let ld = lanes(bsz);
     let (ni, nh) = (input * ld, hs * ld);
     let blocks = hs.div_ceil(BLOCK);
@@ -116,7 +121,7 @@ pub(crate) fn forward(
         SendPtr(ha.as_mut_ptr()),
         SendPtr(hb.as_mut_ptr()),
         SendPtr(ct.as_mut_ptr()),
-        SendPtr(out.as_mut_ptr()),
+        SendPtr(out),
         SendPtr(part.as_mut_ptr()),
     );
     // Block u at step s for the sequences (lanes) l0..l1.

@@ -14,6 +14,7 @@
 use crate::error::{check_len, Error, Result};
 use crate::float::Float;
 use crate::kernels::aligned::AlignedBuf;
+use crate::kernels::gemm::SendPtr;
 use crate::layers::config::{CellKind, RecurrentConfig};
 use crate::layers::direction::{self, BackwardBufs, PreparedWeights, RecurrentWeights, Sweep};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
@@ -459,14 +460,18 @@ impl<T: Float> Recurrent<T> {
             None => ws.state = RecurrentState::zeros(cfg, batch),
         }
         ws.weights.prepare(&self.cells, cfg.kind, hs, batch, false);
-        // The lane-layout LSTM keeps no gates: its scratch is a few rows of the state.
-        let gates = if ws.weights.lanes_ready() && super::fused_lanes::usable(cfg.kind, batch) {
-            (0..nl)
-                .map(|l| super::fused_lanes::scratch_len(cfg.layer_input_size(l), hs, batch))
-                .max()
-                .unwrap_or(0)
-        } else {
-            tb * gh
+        // The lane-layout LSTM keeps no gates: its scratch is a few rows of the state. Its two
+        // directions run at once, one thread each, when there are two threads.
+        let lanes = ws.weights.lanes_ready() && super::fused_lanes::usable(cfg.kind, batch);
+        let side_by_side = lanes && nd == 2 && crate::kernels::gemm::effective_threads() >= 2;
+        let per_direction = (0..nl)
+            .map(|l| super::fused_lanes::scratch_len(cfg.layer_input_size(l), hs, batch))
+            .max()
+            .unwrap_or(0);
+        let gates = match (lanes, side_by_side) {
+            (true, true) => 2 * per_direction,
+            (true, false) => per_direction,
+            _ => tb * gh,
         };
         ws.gates.resize(gates);
         ws.hp.resize(batch * gh);
@@ -483,6 +488,47 @@ impl<T: Float> Recurrent<T> {
                 (&b[0], &mut a[0])
             };
             let x_l: &[T] = if l == 0 { x } else { src };
+            if side_by_side {
+                let sweep = |d: usize| Sweep {
+                    kind: cfg.kind,
+                    hidden: hs,
+                    batch,
+                    steps,
+                    lengths: &ws.lengths,
+                    reverse: d == 1,
+                    input_size: cfg.layer_input_size(l),
+                };
+                let n = batch * hs;
+                let (g0, g1) = ws.gates[..gates].split_at_mut(per_direction);
+                let (h0, h1) = ws.state.h[2 * l * n..(2 * l + 2) * n].split_at_mut(n);
+                let (c0, c1) = ws.state.c[2 * l * n..(2 * l + 2) * n].split_at_mut(n);
+                let (out, out_len) = (SendPtr(dst.as_mut_ptr()), dst.len());
+                let weights = &ws.weights;
+                let run = |d: usize, h: &mut [T], c: &mut [T], g: &mut [T]| {
+                    #[allow(clippy::redundant_locals)]
+                    let out = out;
+                    let _serial = crate::kernels::gemm::serial_scope();
+                    // SAFETY: direction d writes only its own output columns d*H..(d+1)*H of
+                    // `dst`, which outlives the join.
+                    let done = unsafe {
+                        direction::forward_lanes(
+                            &sweep(d),
+                            weights.get(2 * l + d),
+                            x_l,
+                            out.0.add(d * hs),
+                            out_len - d * hs,
+                            2 * hs,
+                            h,
+                            c,
+                            g,
+                        )
+                    };
+                    assert!(done, "lane layout prepared but not taken");
+                };
+                rayon::join(|| run(0, h0, c0, g0), || run(1, h1, c1, g1));
+                ws.last = if l % 2 == 0 { 1 } else { 0 };
+                continue;
+            }
             for d in 0..nd {
                 let idx = l * nd + d;
                 let sw = Sweep {
