@@ -161,11 +161,6 @@ fn lane_layout_inference_equals_f64_reference() {
             let mut init = RecurrentState::<f64>::zeros(&cfg, batch);
             init.h = rv(init.h.len());
             init.c = rv(init.c.len());
-            let init32 = RecurrentState {
-                h: to_f32(&init.h),
-                c: to_f32(&init.c),
-                ..RecurrentState::<f32>::zeros(&cfg, batch)
-            };
             let mut w32 = InferWorkspace::default();
             for round in 0..2 {
                 if round == 1 && bias {
@@ -179,65 +174,69 @@ fn lane_layout_inference_equals_f64_reference() {
                 let what = format!(
                     "H={hidden} batch={batch} bi={bidirectional} bias={bias} round={round}"
                 );
-                let mut w64 = InferWorkspace::default();
-                l64.forward_infer(&x, steps, batch, Some(&lengths), Some(&init), &mut w64)
-                    .unwrap();
-                l32.forward_infer(
-                    &to_f32(&x),
-                    steps,
-                    batch,
-                    Some(&lengths),
-                    Some(&init32),
-                    &mut w32,
-                )
-                .unwrap();
-                assert_close(w32.output(), w64.output(), &format!("{what} output"));
-                let (s32, s64) = (w32.final_state(), w64.final_state());
-                assert_close(&s32.h, &s64.h, &format!("{what} h_n"));
-                assert_close(&s32.c, &s64.c, &format!("{what} c_n"));
+                let run = (&x[..], steps, batch, &lengths[..], Some(&init));
+                assert_inference_close(&l64, &l32, run, &mut w32, &what);
             }
             if bidirectional {
                 // On one thread the two directions run one after the other (on two, side by
                 // side, as above).
                 let _serial = unfold::kernels::gemm::serial_scope();
-                let mut w64 = InferWorkspace::default();
-                l64.forward_infer(&x, steps, batch, Some(&lengths), Some(&init), &mut w64)
-                    .unwrap();
-                let mut ws = InferWorkspace::default();
-                l32.forward_infer(
-                    &to_f32(&x),
-                    steps,
-                    batch,
-                    Some(&lengths),
-                    Some(&init32),
-                    &mut ws,
-                )
-                .unwrap();
                 let what = format!("H={hidden} batch={batch} bias={bias} one thread");
-                assert_close(ws.output(), w64.output(), &what);
-                assert_close(&ws.final_state().h, &w64.final_state().h, &what);
+                let run = (&x[..], steps, batch, &lengths[..], Some(&init));
+                assert_inference_close(&l64, &l32, run, &mut InferWorkspace::default(), &what);
             }
             // The same workspace with a batch the lane layout does not take (20 sequences).
             let small = 20;
             let xs: Vec<f64> = (0..steps)
                 .flat_map(|t| x[t * batch * input..(t * batch + small) * input].to_vec())
                 .collect();
-            let mut w64 = InferWorkspace::default();
-            l64.forward_infer(&xs, steps, small, Some(&lengths[..small]), None, &mut w64)
-                .unwrap();
-            l32.forward_infer(
-                &to_f32(&xs),
-                steps,
-                small,
-                Some(&lengths[..small]),
-                None,
-                &mut w32,
-            )
-            .unwrap();
             let what = format!("H={hidden} bi={bidirectional} bias={bias} then 20 sequences");
-            assert_close(w32.output(), w64.output(), &what);
+            let run = (&xs[..], steps, small, &lengths[..small], None);
+            assert_inference_close(&l64, &l32, run, &mut w32, &what);
         }
     }
+}
+
+/// One inference call: input, steps, batch, lengths and initial state.
+type InferRun<'a> = (
+    &'a [f64],
+    usize,
+    usize,
+    &'a [usize],
+    Option<&'a RecurrentState<f64>>,
+);
+
+/// Runs the f64 and the f32 layer's inference on the same call (the f32 one in `w32`, which
+/// may hold an earlier call's buffers and packed weights) and compares the outputs and final
+/// states.
+fn assert_inference_close(
+    l64: &Recurrent<f64>,
+    l32: &Recurrent<f32>,
+    (x, steps, batch, lengths, init): InferRun,
+    w32: &mut InferWorkspace<f32>,
+    what: &str,
+) {
+    let init32 = init.map(|s| RecurrentState {
+        h: to_f32(&s.h),
+        c: to_f32(&s.c),
+        batch: s.batch,
+    });
+    let mut w64 = InferWorkspace::default();
+    l64.forward_infer(x, steps, batch, Some(lengths), init, &mut w64)
+        .unwrap();
+    l32.forward_infer(
+        &to_f32(x),
+        steps,
+        batch,
+        Some(lengths),
+        init32.as_ref(),
+        w32,
+    )
+    .unwrap();
+    assert_close(w32.output(), w64.output(), &format!("{what} output"));
+    let (s32, s64) = (w32.final_state(), w64.final_state());
+    assert_close(&s32.h, &s64.h, &format!("{what} h_n"));
+    assert_close(&s32.c, &s64.c, &format!("{what} c_n"));
 }
 
 /// The streaming step in f32 (single-row AVX-512 dot products for one or two sequences, the

@@ -11,6 +11,21 @@ use std::ops::{Deref, DerefMut};
 
 const ALIGN: usize = 64;
 
+/// Cuts `N` pieces of the given lengths from `buf`, each starting on a 64-byte boundary (up to
+/// 15 values are skipped before each). Panics if `buf` is too short.
+pub(crate) fn carve_aligned<const N: usize>(
+    mut buf: &mut [f32],
+    lens: [usize; N],
+) -> [&mut [f32]; N] {
+    lens.map(|len| {
+        let addr = buf.as_ptr() as usize;
+        let off = (addr.next_multiple_of(ALIGN) - addr) / 4;
+        let (piece, rest) = std::mem::take(&mut buf)[off..].split_at_mut(len);
+        buf = rest;
+        piece
+    })
+}
+
 /// A `Vec` viewed from its first 64-byte boundary; dereferences to the `len()` values there.
 #[derive(Debug, Clone, Default)]
 pub struct AlignedBuf<T> {

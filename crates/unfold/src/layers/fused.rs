@@ -21,6 +21,7 @@
 //! PyTorch parity tests run this path on AVX-512 machines).
 
 use crate::float::Float;
+use crate::kernels::aligned::carve_aligned;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::cells512 as cells;
 use crate::kernels::elman::{self, Activation};
@@ -397,12 +398,8 @@ pub(crate) fn state_len(n: usize) -> usize {
 /// Three 64-byte-aligned pieces of `n` values from a scratch of [`state_len`]`(n)`.
 fn carve_state(buf: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
     assert!(buf.len() >= state_len(n), "state scratch too small");
-    let addr = buf.as_ptr() as usize;
-    let off = (addr.next_multiple_of(64) - addr) / 4;
-    let step = n.next_multiple_of(16);
-    let (a, rest) = buf[off..].split_at_mut(step);
-    let (b, rest) = rest.split_at_mut(step);
-    (&mut a[..n], &mut b[..n], &mut rest[..n])
+    let [a, b, c] = carve_aligned(buf, [n; 3]);
+    (a, b, c)
 }
 
 /// The arguments of [`forward`] seen as `f32` (the generic layer reaches the fused path only

@@ -10,6 +10,7 @@
 //! training keeps the gates for backward, which the row-major fused loop (`layers::fused`)
 //! provides.
 
+use crate::kernels::aligned::carve_aligned;
 use crate::kernels::gemm::SendPtr;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::lanes::step_block;
@@ -50,17 +51,6 @@ pub(crate) fn scratch_len(input: usize, hidden: usize, batch: usize) -> usize {
     (2 * input + 3 * hidden) * ld + hidden.div_ceil(BLOCK) * partial_len(ld) + 6 * 16
 }
 
-/// Cuts `n` 64-byte-aligned pieces of the given lengths from `buf`.
-fn carve<const N: usize>(mut buf: &mut [f32], lens: [usize; N]) -> [&mut [f32]; N] {
-    lens.map(|len| {
-        let addr = buf.as_ptr() as usize;
-        let off = (addr.next_multiple_of(64) - addr) / 4;
-        let (piece, rest) = std::mem::take(&mut buf)[off..].split_at_mut(len);
-        buf = rest;
-        piece
-    })
-}
-
 /// One LSTM direction's inference forward: `x` (`[T*B, I]`), `out` the outputs (row stride
 /// `out_ld`, zero at padded steps), `h` and `c` (`[B, H]`) the state, initial on entry and
 /// final on exit (each sequence's at its own last step); `scratch` at least
@@ -98,7 +88,7 @@ pub(crate) unsafe fn forward(
     let (ni, nh) = (input * ld, hs * ld);
     let blocks = hs.div_ceil(BLOCK);
     let np = blocks * partial_len(ld);
-    let [xa, xb, ha, hb, ct, part] = carve(scratch, [ni, ni, nh, nh, nh, np]);
+    let [xa, xb, ha, hb, ct, part] = carve_aligned(scratch, [ni, ni, nh, nh, nh, np]);
     if ld > bsz {
         // Lanes past the batch: zeros (finite, never denormal), never active, never read out.
         for v in [&mut *xa, &mut *xb, &mut *ha, &mut *hb, &mut *ct] {

@@ -480,6 +480,15 @@ impl<T: Float> Recurrent<T> {
             o.resize(tb * nd * hs);
         }
         ws.last = 0;
+        let sweep = |l: usize, d: usize| Sweep {
+            kind: cfg.kind,
+            hidden: hs,
+            batch,
+            steps,
+            lengths: &ws.lengths,
+            reverse: d == 1,
+            input_size: cfg.layer_input_size(l),
+        };
         for l in 0..nl {
             let (a, b) = ws.outs.split_at_mut(1);
             let (src, dst) = if l % 2 == 0 {
@@ -489,15 +498,6 @@ impl<T: Float> Recurrent<T> {
             };
             let x_l: &[T] = if l == 0 { x } else { src };
             if side_by_side {
-                let sweep = |d: usize| Sweep {
-                    kind: cfg.kind,
-                    hidden: hs,
-                    batch,
-                    steps,
-                    lengths: &ws.lengths,
-                    reverse: d == 1,
-                    input_size: cfg.layer_input_size(l),
-                };
                 let n = batch * hs;
                 let (g0, g1) = ws.gates[..gates].split_at_mut(per_direction);
                 let (h0, h1) = ws.state.h[2 * l * n..(2 * l + 2) * n].split_at_mut(n);
@@ -512,7 +512,7 @@ impl<T: Float> Recurrent<T> {
                     // `dst`, which outlives the join.
                     let done = unsafe {
                         direction::forward_lanes(
-                            &sweep(d),
+                            &sweep(l, d),
                             weights.get(2 * l + d),
                             x_l,
                             out.0.add(d * hs),
@@ -531,15 +531,7 @@ impl<T: Float> Recurrent<T> {
             }
             for d in 0..nd {
                 let idx = l * nd + d;
-                let sw = Sweep {
-                    kind: cfg.kind,
-                    hidden: hs,
-                    batch,
-                    steps,
-                    lengths: &ws.lengths,
-                    reverse: d == 1,
-                    input_size: cfg.layer_input_size(l),
-                };
+                let sw = sweep(l, d);
                 let hsl = idx * batch * hs..(idx + 1) * batch * hs;
                 let c_slice = if cfg.kind.has_cell_state() {
                     &mut ws.state.c[hsl.clone()]
