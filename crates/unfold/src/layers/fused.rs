@@ -26,10 +26,10 @@ use crate::kernels::aligned::carve_aligned;
 use crate::kernels::cells512 as cells;
 use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::SendPtr;
+use crate::kernels::gru;
 use crate::kernels::lanes::LanePanels;
 use crate::kernels::packed::{panel_product, panel_product_init, PackedPanels, NR};
 use crate::kernels::team::run_steps;
-use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
 use crate::layers::direction::{BackwardBufs, Sweep};
 use crate::layers::params::CellParams;
@@ -499,6 +499,21 @@ mod cells {
     pub unsafe fn elman_forward(_: usize, _: bool, _: *mut f32, _: *mut f32, _: *mut f32) {
         unreachable!()
     }
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn lstm_backward(
+        _: usize,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+        _: *mut f32,
+        _: *const f32,
+        _: *const f32,
+        _: *mut f32,
+        _: *const f32,
+        _: *mut f32,
+    ) {
+        unreachable!()
+    }
 }
 
 /// W_hh (`[G*H, H]`) packed for the backward product `dh += dgates W_hh`: panel `u` holds the
@@ -592,10 +607,12 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
                     continue;
                 }
                 let dhb = sub(dhp, bb * hs + u0, w);
-                if let Some(d) = dout {
-                    let dr = &d[r * out_ld + u0..r * out_ld + u0 + w];
-                    for (a, &v) in dhb.iter_mut().zip(dr) {
-                        *a += v;
+                let dout_row = dout.map(|d| &d[r * out_ld + u0..r * out_ld + u0 + w]);
+                if !is_lstm {
+                    if let Some(dr) = dout_row {
+                        for (a, &v) in dhb.iter_mut().zip(dr) {
+                            *a += v;
+                        }
                     }
                 }
                 let first_step = sw.is_first(t, bb);
@@ -618,8 +635,22 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
                             sub(sp, pr * hs + u0, w)
                         };
                         let dcb = sub(dcp, bb * hs + u0, w);
-                        lstm::backward_gates(g(0), g(1), g(2), g(3), c_t, c_prev, dhb, dcb);
-                        dhb.fill(0.0);
+                        // The output gradient is added to dh(t) in the same pass, and dh(t)
+                        // is zeroed for the next step's product.
+                        let dr = dout_row.map_or(std::ptr::null(), |d| d.as_ptr());
+                        let gq = |q: usize| g(q).as_mut_ptr();
+                        cells::lstm_backward(
+                            w,
+                            gq(0),
+                            gq(1),
+                            gq(2),
+                            gq(3),
+                            c_t.as_ptr(),
+                            c_prev.as_ptr(),
+                            dhb.as_mut_ptr(),
+                            dr,
+                            dcb.as_mut_ptr(),
+                        );
                     }
                     CellKind::Gru => {
                         let h_prev: &[f32] = if first_step {
