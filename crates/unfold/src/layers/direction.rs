@@ -442,8 +442,16 @@ pub(crate) fn backward<T: Float>(
     let i = sw.input_size;
     gemm_tn(gh, i, tb, gates, gh, x, i, &mut grads.w_ih, i, true);
     let bias = !p.b_ih.is_empty();
+    // The bias gradients: every gate row summed over the sequence. Both biases of an LSTM or
+    // Elman cell (and the r and z parts of a GRU's) get the same sum, so it is taken once (one
+    // pass over the gates, which do not fit in L2 for long sequences).
+    let mut gate_sums = Vec::new();
     if bias {
-        sum_rows(tb, gh, gates, gh, &mut grads.b_ih);
+        gate_sums = vec![T::ZERO; gh];
+        sum_rows(tb, gh, gates, gh, &mut gate_sums);
+        for (g, &s) in grads.b_ih.iter_mut().zip(&gate_sums) {
+            *g += s;
+        }
     }
     if sw.steps > 1 {
         let k = (sw.steps - 1) * bsz;
@@ -490,10 +498,15 @@ pub(crate) fn backward<T: Float>(
     if bias {
         if is_gru {
             let (b_rz, b_n) = grads.b_hh.split_at_mut(2 * hs);
-            sum_rows(tb, 2 * hs, gates, gh, b_rz);
             sum_rows(tb, hs, store, hs, b_n);
+            // r and z: the same rows as b_ih's.
+            for (g, &s) in b_rz.iter_mut().zip(&gate_sums) {
+                *g += s;
+            }
         } else {
-            sum_rows(tb, gh, gates, gh, &mut grads.b_hh);
+            for (g, &s) in grads.b_hh.iter_mut().zip(&gate_sums) {
+                *g += s;
+            }
         }
     }
     if let Some(dx) = dx {
