@@ -20,7 +20,7 @@ const W: usize = 8;
 const NB: usize = 3;
 /// Rows of `X` packed at once: the three column panels of a tile (24 KB) stay in L1 while the
 /// row panels stream from L2 (the packed block is `KC * f * 8` bytes, 1 MB at 1001 features).
-const KC: usize = 256;
+const KC: usize = 128;
 
 /// Whether [`add_xtx_lower`] runs here (AVX-512F present and not turned off).
 pub fn available() -> bool {
