@@ -123,10 +123,11 @@ unsafe fn store(p: *mut f32, m: __mmask16, v: __m512) {
 
 /// LSTM forward of `n` units (see `lstm::forward_gates`): the four gate slices hold the
 /// pre-activations and receive i, f, g, o; `c` is c(t-1) in, c(t) out; `h` and `out` receive
-/// h(t).
+/// h(t); `c_copy`, when not null, receives c(t) too (the copy training keeps for backward).
 ///
 /// # Safety
-/// AVX-512F must be available; every pointer must be valid for `n` values.
+/// AVX-512F must be available; every pointer (but a null `c_copy`) must be valid for `n`
+/// values.
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn lstm_forward(
@@ -138,6 +139,7 @@ pub unsafe fn lstm_forward(
     c: *mut f32,
     h: *mut f32,
     out: *mut f32,
+    c_copy: *mut f32,
 ) {
     let mut j = 0;
     while j < n {
@@ -154,6 +156,9 @@ pub unsafe fn lstm_forward(
             store(gg.add(j), m, g);
             store(go.add(j), m, o);
             store(c.add(j), m, cn);
+            if !c_copy.is_null() {
+                store(c_copy.add(j), m, cn);
+            }
             store(h.add(j), m, hn);
             store(out.add(j), m, hn);
         }
@@ -566,6 +571,7 @@ mod tests {
                 let (mut ca, mut ha, mut oa) = (c0.clone(), vec![0.0; n], vec![0.0; n]);
                 let mut b = a.clone();
                 let (mut cb, mut hb, mut ob) = (c0.clone(), vec![0.0; n], vec![0.0; n]);
+                let mut c_copy = vec![0.0f32; n];
                 {
                     let [x0, x1, x2, x3] = &mut a;
                     lstm::forward_gates(x0, x1, x2, x3, &mut ca, &mut ha, &mut oa);
@@ -581,12 +587,14 @@ mod tests {
                         cb.as_mut_ptr(),
                         hb.as_mut_ptr(),
                         ob.as_mut_ptr(),
+                        c_copy.as_mut_ptr(),
                     )
                 };
                 for q in 0..4 {
                     close(&b[q], &a[q], "lstm gate");
                 }
                 close(&cb, &ca, "lstm c");
+                assert_eq!(c_copy, cb, "lstm c copy");
                 close(&hb, &ha, "lstm h");
                 close(&ob, &oa, "lstm out");
                 // GRU
@@ -661,6 +669,7 @@ mod tests {
                     c.as_mut_ptr(),
                     h.as_mut_ptr(),
                     o.as_mut_ptr(),
+                    std::ptr::null_mut(),
                 )
             };
         }

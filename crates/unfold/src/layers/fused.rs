@@ -314,6 +314,9 @@ pub(crate) fn forward(
                     }
                     CellKind::Lstm => {
                         let cb = sub(cp, b * hs + u0, w);
+                        // Training keeps c(t) for backward: stored by the same pass.
+                        let c_copy =
+                            store_ptr.map_or(std::ptr::null_mut(), |st| st.0.add(r * hs + u0));
                         cells::lstm_forward(
                             w,
                             gptr(0),
@@ -323,10 +326,8 @@ pub(crate) fn forward(
                             cb.as_mut_ptr(),
                             hn.as_mut_ptr(),
                             o.as_mut_ptr(),
+                            c_copy,
                         );
-                        if let Some(st) = store_ptr {
-                            sub(st, r * hs + u0, w).copy_from_slice(cb);
-                        }
                     }
                     CellKind::Gru => {
                         hn.copy_from_slice(sub(hcur, b * hs + u0, w));
@@ -472,6 +473,7 @@ mod cells {
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn lstm_forward(
         _: usize,
+        _: *mut f32,
         _: *mut f32,
         _: *mut f32,
         _: *mut f32,
