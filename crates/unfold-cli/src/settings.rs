@@ -284,11 +284,11 @@ impl RawSettings {
             bail!(BadInput("--column and --target apply to --csv".into()));
         }
         // Defaults: a built-in task's, or those of the kind of user data.
-        let (task, cell, hidden, steps, lr, batch) = match user {
-            Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32),
-            Some("ts") => ("ts".to_string(), CellKind::Lstm, 64, 1500, 5e-3, 32),
-            Some("pairs") => ("pairs".to_string(), CellKind::Gru, 128, 3000, 3e-3, 64),
-            Some(_) => ("csv".to_string(), CellKind::Gru, 32, 2000, 5e-3, 32),
+        let (task, cell, hidden, steps, lr, batch, forget_bias) = match user {
+            Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32, 1.0),
+            Some("ts") => ("ts".to_string(), CellKind::Lstm, 64, 1500, 5e-3, 32, 1.0),
+            Some("pairs") => ("pairs".to_string(), CellKind::Gru, 128, 3000, 3e-3, 64, 1.0),
+            Some(_) => ("csv".to_string(), CellKind::Gru, 32, 2000, 5e-3, 32, 1.0),
             None => {
                 let task = self
                     .task
@@ -301,6 +301,7 @@ impl RawSettings {
                     info.steps,
                     info.lr,
                     info.batch,
+                    info.forget_bias,
                 )
             }
         };
@@ -311,7 +312,7 @@ impl RawSettings {
             hidden: self.hidden.unwrap_or(hidden),
             layers: self.layers.unwrap_or(1),
             embed: self.embed.unwrap_or(16),
-            forget_bias: self.forget_bias.unwrap_or(1.0),
+            forget_bias: self.forget_bias.unwrap_or(forget_bias),
             dropout: self.dropout.unwrap_or(0.0),
             steps,
             batch: self.batch.unwrap_or(batch),

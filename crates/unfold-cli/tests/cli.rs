@@ -100,6 +100,26 @@ fn tasks_lists_every_builtin_task() {
     );
 }
 
+/// A task's own default forget-gate bias (3 for the adding problem, 1 elsewhere) reaches the
+/// saved settings, and `--forget-bias` overrides it.
+#[test]
+fn task_default_forget_bias_and_its_override() {
+    for (task, extra, want) in [
+        ("adding", &["--length", "12"][..], "forget_bias = 3.0"),
+        (
+            "adding",
+            &["--length", "12", "--forget-bias", "1"][..],
+            "forget_bias = 1.0",
+        ),
+        ("parity", &["--length", "6"][..], "forget_bias = 1.0"),
+    ] {
+        let dir = temp(&format!("fb-{task}-{}", extra.len()));
+        train_tiny(task, &dir, extra);
+        let saved = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        assert!(saved.contains(want), "{task} {extra:?}: {saved}");
+    }
+}
+
 #[test]
 fn every_task_trains_and_fills_its_run_directory() {
     for (task, extra) in [

@@ -56,6 +56,10 @@ pub struct TaskInfo {
     pub lr: f64,
     /// Default batch size.
     pub batch: usize,
+    /// Default initial forget-gate bias of an LSTM (1 is the usual choice; a larger one keeps
+    /// the cell's memory open longer at the start, which long-delay tasks need to leave the
+    /// plateau of predicting the mean).
+    pub forget_bias: f64,
 }
 
 /// Every built-in task; the first is the default.
@@ -72,6 +76,7 @@ pub const TASKS: [TaskInfo; 6] = [
         steps: 12000,
         lr: 5e-3,
         batch: 32,
+        forget_bias: 1.0,
     },
     TaskInfo {
         name: "adding",
@@ -85,6 +90,7 @@ pub const TASKS: [TaskInfo; 6] = [
         steps: 6000,
         lr: 2e-3,
         batch: 32,
+        forget_bias: 3.0,
     },
     TaskInfo {
         name: "copy",
@@ -98,6 +104,7 @@ pub const TASKS: [TaskInfo; 6] = [
         steps: 20000,
         lr: 1e-2,
         batch: 32,
+        forget_bias: 1.0,
     },
     TaskInfo {
         name: "parity",
@@ -111,6 +118,7 @@ pub const TASKS: [TaskInfo; 6] = [
         steps: 6000,
         lr: 5e-3,
         batch: 128,
+        forget_bias: 1.0,
     },
     TaskInfo {
         name: "mackey-glass",
@@ -124,6 +132,7 @@ pub const TASKS: [TaskInfo; 6] = [
         steps: 4000,
         lr: 5e-3,
         batch: 32,
+        forget_bias: 1.0,
     },
     TaskInfo {
         name: "sines",
@@ -137,6 +146,7 @@ pub const TASKS: [TaskInfo; 6] = [
         steps: 2000,
         lr: 5e-3,
         batch: 32,
+        forget_bias: 1.0,
     },
 ];
 
