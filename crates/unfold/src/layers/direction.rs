@@ -446,12 +446,15 @@ pub(crate) fn backward<T: Float>(
     // Elman cell (and the r and z parts of a GRU's) get the same sum, so it is taken once (one
     // pass over the gates, which do not fit in L2 for long sequences).
     let mut gate_sums = Vec::new();
+    let add_sums = |dst: &mut [T], sums: &[T]| {
+        for (g, &s) in dst.iter_mut().zip(sums) {
+            *g += s;
+        }
+    };
     if bias {
         gate_sums = vec![T::ZERO; gh];
         sum_rows(tb, gh, gates, gh, &mut gate_sums);
-        for (g, &s) in grads.b_ih.iter_mut().zip(&gate_sums) {
-            *g += s;
-        }
+        add_sums(&mut grads.b_ih, &gate_sums);
     }
     if sw.steps > 1 {
         let k = (sw.steps - 1) * bsz;
@@ -500,13 +503,9 @@ pub(crate) fn backward<T: Float>(
             let (b_rz, b_n) = grads.b_hh.split_at_mut(2 * hs);
             sum_rows(tb, hs, store, hs, b_n);
             // r and z: the same rows as b_ih's.
-            for (g, &s) in b_rz.iter_mut().zip(&gate_sums) {
-                *g += s;
-            }
+            add_sums(b_rz, &gate_sums);
         } else {
-            for (g, &s) in grads.b_hh.iter_mut().zip(&gate_sums) {
-                *g += s;
-            }
+            add_sums(&mut grads.b_hh, &gate_sums);
         }
     }
     if let Some(dx) = dx {
