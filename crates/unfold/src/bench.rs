@@ -37,7 +37,7 @@ impl Mode {
 }
 
 /// One named configuration of the ladder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct BenchConfig {
     /// Name, e.g. `lstm-h256-b32`.
     pub name: &'static str,

@@ -5,15 +5,27 @@
 
 #![allow(clippy::needless_range_loop)] // perturbing element j of several parallel buffers
 
+use unfold::layers::LeakSpec;
 use unfold::layers::{InferWorkspace, StepWorkspace, TrainCache};
 use unfold::rng::Rng;
 use unfold::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
 
-const KINDS: [CellKind; 4] = [
+/// The PyTorch cells and the leaky unit, with learned and with fixed (per-unit) leaks.
+const KINDS: [CellKind; 6] = [
     CellKind::RnnTanh,
     CellKind::RnnRelu,
     CellKind::Lstm,
     CellKind::Gru,
+    CellKind::Leaky(LeakSpec {
+        min: 0.1,
+        max: 0.9,
+        learn: true,
+    }),
+    CellKind::Leaky(LeakSpec {
+        min: 0.2,
+        max: 0.7,
+        learn: false,
+    }),
 ];
 
 fn rand_vec(n: usize, rng: &mut Rng) -> Vec<f64> {
@@ -209,7 +221,11 @@ fn gradients_without_bias_and_with_empty_sequence() {
                 .iter()
                 .all(|&v| v == 0.0));
         }
-        assert_eq!(grads.param_specs().len(), 4, "no bias tensors");
+        let tensors = match kind {
+            CellKind::Leaky(s) => 2 + usize::from(s.learn),
+            _ => 2,
+        };
+        assert_eq!(grads.param_specs().len(), 2 * tensors, "no bias tensors");
         // And the full finite-difference check on the no-bias layer.
         let mut l2 = layer.clone();
         let base = |l: &Recurrent<f64>, c: &mut TrainCache<f64>| {

@@ -266,6 +266,27 @@ fn pattern_one_labeller_gradients() {
                 output: OutputKind::Bernoulli { dim: 2 },
             },
         ),
+        (
+            "leaky learned leaks reals gaussian, 2 layers",
+            ModelConfig {
+                input: InputSpec::Reals {
+                    width: 2,
+                    project: None,
+                },
+                cell: CellKind::Leaky(unfold::layers::LeakSpec {
+                    min: 0.05,
+                    max: 0.8,
+                    learn: true,
+                }),
+                hidden: 4,
+                layers: 2,
+                bidirectional: false,
+                output: OutputKind::Gaussian {
+                    dim: 2,
+                    learn_variance: false,
+                },
+            },
+        ),
     ];
     for (i, (tag, cfg)) in cases.into_iter().enumerate() {
         let mut m = SequenceLabeller::<f64>::new(cfg, 10 + i as u64).unwrap();

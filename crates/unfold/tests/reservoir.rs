@@ -398,6 +398,13 @@ fn liquid_state_machine_spikes_and_learns_temporal_order() {
 
 #[test]
 fn esn_becomes_an_rnn_layer_with_the_same_outputs_then_trains_by_bptt() {
+    // Leak rate 1 becomes a tanh RNN layer, a leak rate below 1 a leaky layer with that leak.
+    for leak in [1.0, 0.3] {
+        esn_hand_off(leak);
+    }
+}
+
+fn esn_hand_off(leak: f64) {
     use unfold::data::{tasks, Dataset};
     use unfold::reservoir::labeller_from_esn;
     use unfold::train::{evaluate, Batches, LrSchedule, OptimizerConfig, TrainConfig, Trainer};
@@ -405,6 +412,7 @@ fn esn_becomes_an_rnn_layer_with_the_same_outputs_then_trains_by_bptt() {
     let mut cfg = mg_config(40, 3);
     cfg.washout = 0;
     cfg.readout_input = false;
+    cfg.reservoir.leak_rate = leak;
     let mut esn = Esn::new(cfg, 1, 1, ReadoutKind::PerStep).unwrap();
     let windows: Vec<(usize, usize)> = (0..=500).step_by(25).map(|s| (s, s + 30)).collect();
     let ex: Vec<Example> = windows
@@ -419,6 +427,8 @@ fn esn_becomes_an_rnn_layer_with_the_same_outputs_then_trains_by_bptt() {
     let data = Dataset::new(tasks::forecast_windows::<f64>(&series[..531], 30, 25)).unwrap();
     assert_eq!(data.len(), windows.len());
     let model = labeller_from_esn::<f64>(&esn).unwrap();
+    let want_cell = if leak == 1.0 { "rnn_tanh" } else { "leaky" };
+    assert_eq!(model.config().cell.name(), want_cell);
     let got = evaluate(&model, &mut Default::default(), &data, 64)
         .unwrap()
         .mse()
@@ -435,11 +445,13 @@ fn esn_becomes_an_rnn_layer_with_the_same_outputs_then_trains_by_bptt() {
     let want = sq / n as f64;
     assert!(
         (got - want).abs() <= 1e-9 * want,
-        "labeller {got} vs ESN {want}"
+        "leak {leak}: labeller {got} vs ESN {want}"
     );
     // Fine-tuning every weight with BPTT runs from there and keeps the loss finite and low.
     let cfg = TrainConfig {
-        lr: LrSchedule::constant(1e-4),
+        // The leaky reservoir's readout sits in a sharper minimum: Adam's first steps (about
+        // lr per weight, whatever the gradient) must be smaller to stay in it.
+        lr: LrSchedule::constant(if leak == 1.0 { 1e-4 } else { 1e-5 }),
         optimizer: OptimizerConfig::adam(),
         eval_every: 0,
         ..TrainConfig::new(30)
@@ -453,13 +465,6 @@ fn esn_becomes_an_rnn_layer_with_the_same_outputs_then_trains_by_bptt() {
         .unwrap();
     assert!(
         after.is_finite() && after < 4.0 * want,
-        "after fine-tuning {after} vs {want}"
+        "leak {leak}: after fine-tuning {after} vs {want}"
     );
-    // A leaky ESN has no exact RNN counterpart.
-    let mut leaky = mg_config(20, 1);
-    leaky.reservoir.leak_rate = 0.5;
-    leaky.readout_input = false;
-    let e = Esn::new(leaky, 1, 1, ReadoutKind::PerStep).unwrap();
-    let err = labeller_from_esn::<f32>(&e).unwrap_err();
-    assert!(err.to_string().contains("leak rate"), "{err}");
 }

@@ -1,9 +1,11 @@
-//! Configuration of a recurrent layer: which cell, its sizes, depth and directions.
+//! Configuration of a recurrent layer: which cell, its sizes, depth and directions. The cell
+//! kinds are the registry of [`crate::layers::cells`]: each names one [`crate::layers::Cell`].
 
 use crate::error::{Error, Result};
 
-/// The recurrent cell of a layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// The recurrent cell of a layer. The four PyTorch cells also have fused engines; any other
+/// cell runs on the generic time loop (`layers/unrolled.rs`).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CellKind {
     /// Elman RNN with tanh: `h = tanh(W_ih x + b_ih + W_hh h + b_hh)` (PyTorch `nn.RNN`).
     RnnTanh,
@@ -13,13 +15,71 @@ pub enum CellKind {
     Lstm,
     /// Gated recurrent unit, gates r, z, n (PyTorch `nn.GRU`).
     Gru,
+    /// Leaky-integrator tanh units, `h = (1 - a) h + a tanh(W x + U h + b)`, one leak rate per
+    /// unit ([`crate::layers::cells::leaky`]).
+    Leaky(LeakSpec),
+}
+
+/// The leak rates of a [`CellKind::Leaky`] layer: unit `j` of `H` starts at
+/// `max * (min / max)^(j / (H - 1))` (geometric steps from the fastest to the slowest unit;
+/// `min == max` gives every unit the same rate), and keeps it unless `learn`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LeakSpec {
+    /// Leak rate of the slowest unit, in (0, 1]. Default 0.02 (a time constant of 50 steps).
+    pub min: f64,
+    /// Leak rate of the fastest unit, in `[min, 1]`. Default 1 (an ordinary tanh unit).
+    pub max: f64,
+    /// Train the leak rates (through `a = 1 / (1 + ρ²)`) instead of keeping them. Default true.
+    pub learn: bool,
+}
+
+impl Default for LeakSpec {
+    fn default() -> Self {
+        LeakSpec {
+            min: 0.02,
+            max: 1.0,
+            learn: true,
+        }
+    }
+}
+
+impl LeakSpec {
+    /// Every unit's leak rate at the start (`[hidden]`).
+    pub fn initial(&self, hidden: usize) -> Vec<f64> {
+        (0..hidden)
+            .map(|j| {
+                if hidden < 2 || self.min == self.max {
+                    self.max
+                } else {
+                    let f = j as f64 / (hidden - 1) as f64;
+                    self.max * (self.min / self.max).powf(f)
+                }
+            })
+            .collect()
+    }
+
+    /// The `ρ >= 0` with `1 / (1 + ρ²) = a`.
+    pub fn rho_of(a: f64) -> f64 {
+        (1.0 / a - 1.0).max(0.0).sqrt()
+    }
+
+    /// Checks `0 < min <= max <= 1`.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.min > 0.0 && self.min <= self.max && self.max <= 1.0) {
+            return Err(Error::InvalidConfig(format!(
+                "leak rates need 0 < min <= max <= 1 (got min {}, max {})",
+                self.min, self.max
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl CellKind {
     /// Number of gate blocks of size H stacked in the weight matrices.
     pub fn gates(self) -> usize {
         match self {
-            CellKind::RnnTanh | CellKind::RnnRelu => 1,
+            CellKind::RnnTanh | CellKind::RnnRelu | CellKind::Leaky(_) => 1,
             CellKind::Lstm => 4,
             CellKind::Gru => 3,
         }
@@ -30,6 +90,12 @@ impl CellKind {
         self == CellKind::Lstm
     }
 
+    /// Whether the cell is one of PyTorch's four, which have fused engines; the others run on
+    /// the generic time loop.
+    pub fn has_engine(self) -> bool {
+        !matches!(self, CellKind::Leaky(_))
+    }
+
     /// Short name: `rnn_tanh`, `rnn_relu`, `lstm`, `gru`.
     pub fn name(self) -> &'static str {
         match self {
@@ -37,6 +103,7 @@ impl CellKind {
             CellKind::RnnRelu => "rnn_relu",
             CellKind::Lstm => "lstm",
             CellKind::Gru => "gru",
+            CellKind::Leaky(_) => "leaky",
         }
     }
 
@@ -47,19 +114,22 @@ impl CellKind {
             "rnn_relu" | "relu" => Ok(CellKind::RnnRelu),
             "lstm" => Ok(CellKind::Lstm),
             "gru" => Ok(CellKind::Gru),
+            "leaky" => Ok(CellKind::Leaky(LeakSpec::default())),
             other => Err(Error::InvalidConfig(format!(
-                "unknown cell kind {other:?} (expected rnn_tanh, rnn_relu, lstm or gru)"
+                "unknown cell kind {other:?} (expected rnn_tanh, rnn_relu, lstm, gru or leaky)"
             ))),
         }
     }
 
     /// Floats kept per token, per layer and direction, by a training forward for backward:
-    /// the gate buffer (reused for the gate gradients), the output h, and c (LSTM) or h_n (GRU).
+    /// the gate buffer (reused for the gate gradients), the output h, and c (LSTM) or h_n (GRU);
+    /// on the generic loop, the projection, the state row and the output.
     pub fn floats_per_token(self, hidden: usize) -> usize {
         match self {
             CellKind::RnnTanh | CellKind::RnnRelu => 2 * hidden,
             CellKind::Lstm => 6 * hidden,
             CellKind::Gru => 5 * hidden,
+            CellKind::Leaky(_) => 3 * hidden,
         }
     }
 }
@@ -68,7 +138,7 @@ impl CellKind {
 ///
 /// Mirrors the constructor of PyTorch's `nn.RNN` / `nn.LSTM` / `nn.GRU` (always
 /// `batch_first=False`: sequences are time-major `[T, B, F]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RecurrentConfig {
     /// The cell. No default.
     pub kind: CellKind,
@@ -129,6 +199,16 @@ impl RecurrentConfig {
         self.directions() * self.hidden_size
     }
 
+    /// State values per sequence beyond h, per layer and direction (the LSTM's cell state c;
+    /// none for the other cells).
+    pub fn extra_state_size(&self) -> usize {
+        if self.kind.has_cell_state() {
+            self.hidden_size
+        } else {
+            0
+        }
+    }
+
     /// Input features of stacked layer `layer`.
     pub fn layer_input_size(&self, layer: usize) -> usize {
         if layer == 0 {
@@ -145,6 +225,9 @@ impl RecurrentConfig {
                 "input_size, hidden_size and num_layers must be positive (got {}, {}, {})",
                 self.input_size, self.hidden_size, self.num_layers
             )));
+        }
+        if let CellKind::Leaky(spec) = self.kind {
+            spec.validate()?;
         }
         Ok(())
     }

@@ -1,10 +1,9 @@
-//! The time loops of one direction of one layer: forward (training and inference share it) and
-//! backward through time. The layer (`recurrent.rs`) owns buffers and stacking; these functions
-//! only borrow slices and never allocate.
-//!
-//! Variable lengths follow PyTorch's packed sequences: step t of sequence b is active when
-//! `t < len[b]`. An inactive step writes a zero output, leaves the state untouched and gets zero
-//! gradients; the reverse direction therefore starts at each sequence's own last step.
+//! The engines of the four PyTorch cells, one direction of one layer: forward (training and
+//! inference share it) and backward through time, portable, with the fused `f32` AVX-512 loops
+//! (`fused.rs`, `fused_lanes.rs`) chosen here when their weights are prepared. They are
+//! specialisations of the generic loop (`unrolled.rs`) and tested equal to it. The layer
+//! (`recurrent.rs`) owns buffers and stacking; these functions only borrow slices and never
+//! allocate in the time loop.
 
 use crate::float::Float;
 use crate::kernels::elman::{self, Activation};
@@ -13,55 +12,8 @@ use crate::kernels::packed::{self, PackedPanels};
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
 use crate::layers::params::CellParams;
+use crate::layers::sweep::Sweep;
 use crate::layers::{fused, fused_lanes};
-
-/// Sizes and order of one direction's sweep.
-#[derive(Clone, Copy)]
-pub(crate) struct Sweep<'a> {
-    pub kind: CellKind,
-    pub hidden: usize,
-    pub batch: usize,
-    pub steps: usize,
-    pub lengths: &'a [usize],
-    pub reverse: bool,
-    pub input_size: usize,
-}
-
-impl Sweep<'_> {
-    fn gh(&self) -> usize {
-        self.kind.gates() * self.hidden
-    }
-
-    /// The time index of the `s`-th step in forward order.
-    #[inline]
-    pub(crate) fn fwd_t(&self, s: usize) -> usize {
-        if self.reverse {
-            self.steps - 1 - s
-        } else {
-            s
-        }
-    }
-
-    /// Whether h(t-1) of active step `t` of sequence `b` is the initial state.
-    #[inline]
-    pub(crate) fn is_first(&self, t: usize, b: usize) -> bool {
-        if self.reverse {
-            t + 1 >= self.lengths[b]
-        } else {
-            t == 0
-        }
-    }
-
-    /// The time index of the state before active step `t` (when not the initial state).
-    #[inline]
-    pub(crate) fn prev_t(&self, t: usize) -> usize {
-        if self.reverse {
-            t + 1
-        } else {
-            t - 1
-        }
-    }
-}
 
 /// How a forward's per-step product reads W_hh.
 #[derive(Clone, Copy)]
@@ -108,7 +60,7 @@ pub(crate) fn forward<T: Float>(
     h2: &mut [T],
 ) {
     let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
-    let bias = !p.b_ih.is_empty();
+    let bias = !p.b_ih().is_empty();
     let is_gru = sw.kind == CellKind::Gru;
     // SAFETY: `out` is a live exclusive slice.
     if store.is_none()
@@ -138,7 +90,7 @@ pub(crate) fn forward<T: Float>(
         if is_gru {
             if bias {
                 for b in 0..bsz {
-                    hp[b * gh..(b + 1) * gh].copy_from_slice(&p.b_hh);
+                    hp[b * gh..(b + 1) * gh].copy_from_slice(p.b_hh());
                 }
             }
             recurrent_product(bsz, gh, hs, h, p, whh_t, hp, bias);
@@ -159,6 +111,9 @@ pub(crate) fn forward<T: Float>(
             let g = &mut g_t[b * gh..(b + 1) * gh];
             let hb = &mut h[b * hs..(b + 1) * hs];
             match sw.kind {
+                CellKind::Leaky(_) => {
+                    unreachable!("a cell without an engine runs on the generic loop")
+                }
                 CellKind::RnnTanh | CellKind::RnnRelu => elman::forward_row(act, g, hb, o),
                 CellKind::Lstm => {
                     lstm::forward_row(g, &mut c[b * hs..(b + 1) * hs], hb, o, st);
@@ -222,21 +177,21 @@ pub(crate) fn project_inputs<T: Float>(
     t1: usize,
 ) {
     let (bsz, gh, i) = (sw.batch, sw.gh(), sw.input_size);
-    let bias = !p.b_ih.is_empty();
+    let bias = !p.b_ih().is_empty();
     let rows = t0 * bsz..t1 * bsz;
     let g = &mut gates[rows.start * gh..rows.end * gh];
     if bias {
         for row in g.chunks_exact_mut(gh) {
-            row.copy_from_slice(&p.b_ih);
+            row.copy_from_slice(p.b_ih());
             if sw.kind != CellKind::Gru {
-                for (r, &b) in row.iter_mut().zip(&p.b_hh) {
+                for (r, &b) in row.iter_mut().zip(p.b_hh()) {
                     *r += b;
                 }
             }
         }
     }
     let xs = &x[rows.start * i..];
-    gemm_nt(rows.len(), gh, i, xs, i, &p.w_ih, i, g, gh, bias);
+    gemm_nt(rows.len(), gh, i, xs, i, p.w_ih(), i, g, gh, bias);
 }
 
 /// `c[B, G*H] (+)= h[B, H] W_hh^T`, from the transposed copy when there is one.
@@ -254,7 +209,7 @@ fn recurrent_product<T: Float>(
 ) {
     match whh_t {
         Some(wt) => gemm_nn(bsz, gh, hs, h, hs, wt, gh, c, gh, acc),
-        None => gemm_nt(bsz, gh, hs, h, hs, &p.w_hh, hs, c, gh, acc),
+        None => gemm_nt(bsz, gh, hs, h, hs, p.w_hh(), hs, c, gh, acc),
     }
 }
 
@@ -361,6 +316,9 @@ fn backward_steps<T: Float>(sw: &Sweep, p: &CellParams<T>, b: &mut BackwardBufs<
             };
             let grow = &mut gates[r * gh..(r + 1) * gh];
             match sw.kind {
+                CellKind::Leaky(_) => {
+                    unreachable!("a cell without an engine runs on the generic loop")
+                }
                 CellKind::RnnTanh | CellKind::RnnRelu => {
                     elman::backward_row(act, &out[r * out_ld..r * out_ld + hs], dhb, grow);
                     dhb.fill(T::ZERO);
@@ -404,7 +362,7 @@ fn backward_steps<T: Float>(sw: &Sweep, p: &CellParams<T>, b: &mut BackwardBufs<
         } else {
             &gates[t * bsz * gh..(t + 1) * bsz * gh]
         };
-        gemm_nn(bsz, hs, gh, dhp, gh, &p.w_hh, hs, dh, hs, true);
+        gemm_nn(bsz, hs, gh, dhp, gh, p.w_hh(), hs, dh, hs, true);
     }
 }
 
@@ -440,8 +398,8 @@ pub(crate) fn backward<T: Float>(
 
     // Weight gradients of the whole sequence as large GEMMs.
     let i = sw.input_size;
-    gemm_tn(gh, i, tb, gates, gh, x, i, &mut grads.w_ih, i, true);
-    let bias = !p.b_ih.is_empty();
+    gemm_tn(gh, i, tb, gates, gh, x, i, grads.get_mut(0), i, true);
+    let bias = !p.b_ih().is_empty();
     // The bias gradients: every gate row summed over the sequence. Both biases of an LSTM or
     // Elman cell (and the r and z parts of a GRU's) get the same sum, so it is taken once (one
     // pass over the gates, which do not fit in L2 for long sequences).
@@ -454,7 +412,7 @@ pub(crate) fn backward<T: Float>(
     if bias {
         gate_sums = vec![T::ZERO; gh];
         sum_rows(tb, gh, gates, gh, &mut gate_sums);
-        add_sums(&mut grads.b_ih, &gate_sums);
+        add_sums(grads.get_mut(2), &gate_sums);
     }
     if sw.steps > 1 {
         let k = (sw.steps - 1) * bsz;
@@ -466,7 +424,7 @@ pub(crate) fn backward<T: Float>(
         };
         let hprev = &out[out_off..];
         if is_gru {
-            let (gw_rz, gw_n) = grads.w_hh.split_at_mut(2 * hs * hs);
+            let (gw_rz, gw_n) = grads.get_mut(1).split_at_mut(2 * hs * hs);
             gemm_tn(
                 2 * hs,
                 hs,
@@ -493,23 +451,23 @@ pub(crate) fn backward<T: Float>(
             );
         } else {
             let a = &gates[dhp_off * gh..];
-            gemm_tn(gh, hs, k, a, gh, hprev, out_ld, &mut grads.w_hh, hs, true);
+            gemm_tn(gh, hs, k, a, gh, hprev, out_ld, grads.get_mut(1), hs, true);
         }
     }
     // The steps whose h(t-1) is the initial state.
-    gemm_tn(gh, hs, bsz, first, gh, h0, hs, &mut grads.w_hh, hs, true);
+    gemm_tn(gh, hs, bsz, first, gh, h0, hs, grads.get_mut(1), hs, true);
     if bias {
         if is_gru {
-            let (b_rz, b_n) = grads.b_hh.split_at_mut(2 * hs);
+            let (b_rz, b_n) = grads.get_mut(3).split_at_mut(2 * hs);
             sum_rows(tb, hs, store, hs, b_n);
             // r and z: the same rows as b_ih's.
             add_sums(b_rz, &gate_sums);
         } else {
-            add_sums(&mut grads.b_hh, &gate_sums);
+            add_sums(grads.get_mut(3), &gate_sums);
         }
     }
     if let Some(dx) = dx {
-        gemm_nn(tb, i, gh, gates, gh, &p.w_ih, i, dx, i, dx_acc);
+        gemm_nn(tb, i, gh, gates, gh, p.w_ih(), i, dx, i, dx_acc);
     }
 }
 
@@ -558,7 +516,7 @@ impl<T: Float> PreparedWeights<T> {
         let gh = kind.gates() * hs;
         self.mode = if batch <= GEMV_MAX_BATCH {
             Prepared::AsStored
-        } else if packed::available() && fused::as_f32(&cells[0].w_hh).is_some() {
+        } else if packed::available() && fused::as_f32(cells[0].w_hh()).is_some() {
             Prepared::Packed
         } else {
             Prepared::Transposed
@@ -569,7 +527,7 @@ impl<T: Float> PreparedWeights<T> {
                 self.transposed.resize_with(cells.len(), Vec::new);
                 for (c, b) in cells.iter().zip(self.transposed.iter_mut()) {
                     b.resize(gh * hs, T::ZERO);
-                    transpose(gh, hs, &c.w_hh, b);
+                    transpose(gh, hs, c.w_hh(), b);
                 }
             }
             Prepared::Packed => {
@@ -582,10 +540,10 @@ impl<T: Float> PreparedWeights<T> {
                 let n = if training { cells.len() } else { 0 };
                 self.backward.resize_with(n, PackedPanels::default);
                 for (i, c) in cells.iter().enumerate() {
-                    let w_ih = fused::as_f32(&c.w_ih).expect("checked above");
-                    let w_hh = fused::as_f32(&c.w_hh).expect("checked above");
-                    let b_ih = fused::as_f32(&c.b_ih).expect("checked above");
-                    let b_hh = fused::as_f32(&c.b_hh).expect("checked above");
+                    let w_ih = fused::as_f32(c.w_ih()).expect("checked above");
+                    let w_hh = fused::as_f32(c.w_hh()).expect("checked above");
+                    let b_ih = fused::as_f32(c.b_ih()).expect("checked above");
+                    let b_hh = fused::as_f32(c.b_hh()).expect("checked above");
                     let now = [w_ih, w_hh, b_ih, b_hh];
                     let src = &mut self.source[i];
                     let same = |a: &[f32], b: &[f32]| {

@@ -31,8 +31,9 @@ use crate::kernels::lanes::LanePanels;
 use crate::kernels::packed::{panel_product, panel_product_init, PackedPanels, NR};
 use crate::kernels::team::run_steps;
 use crate::layers::config::CellKind;
-use crate::layers::direction::{BackwardBufs, Sweep};
+use crate::layers::direction::BackwardBufs;
 use crate::layers::params::CellParams;
+use crate::layers::sweep::Sweep;
 use std::any::TypeId;
 
 /// A round of the team loop.
@@ -215,14 +216,14 @@ pub(crate) fn forward(
         SendPtr(hb.as_mut_ptr()),
         SendPtr(cx.as_mut_ptr()),
     );
-    let bias = !p.b_hh.is_empty();
+    let bias = !p.b_hh().is_empty();
     // The bias the projection starts from: b_ih + b_hh (GRU: b_ih; its b_hh enters inside r).
     let start_bias: Vec<f32> = if !bias {
         Vec::new()
     } else if kind == CellKind::Gru {
-        p.b_ih.clone()
+        p.b_ih().to_vec()
     } else {
-        p.b_ih.iter().zip(&p.b_hh).map(|(a, b)| a + b).collect()
+        p.b_ih().iter().zip(p.b_hh()).map(|(a, b)| a + b).collect()
     };
     // Time steps t0..t1 of the input projection for the units of block u and the sequences
     // (batch rows) b0..b1.
@@ -283,7 +284,7 @@ pub(crate) fn forward(
                     // W_hn h + b_hn stays apart from the input part (r multiplies it).
                     let dst = hpp.0.add(b0 * gh + col);
                     if bias {
-                        let init = &p.b_hh[col..col + w];
+                        let init = &p.b_hh()[col..col + w];
                         panel_product_init(b1 - b0, hs, a, hs, panel, w, dst, gh, init);
                     } else {
                         panel_product(b1 - b0, hs, a, hs, panel, w, dst, gh, false);
@@ -308,6 +309,9 @@ pub(crate) fn forward(
                 let row = g_t + b * gh;
                 let gptr = |g: usize| gp.0.add(row + g * hs + u0);
                 match kind {
+                    CellKind::Leaky(_) => {
+                        unreachable!("a cell without an engine runs on the generic loop")
+                    }
                     CellKind::RnnTanh | CellKind::RnnRelu => {
                         let relu = kind == CellKind::RnnRelu;
                         cells::elman_forward(w, relu, gptr(0), hn.as_mut_ptr(), o.as_mut_ptr());
@@ -624,6 +628,9 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
                     sw.prev_t(t) * bsz + bb
                 };
                 match kind {
+                    CellKind::Leaky(_) => {
+                        unreachable!("a cell without an engine runs on the generic loop")
+                    }
                     CellKind::RnnTanh | CellKind::RnnRelu => {
                         let h_t = &out[r * out_ld + u0..r * out_ld + u0 + w];
                         elman::backward_row(act, h_t, dhb, g(0));

@@ -17,7 +17,7 @@ use crate::kernels::lanes::step_block;
 use crate::kernels::lanes::{partial_len, LanePanels, BLOCK};
 use crate::kernels::team::run_steps;
 use crate::layers::config::CellKind;
-use crate::layers::direction::Sweep;
+use crate::layers::sweep::Sweep;
 
 /// Below this much multiply-add work per step the loop stays on one thread.
 const PARALLEL_MIN_STEP_WORK: usize = 1 << 17;

@@ -1,8 +1,10 @@
-//! Layers built on the kernels: the recurrent layer (configuration, parameters by name, state,
-//! the stacked / bidirectional / variable-length layer with its training, inference and
-//! streaming modes), and the dense pieces around it: linear layers, embeddings and output
-//! distributions.
+//! Layers built on the kernels: the recurrent layer (the cell contract and its cells, the
+//! generic time loop and the fused engines, configuration, parameters by name, state, the
+//! stacked / bidirectional / variable-length layer with its training, inference and streaming
+//! modes), and the dense pieces around it: linear layers, embeddings and output distributions.
 
+pub mod cell;
+pub mod cells;
 pub mod config;
 mod direction;
 pub mod embedding;
@@ -14,8 +16,11 @@ pub mod params;
 pub mod recurrent;
 pub mod state;
 mod stream;
+mod sweep;
+pub(crate) mod unrolled;
 
-pub use config::{CellKind, RecurrentConfig};
+pub use cell::Cell;
+pub use config::{CellKind, LeakSpec, RecurrentConfig};
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use output::{LossStats, OutputKind, OutputLayer, Target};

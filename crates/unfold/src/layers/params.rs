@@ -41,29 +41,69 @@ pub trait Parameters<T: Float> {
     }
 }
 
-/// The weights of one cell: one layer, one direction, PyTorch layout (gates stacked by rows).
+/// The parameters of one cell (one layer, one direction): one tensor per [`ParamSpec`] of the
+/// cell ([`crate::layers::Cell::param_specs`]), in that order, row-major. The four PyTorch
+/// cells store `[W_ih, W_hh, b_ih, b_hh]` (gates stacked by rows, biases absent when the layer
+/// has none); the accessors below read that layout.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CellParams<T> {
-    /// `[G*H, I]` input-to-hidden weights.
-    pub w_ih: Vec<T>,
-    /// `[G*H, H]` hidden-to-hidden weights.
-    pub w_hh: Vec<T>,
-    /// `[G*H]` input bias (empty when the layer has no biases).
-    pub b_ih: Vec<T>,
-    /// `[G*H]` hidden bias (empty when the layer has no biases).
-    pub b_hh: Vec<T>,
+    /// The tensors, in the cell's spec order.
+    pub tensors: Vec<Vec<T>>,
 }
 
 impl<T: Float> CellParams<T> {
-    /// All-zero parameters of the given sizes.
-    pub fn zeros(gh: usize, input: usize, hidden: usize, bias: bool) -> Self {
-        let nb = if bias { gh } else { 0 };
+    /// All-zero tensors of the given specs.
+    pub fn zeros_for(specs: &[ParamSpec]) -> Self {
         CellParams {
-            w_ih: vec![T::ZERO; gh * input],
-            w_hh: vec![T::ZERO; gh * hidden],
-            b_ih: vec![T::ZERO; nb],
-            b_hh: vec![T::ZERO; nb],
+            tensors: specs.iter().map(|s| vec![T::ZERO; s.numel()]).collect(),
         }
+    }
+
+    /// All-zero parameters of the PyTorch layout: `W_ih` `[gh, input]`, `W_hh` `[gh, hidden]`
+    /// and, with `bias`, `b_ih` and `b_hh` `[gh]`.
+    pub fn zeros(gh: usize, input: usize, hidden: usize, bias: bool) -> Self {
+        let mut tensors = vec![vec![T::ZERO; gh * input], vec![T::ZERO; gh * hidden]];
+        if bias {
+            tensors.push(vec![T::ZERO; gh]);
+            tensors.push(vec![T::ZERO; gh]);
+        }
+        CellParams { tensors }
+    }
+
+    /// Tensor `i`, or an empty slice when the cell has fewer.
+    #[inline]
+    pub fn get(&self, i: usize) -> &[T] {
+        self.tensors.get(i).map_or(&[], |v| &v[..])
+    }
+
+    /// Tensor `i`, mutable (empty when the cell has fewer).
+    #[inline]
+    pub fn get_mut(&mut self, i: usize) -> &mut [T] {
+        self.tensors.get_mut(i).map_or(&mut [], |v| &mut v[..])
+    }
+
+    /// PyTorch layout: `[G*H, I]` input-to-hidden weights.
+    #[inline]
+    pub fn w_ih(&self) -> &[T] {
+        self.get(0)
+    }
+
+    /// PyTorch layout: `[G*H, H]` hidden-to-hidden weights.
+    #[inline]
+    pub fn w_hh(&self) -> &[T] {
+        self.get(1)
+    }
+
+    /// PyTorch layout: `[G*H]` input bias (empty without biases).
+    #[inline]
+    pub fn b_ih(&self) -> &[T] {
+        self.get(2)
+    }
+
+    /// PyTorch layout: `[G*H]` hidden bias (empty without biases).
+    #[inline]
+    pub fn b_hh(&self) -> &[T] {
+        self.get(3)
     }
 }
 

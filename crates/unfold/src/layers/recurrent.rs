@@ -1,5 +1,9 @@
-//! The recurrent layer: RNN (tanh/ReLU), LSTM or GRU; stacked; uni- or bidirectional; with
-//! PyTorch's parameter names and layout.
+//! The recurrent layer: any [`Cell`] (RNN (tanh/ReLU), LSTM, GRU, leaky units, ...); stacked;
+//! uni- or bidirectional; with PyTorch's parameter names and layout.
+//!
+//! The layer owns the parameters, the buffers and the stacking; the time loop of each layer
+//! direction runs on the generic loop (`unrolled.rs`) or, for the cells that have one, on a
+//! fused engine (`direction.rs`), chosen in [`Recurrent::uses_engine`].
 //!
 //! Four ways to run it, one set of parameters:
 //! - [`Recurrent::forward_train`] keeps in a [`TrainCache`] exactly what backward needs;
@@ -15,20 +19,34 @@ use crate::error::{check_len, Error, Result};
 use crate::float::Float;
 use crate::kernels::aligned::AlignedBuf;
 use crate::kernels::gemm::SendPtr;
+use crate::layers::cell::Cell;
 use crate::layers::config::{CellKind, RecurrentConfig};
-use crate::layers::direction::{self, BackwardBufs, PreparedWeights, RecurrentWeights, Sweep};
+use crate::layers::direction::{self, BackwardBufs, PreparedWeights, RecurrentWeights};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
 use crate::layers::state::RecurrentState;
-use crate::layers::stream;
+use crate::layers::sweep::Sweep;
+use crate::layers::unrolled::{self, Sizes};
+use crate::layers::{cells, stream};
 use crate::rng::Rng;
+use std::sync::Arc;
 
 /// A stacked, optionally bidirectional recurrent layer. Also serves as the container of its own
 /// gradients (same names, same shapes): see [`Recurrent::zeros_like`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Recurrent<T> {
     config: RecurrentConfig,
-    /// Cells indexed by `layer * directions + direction`.
+    /// Parameters indexed by `layer * directions + direction`.
     cells: Vec<CellParams<T>>,
+    /// The cell of each stacked layer (both directions share it).
+    funcs: Vec<Arc<dyn Cell<T>>>,
+    /// Run the generic loop even where an engine exists (see [`Recurrent::set_reference_loop`]).
+    reference: bool,
+}
+
+impl<T: PartialEq> PartialEq for Recurrent<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config && self.cells == other.cells
+    }
 }
 
 /// Gradients of a [`Recurrent`] layer have the same structure as its parameters.
@@ -44,12 +62,10 @@ impl<T: Float> Recurrent<T> {
     /// `[-1/sqrt(H), 1/sqrt(H)]`, drawn from `seed`.
     pub fn new(config: RecurrentConfig, seed: u64) -> Result<Self> {
         let mut layer = Self::zeros(config)?;
-        let k = 1.0 / (layer.config.hidden_size as f64).sqrt();
         let mut rng = Rng::new(seed);
-        for s in layer.param_slices_mut() {
-            for v in s.iter_mut() {
-                *v = T::from_f64(rng.uniform_range(-k, k));
-            }
+        let nd = layer.config.directions();
+        for (idx, p) in layer.cells.iter_mut().enumerate() {
+            layer.funcs[idx / nd].init_params(p, &mut rng);
         }
         Ok(layer)
     }
@@ -57,19 +73,44 @@ impl<T: Float> Recurrent<T> {
     /// A layer whose parameters are all zero (also the shape of its gradients).
     pub fn zeros(config: RecurrentConfig) -> Result<Self> {
         config.validate()?;
-        let gh = config.kind.gates() * config.hidden_size;
         let mut cells = Vec::new();
+        let mut funcs: Vec<Arc<dyn Cell<T>>> = Vec::new();
         for l in 0..config.num_layers {
+            let cell = cells::build::<T>(
+                config.kind,
+                config.layer_input_size(l),
+                config.hidden_size,
+                config.bias,
+            );
             for _ in 0..config.directions() {
-                cells.push(CellParams::zeros(
-                    gh,
-                    config.layer_input_size(l),
-                    config.hidden_size,
-                    config.bias,
-                ));
+                cells.push(CellParams::zeros_for(&cell.param_specs()));
             }
+            funcs.push(Arc::from(cell));
         }
-        Ok(Recurrent { config, cells })
+        Ok(Recurrent {
+            config,
+            cells,
+            funcs,
+            reference: false,
+        })
+    }
+
+    /// The cell of stacked layer `layer`.
+    pub fn cell_fn(&self, layer: usize) -> &dyn Cell<T> {
+        &*self.funcs[layer]
+    }
+
+    /// Whether the time loops run on a fused engine (the PyTorch cells) rather than the
+    /// generic loop: the one place where the choice between the two is made.
+    pub fn uses_engine(&self) -> bool {
+        self.config.kind.has_engine() && !self.reference
+    }
+
+    /// Runs every time loop of this layer on the generic reference loop, even for a cell that
+    /// has a fused engine (slower; the same results up to rounding). This is how the engines
+    /// are tested, and a way to rule an engine out when a result looks wrong.
+    pub fn set_reference_loop(&mut self, on: bool) {
+        self.reference = on;
     }
 
     /// An all-zero layer of the same configuration: the gradient buffer for this layer.
@@ -99,8 +140,8 @@ impl<T: Float> Recurrent<T> {
         }
         let h = self.config.hidden_size;
         for c in &mut self.cells {
-            c.b_ih[h..2 * h].fill(value);
-            c.b_hh[h..2 * h].fill(T::ZERO);
+            c.get_mut(2)[h..2 * h].fill(value);
+            c.get_mut(3)[h..2 * h].fill(T::ZERO);
         }
         Ok(())
     }
@@ -186,7 +227,8 @@ impl<T: Float> Recurrent<T> {
         let (hs, nd, nl) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
         let gh = cfg.kind.gates() * hs;
         let tb = steps * batch;
-        cache.prepare(cfg, steps, batch, lengths);
+        let engine = self.uses_engine();
+        cache.prepare(cfg, &self.funcs, engine, steps, batch, lengths);
         cache.input.clear();
         cache.input.extend_from_slice(x);
         match init {
@@ -207,9 +249,14 @@ impl<T: Float> Recurrent<T> {
             weights,
             masks,
             dropped,
+            records,
+            work,
             ..
         } = cache;
-        weights.prepare(&self.cells, cfg.kind, hs, batch, true);
+        if engine {
+            weights.prepare(&self.cells, cfg.kind, hs, batch, true);
+        }
+        let e = cfg.extra_state_size();
         final_state.copy_from(init);
         if dropout.is_some() {
             masks.resize_with(nl - 1, Vec::new);
@@ -246,6 +293,24 @@ impl<T: Float> Recurrent<T> {
                     reverse: d == 1,
                     input_size: cfg.layer_input_size(l),
                 };
+                if !engine {
+                    let cell = &*self.funcs[l];
+                    let z = Sizes::of(cell);
+                    let (hsl, esl) = (idx * batch * hs.., idx * batch * e..);
+                    let f = unrolled::Forward {
+                        x: x_l,
+                        proj: &mut gates[idx][..tb * z.proj],
+                        states: Some(&mut stores[idx][..tb * z.state]),
+                        record: Some(&mut records[idx][..tb * z.record]),
+                        out: &mut out[d * hs..],
+                        out_ld: nd * hs,
+                        h: &mut final_state.h[hsl.start..hsl.start + batch * hs],
+                        extra: &mut final_state.c[esl.start..esl.start + batch * e],
+                        work,
+                    };
+                    unrolled::forward(&sw, cell, &self.cells[idx], f);
+                    continue;
+                }
                 let st = if cfg.kind == CellKind::Lstm || cfg.kind == CellKind::Gru {
                     Some(&mut stores[idx][..tb * hs])
                 } else {
@@ -333,9 +398,13 @@ impl<T: Float> Recurrent<T> {
             dropout,
             h2,
             weights,
+            records,
+            work,
             ..
         } = cache;
         let dropping = *dropout > 0.0;
+        let engine = self.uses_engine();
+        let e = cfg.extra_state_size();
         match dfinal {
             Some(s) => dinit.copy_from(s),
             None => {
@@ -387,6 +456,33 @@ impl<T: Float> Recurrent<T> {
                     input_size: cfg.layer_input_size(l),
                 };
                 let hsl = idx * batch * hs..(idx + 1) * batch * hs;
+                if !engine {
+                    let cell = &*self.funcs[l];
+                    let z = Sizes::of(cell);
+                    let esl = idx * batch * e..(idx + 1) * batch * e;
+                    let dxd = dx.as_deref_mut().map(|v| {
+                        // The generic loop adds: the first direction starts from zero.
+                        if d == 0 {
+                            v.fill(T::ZERO);
+                        }
+                        &mut v[..]
+                    });
+                    let b = unrolled::Backward {
+                        x: x_l,
+                        proj: &mut gates[idx][..tb * z.proj],
+                        states: &stores[idx][..tb * z.state],
+                        record: &mut records[idx][..tb * z.record],
+                        dout: Some(&dcur[0][d * hs..]),
+                        out_ld: od,
+                        h0: &init.h[hsl.clone()],
+                        extra0: &init.c[esl.clone()],
+                        dh: &mut dinit.h[hsl],
+                        dextra: &mut dinit.c[esl],
+                        work,
+                    };
+                    unrolled::backward(&sw, cell, &self.cells[idx], b, &mut grads.cells[idx], dxd);
+                    continue;
+                }
                 let has_c = cfg.kind.has_cell_state();
                 let (h0, c0): (&[T], &[T]) = (
                     &init.h[hsl.clone()],
@@ -459,10 +555,14 @@ impl<T: Float> Recurrent<T> {
             Some(s) => ws.state.copy_from(s),
             None => ws.state = RecurrentState::zeros(cfg, batch),
         }
-        ws.weights.prepare(&self.cells, cfg.kind, hs, batch, false);
+        let engine = self.uses_engine();
+        if engine {
+            ws.weights.prepare(&self.cells, cfg.kind, hs, batch, false);
+        }
         // The lane-layout LSTM keeps no gates: its scratch is a few rows of the state. Its two
         // directions run at once, one thread each, when there are two threads.
-        let lanes = ws.weights.lanes_ready() && super::fused_lanes::usable(cfg.kind, batch);
+        let lanes =
+            engine && ws.weights.lanes_ready() && super::fused_lanes::usable(cfg.kind, batch);
         let side_by_side = lanes && nd == 2 && crate::kernels::gemm::effective_threads() >= 2;
         let per_direction = (0..nl)
             .map(|l| super::fused_lanes::scratch_len(cfg.layer_input_size(l), hs, batch))
@@ -471,8 +571,17 @@ impl<T: Float> Recurrent<T> {
         let gates = match (lanes, side_by_side) {
             (true, true) => 2 * per_direction,
             (true, false) => per_direction,
+            _ if !engine => {
+                let z = self.funcs.iter().map(|f| Sizes::of(&**f));
+                ensure(
+                    &mut ws.work,
+                    z.clone().map(|z| z.work_len(batch)).max().unwrap_or(0),
+                );
+                tb * z.map(|z| z.proj).max().unwrap_or(0)
+            }
             _ => tb * gh,
         };
+        let e = cfg.extra_state_size();
         ws.gates.resize(gates);
         ws.hp.resize(batch * gh);
         ensure(&mut ws.h2, super::fused::state_len(batch * hs));
@@ -533,6 +642,21 @@ impl<T: Float> Recurrent<T> {
                 let idx = l * nd + d;
                 let sw = sweep(l, d);
                 let hsl = idx * batch * hs..(idx + 1) * batch * hs;
+                if !engine {
+                    let f = unrolled::Forward {
+                        x: x_l,
+                        proj: &mut ws.gates[..gates],
+                        states: None,
+                        record: None,
+                        out: &mut dst[d * hs..],
+                        out_ld: nd * hs,
+                        h: &mut ws.state.h[hsl],
+                        extra: &mut ws.state.c[idx * batch * e..(idx + 1) * batch * e],
+                        work: &mut ws.work,
+                    };
+                    unrolled::forward(&sw, &*self.funcs[l], &self.cells[idx], f);
+                    continue;
+                }
                 let c_slice = if cfg.kind.has_cell_state() {
                     &mut ws.state.c[hsl.clone()]
                 } else {
@@ -586,6 +710,44 @@ impl<T: Float> Recurrent<T> {
         if ws.lengths.len() != batch {
             ws.lengths.clear();
             ws.lengths.resize(batch, 1);
+        }
+        if !self.uses_engine() {
+            let e = cfg.extra_state_size();
+            for l in 0..nl {
+                let cell = &*self.funcs[l];
+                let z = Sizes::of(cell);
+                ensure(&mut ws.gates, batch * z.proj);
+                ensure(&mut ws.work, z.work_len(batch));
+                let sw = Sweep {
+                    kind: cfg.kind,
+                    hidden: hs,
+                    batch,
+                    steps: 1,
+                    lengths: &ws.lengths,
+                    reverse: false,
+                    input_size: cfg.layer_input_size(l),
+                };
+                // Layer l > 0 reads layer l-1's new h straight from the state.
+                let (below, h_l) = state.h.split_at_mut(l * batch * hs);
+                let x_l: &[T] = if l == 0 {
+                    x
+                } else {
+                    &below[(l - 1) * batch * hs..]
+                };
+                let f = unrolled::Forward {
+                    x: x_l,
+                    proj: &mut ws.gates,
+                    states: None,
+                    record: None,
+                    out: &mut ws.out,
+                    out_ld: hs,
+                    h: &mut h_l[..batch * hs],
+                    extra: &mut state.c[l * batch * e..(l + 1) * batch * e],
+                    work: &mut ws.work,
+                };
+                unrolled::forward(&sw, cell, &self.cells[l], f);
+            }
+            return Ok(&state.h[(nl - 1) * batch * hs..nl * batch * hs]);
         }
         if batch == 1 {
             ensure(&mut ws.h_old, hs);
@@ -657,62 +819,36 @@ impl<T: Float> Recurrent<T> {
 }
 
 impl<T: Float> Parameters<T> for Recurrent<T> {
+    /// Each cell's tensors as `{name}_l{layer}` (`_reverse` for the reverse direction):
+    /// PyTorch's state_dict names for its cells.
     fn param_specs(&self) -> Vec<ParamSpec> {
-        let cfg = &self.config;
-        let gh = cfg.kind.gates() * cfg.hidden_size;
+        let nd = self.config.directions();
         let mut v = Vec::new();
-        for l in 0..cfg.num_layers {
-            for d in 0..cfg.directions() {
-                let sfx = if d == 1 { "_reverse" } else { "" };
-                let i = cfg.layer_input_size(l);
+        for (idx, _) in self.cells.iter().enumerate() {
+            let (l, d) = (idx / nd, idx % nd);
+            let sfx = if d == 1 { "_reverse" } else { "" };
+            for spec in self.funcs[l].param_specs() {
                 v.push(ParamSpec {
-                    name: format!("weight_ih_l{l}{sfx}"),
-                    shape: vec![gh, i],
+                    name: format!("{}_l{l}{sfx}", spec.name),
+                    shape: spec.shape,
                 });
-                v.push(ParamSpec {
-                    name: format!("weight_hh_l{l}{sfx}"),
-                    shape: vec![gh, cfg.hidden_size],
-                });
-                if cfg.bias {
-                    v.push(ParamSpec {
-                        name: format!("bias_ih_l{l}{sfx}"),
-                        shape: vec![gh],
-                    });
-                    v.push(ParamSpec {
-                        name: format!("bias_hh_l{l}{sfx}"),
-                        shape: vec![gh],
-                    });
-                }
             }
         }
         v
     }
 
     fn param_slices(&self) -> Vec<&[T]> {
-        let mut v: Vec<&[T]> = Vec::new();
-        for c in &self.cells {
-            v.push(&c.w_ih);
-            v.push(&c.w_hh);
-            if self.config.bias {
-                v.push(&c.b_ih);
-                v.push(&c.b_hh);
-            }
-        }
-        v
+        self.cells
+            .iter()
+            .flat_map(|c| c.tensors.iter().map(|t| &t[..]))
+            .collect()
     }
 
     fn param_slices_mut(&mut self) -> Vec<&mut [T]> {
-        let bias = self.config.bias;
-        let mut v: Vec<&mut [T]> = Vec::new();
-        for c in &mut self.cells {
-            v.push(&mut c.w_ih);
-            v.push(&mut c.w_hh);
-            if bias {
-                v.push(&mut c.b_ih);
-                v.push(&mut c.b_hh);
-            }
-        }
-        v
+        self.cells
+            .iter_mut()
+            .flat_map(|c| c.tensors.iter_mut().map(|t| &mut t[..]))
+            .collect()
     }
 }
 
@@ -747,12 +883,18 @@ pub struct TrainCache<T> {
     masks: Vec<Vec<T>>,
     /// Per layer boundary: the outputs after dropout (the next layer's input).
     dropped: Vec<Vec<T>>,
+    /// Per layer and direction on the generic loop: `[T, B, R]` the cell's records.
+    records: Vec<Vec<T>>,
+    /// Scratch of the generic loop.
+    work: Vec<T>,
 }
 
 impl<T: Float> TrainCache<T> {
     fn prepare(
         &mut self,
         cfg: &RecurrentConfig,
+        funcs: &[Arc<dyn Cell<T>>],
+        engine: bool,
         steps: usize,
         batch: usize,
         lengths: Option<&[usize]>,
@@ -778,9 +920,29 @@ impl<T: Float> TrainCache<T> {
             CellKind::Lstm | CellKind::Gru => tb * hs,
             _ => 0,
         };
-        for (g, s) in self.gates.iter_mut().zip(self.stores.iter_mut()) {
-            g.resize(tb * gh);
-            s.resize(store_len);
+        if engine {
+            for (g, s) in self.gates.iter_mut().zip(self.stores.iter_mut()) {
+                g.resize(tb * gh);
+                s.resize(store_len);
+            }
+        } else {
+            // The generic loop: projections, states after every step and records.
+            self.records.resize_with(nl * nd, Vec::new);
+            let mut work = 0;
+            for (idx, ((g, s), r)) in self
+                .gates
+                .iter_mut()
+                .zip(self.stores.iter_mut())
+                .zip(self.records.iter_mut())
+                .enumerate()
+            {
+                let z = Sizes::of(&*funcs[idx / nd]);
+                g.resize(tb * z.proj);
+                s.resize(tb * z.state);
+                ensure(r, tb * z.record);
+                work = work.max(z.work_len(batch));
+            }
+            ensure(&mut self.work, work);
         }
         self.hp.resize(batch * gh);
         ensure(&mut self.h2, super::fused::state_len(batch * hs));
@@ -818,6 +980,7 @@ impl<T: Float> TrainCache<T> {
         n += self.gates.iter().map(|b| b.bytes()).sum::<usize>();
         n += self.stores.iter().map(|b| b.bytes()).sum::<usize>();
         n += self.dbuf.iter().map(f).sum::<usize>();
+        n += self.records.iter().map(f).sum::<usize>() + f(&self.work);
         n
     }
 }
@@ -835,6 +998,8 @@ pub struct InferWorkspace<T> {
     last: usize,
     state: RecurrentState<T>,
     weights: PreparedWeights<T>,
+    /// Scratch of the generic loop.
+    work: Vec<T>,
 }
 
 impl<T: Float> InferWorkspace<T> {
@@ -863,4 +1028,6 @@ pub struct StepWorkspace<T> {
     hp: Vec<T>,
     out: Vec<T>,
     lengths: Vec<usize>,
+    /// Scratch of the generic loop.
+    work: Vec<T>,
 }

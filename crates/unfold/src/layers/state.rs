@@ -19,14 +19,10 @@ pub struct RecurrentState<T> {
 impl<T: Float> RecurrentState<T> {
     /// The all-zero state (PyTorch's default initial state).
     pub fn zeros(config: &RecurrentConfig, batch: usize) -> Self {
-        let n = config.num_layers * config.directions() * batch * config.hidden_size;
+        let planes = config.num_layers * config.directions() * batch;
         RecurrentState {
-            h: vec![T::ZERO; n],
-            c: if config.kind.has_cell_state() {
-                vec![T::ZERO; n]
-            } else {
-                Vec::new()
-            },
+            h: vec![T::ZERO; planes * config.hidden_size],
+            c: vec![T::ZERO; planes * config.extra_state_size()],
             batch,
         }
     }
@@ -35,7 +31,7 @@ impl<T: Float> RecurrentState<T> {
     pub fn check(&self, config: &RecurrentConfig, batch: usize, what: &str) -> Result<()> {
         let n = config.num_layers * config.directions() * batch * config.hidden_size;
         check_len(&format!("{what}.h"), n, self.h.len())?;
-        let nc = if config.kind.has_cell_state() { n } else { 0 };
+        let nc = config.num_layers * config.directions() * batch * config.extra_state_size();
         check_len(&format!("{what}.c"), nc, self.c.len())
     }
 

@@ -66,13 +66,13 @@ pub(crate) fn step_single<T: Float>(
                 let hpg = blk(&hpp, gi);
                 if fast {
                     let r0 = gi * hs + u0;
-                    dot_rows_f32(x, &p.w_ih[r0 * x.len()..], gate);
-                    dot_rows_f32(h_old, &p.w_hh[r0 * hs..], hpg);
+                    dot_rows_f32(x, &p.w_ih()[r0 * x.len()..], gate);
+                    dot_rows_f32(h_old, &p.w_hh()[r0 * hs..], hpg);
                     for (k, u) in (u0..u1).enumerate() {
                         let r = gi * hs + u;
-                        if !p.b_ih.is_empty() {
-                            gate[k] += p.b_ih[r];
-                            hpg[k] += p.b_hh[r];
+                        if !p.b_ih().is_empty() {
+                            gate[k] += p.b_ih()[r];
+                            hpg[k] += p.b_hh()[r];
                         }
                         if kind != CellKind::Gru {
                             gate[k] += hpg[k];
@@ -82,12 +82,12 @@ pub(crate) fn step_single<T: Float>(
                 }
                 for (k, u) in (u0..u1).enumerate() {
                     let r = gi * hs + u;
-                    let wi = &p.w_ih[r * x.len()..(r + 1) * x.len()];
-                    let wh = &p.w_hh[r * hs..(r + 1) * hs];
-                    let (bi, bh) = if p.b_ih.is_empty() {
+                    let wi = &p.w_ih()[r * x.len()..(r + 1) * x.len()];
+                    let wh = &p.w_hh()[r * hs..(r + 1) * hs];
+                    let (bi, bh) = if p.b_ih().is_empty() {
                         (T::ZERO, T::ZERO)
                     } else {
-                        (p.b_ih[r], p.b_hh[r])
+                        (p.b_ih()[r], p.b_hh()[r])
                     };
                     let xp = dot(x, wi) + bi;
                     let hp = dot(h_old, wh) + bh;
@@ -102,6 +102,9 @@ pub(crate) fn step_single<T: Float>(
             let hu = blk(&hptr, 0);
             let ou = blk(&op, 0);
             match kind {
+                CellKind::Leaky(_) => {
+                    unreachable!("a cell without an engine runs on the generic loop")
+                }
                 CellKind::Lstm => {
                     let cu = if has_c { blk(&cptr, 0) } else { &mut [] };
                     lstm::forward_gates(

@@ -1,31 +1,32 @@
 //! From reservoir to back-propagation: an engine RNN initialised from an echo state network.
 //!
-//! A single-layer ESN with leak rate 1, tanh units, no output feedback and a readout over its
-//! state (and bias) computes exactly what a [`SequenceLabeller`] with a tanh RNN layer and a
-//! linear Gaussian head computes: `h = tanh(W_in x + b + W h)`, `y = c + V h`.
-//! [`labeller_from_esn`] copies the reservoir into the RNN's `W_ih`, `W_hh`, `b_ih` and the
-//! ridge readout into the head, so that training every weight with BPTT starts from the ESN's
-//! solution instead of from a random one (the "reservoir, then fine-tune" recipe).
+//! A single-layer ESN with tanh units, no output feedback and a readout over its state (and
+//! bias) computes exactly what a [`SequenceLabeller`] with a recurrent layer and a linear
+//! Gaussian head computes: with leak rate 1, `h = tanh(W_in x + b + W h)` (a tanh RNN layer);
+//! with a leak rate `a < 1`, `h = (1 - a) h + a tanh(W_in x + b + W h)` (a leaky layer, its
+//! leak fixed at `a`). `y = c + V h` either way. [`labeller_from_esn`] copies the reservoir into
+//! the layer's input and recurrent weights and bias and the ridge readout into the head, so
+//! that training every weight with BPTT starts from the ESN's solution instead of from a random
+//! one (the "reservoir, then fine-tune" recipe).
 
 use super::esn::{Esn, ReadoutKind};
 use super::layer::Activation;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::OutputKind;
+use crate::layers::{LeakSpec, OutputKind};
 use crate::models::{InputSpec, ModelConfig, SequenceLabeller};
 use crate::CellKind;
 
-/// A tanh-RNN labeller whose forward pass equals the ESN's (up to the precision of `T`).
+/// A labeller whose forward pass equals the ESN's (up to the precision of `T`): a tanh RNN for
+/// leak rate 1, a leaky layer with the ESN's leak rate (fixed) below it.
 ///
-/// Needs one reservoir layer with leak rate 1 and tanh units, no output feedback, a per-step
+/// Needs one reservoir layer with tanh units, no output feedback, a per-step
 /// readout, and a readout that does not read the input directly (`readout_input = false`): the
 /// engine's head reads the recurrent state only.
 pub fn labeller_from_esn<T: Float>(esn: &Esn) -> Result<SequenceLabeller<T>> {
     let c = &esn.config;
     let why = if esn.layers.len() != 1 {
         Some("it has more than one reservoir layer (the engine's head reads the top layer only)")
-    } else if c.reservoir.leak_rate != 1.0 {
-        Some("its leak rate is not 1 (the engine's RNN has no leaky integration)")
     } else if c.reservoir.activation != Activation::Tanh {
         Some("its units are not tanh")
     } else if esn.has_feedback() {
@@ -51,7 +52,16 @@ pub fn labeller_from_esn<T: Float>(esn: &Esn) -> Result<SequenceLabeller<T>> {
             width: d,
             project: None,
         },
-        cell: CellKind::RnnTanh,
+        cell: if c.reservoir.leak_rate == 1.0 {
+            CellKind::RnnTanh
+        } else {
+            let a = c.reservoir.leak_rate;
+            CellKind::Leaky(LeakSpec {
+                min: a,
+                max: a,
+                learn: false,
+            })
+        },
         hidden: n,
         layers: 1,
         bidirectional: false,
@@ -62,17 +72,20 @@ pub fn labeller_from_esn<T: Float>(esn: &Esn) -> Result<SequenceLabeller<T>> {
     };
     let mut m = SequenceLabeller::<T>::new(cfg, c.seed)?;
     let conv = |v: &[f64]| -> Vec<T> { v.iter().map(|&x| T::from_f64(x)).collect() };
+    // Both cells store [W_ih, W_hh, b_ih (leaky: its one bias), b_hh (RNN: zero)].
     let cell = m.rnn.cell_mut(0, 0);
-    cell.w_ih = conv(&layer.w_in.to_dense());
-    cell.w_hh = conv(&layer.w.to_dense());
+    cell.tensors[0] = conv(&layer.w_in.to_dense());
+    cell.tensors[1] = conv(&layer.w.to_dense());
     let bias = if layer.bias.is_empty() {
         vec![0.0; n]
     } else {
         layer.bias.clone()
     };
-    if !cell.b_ih.is_empty() {
-        cell.b_ih = conv(&bias);
-        cell.b_hh = vec![T::ZERO; n];
+    if let Some(b) = cell.tensors.get_mut(2) {
+        *b = conv(&bias);
+    }
+    if let Some(b) = cell.tensors.get_mut(3) {
+        b.fill(T::ZERO);
     }
     let f = esn.features();
     let off = usize::from(c.readout_bias);

@@ -1,0 +1,200 @@
+//! The leaky-integrator unit, the chapter's tool for multiple time scales (section 10.9.2):
+//!
+//! ```text
+//! u(t) = tanh(W x(t) + U h(t-1) + b)        h(t) = (1 - a) h(t-1) + a u(t)
+//! ```
+//!
+//! with one leak rate `a_j` in (0, 1] per unit: `a = 1` is an ordinary tanh RNN unit, a small
+//! `a` integrates its input over about `1/a` steps, so the unit's self-connection `1 - a` is
+//! near one and gradients survive over long lags. The initial leaks are spread geometrically
+//! over `[min, max]` across the units (several time scales at once). They are either fixed
+//! (set by the configuration, not trained) or learned through `a = 1 / (1 + ρ²)`, i.e. a time
+//! constant `τ = 1/a = 1 + ρ²`, which keeps `a` in (0, 1] for any `ρ` (tensor `leak_rho`).
+//!
+//! Parameters: `weight_ih [H, I]`, `weight_hh [H, H]`, `bias [H]` (when the layer has biases)
+//! and `leak_rho [H]` (learned leaks only). An echo state network with leak rate `a` is exactly
+//! this cell with a fixed leak (`reservoir::labeller_from_esn`).
+
+use crate::float::Float;
+use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
+use crate::layers::config::LeakSpec;
+use crate::layers::params::{CellParams, ParamSpec};
+use crate::rng::Rng;
+
+/// A layer direction of leaky-integrator tanh units.
+#[derive(Debug, Clone)]
+pub struct Leaky<T> {
+    input: usize,
+    hidden: usize,
+    bias: bool,
+    spec: LeakSpec,
+    /// The leak of every unit when the leaks are fixed (empty when learned).
+    fixed: Vec<T>,
+}
+
+impl<T: Float> Leaky<T> {
+    /// The cell for `input` features and `hidden` units.
+    pub fn new(input: usize, hidden: usize, bias: bool, spec: LeakSpec) -> Self {
+        let fixed = if spec.learn {
+            Vec::new()
+        } else {
+            spec.initial(hidden).into_iter().map(T::from_f64).collect()
+        };
+        Leaky {
+            input,
+            hidden,
+            bias,
+            spec,
+            fixed,
+        }
+    }
+
+    /// Index of `leak_rho` among the tensors.
+    fn rho_index(&self) -> usize {
+        2 + usize::from(self.bias)
+    }
+
+    /// Writes every unit's leak rate into `a` (`[H]`).
+    fn leaks(&self, p: &CellParams<T>, a: &mut [T]) {
+        if self.spec.learn {
+            for (a, &r) in a.iter_mut().zip(p.get(self.rho_index())) {
+                *a = T::ONE / (T::ONE + r * r);
+            }
+        } else {
+            a.copy_from_slice(&self.fixed);
+        }
+    }
+}
+
+impl<T: Float> Cell<T> for Leaky<T> {
+    fn name(&self) -> &'static str {
+        "leaky"
+    }
+    fn input_size(&self) -> usize {
+        self.input
+    }
+    fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        let (h, i) = (self.hidden, self.input);
+        let spec = |name: &str, shape: Vec<usize>| ParamSpec {
+            name: name.into(),
+            shape,
+        };
+        let mut v = vec![spec("weight_ih", vec![h, i]), spec("weight_hh", vec![h, h])];
+        if self.bias {
+            v.push(spec("bias", vec![h]));
+        }
+        if self.spec.learn {
+            v.push(spec("leak_rho", vec![h]));
+        }
+        v
+    }
+    /// Weights and bias uniform in `[-1/sqrt(H), 1/sqrt(H)]` (PyTorch's RNN initialisation);
+    /// `ρ` from the spec's initial leaks.
+    fn init_params(&self, p: &mut CellParams<T>, rng: &mut Rng) {
+        let k = 1.0 / (self.hidden as f64).sqrt();
+        for t in p.tensors.iter_mut().take(2 + usize::from(self.bias)) {
+            for v in t.iter_mut() {
+                *v = T::from_f64(rng.uniform_range(-k, k));
+            }
+        }
+        if self.spec.learn {
+            let rho = p.get_mut(self.rho_index());
+            for (r, a) in rho.iter_mut().zip(self.spec.initial(self.hidden)) {
+                *r = T::from_f64(LeakSpec::rho_of(a));
+            }
+        }
+    }
+    fn projection_width(&self) -> usize {
+        self.hidden
+    }
+    fn scratch_width(&self) -> usize {
+        self.hidden
+    }
+    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
+        let (h, i) = (self.hidden, self.input);
+        let proj = &mut proj[..rows * h];
+        if self.bias {
+            for r in proj.chunks_exact_mut(h) {
+                r.copy_from_slice(p.get(2));
+            }
+        }
+        gemm_nt(rows, h, i, x, i, p.get(0), i, proj, h, self.bias);
+    }
+    fn project_backward(
+        &self,
+        p: &CellParams<T>,
+        x: &[T],
+        dproj: &[T],
+        rows: usize,
+        g: &mut CellParams<T>,
+        dx: Option<&mut [T]>,
+    ) {
+        let (h, i) = (self.hidden, self.input);
+        gemm_tn(h, i, rows, dproj, h, x, i, g.get_mut(0), i, true);
+        if self.bias {
+            sum_rows(rows, h, dproj, h, g.get_mut(2));
+        }
+        if let Some(dx) = dx {
+            gemm_nn(rows, i, h, dproj, h, p.get(0), i, dx, i, true);
+        }
+    }
+
+    fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {
+        let hs = self.hidden;
+        gemm_nt(s.batch, hs, hs, s.prev, hs, p.get(1), hs, s.proj, hs, true);
+        let a = &mut s.scratch[..hs];
+        self.leaks(p, a);
+        for b in 0..s.batch {
+            let (u, prev, next) = (
+                row_mut(s.proj, b, hs),
+                row(s.prev, b, hs),
+                row_mut(s.next, b, hs),
+            );
+            for j in 0..hs {
+                // proj keeps u(t) for backward.
+                u[j] = u[j].tanh();
+                next[j] = (T::ONE - a[j]) * prev[j] + a[j] * u[j];
+            }
+        }
+    }
+
+    fn step_backward(&self, p: &CellParams<T>, s: StepBackward<'_, T>, g: &mut CellParams<T>) {
+        let hs = self.hidden;
+        let a = &mut s.scratch[..hs];
+        self.leaks(p, a);
+        let learn = self.spec.learn;
+        let ri = self.rho_index();
+        for b in 0..s.batch {
+            let (dh, prev) = (row(s.dnext, b, hs), row(s.prev, b, hs));
+            let (u, dprev) = (row_mut(s.proj, b, hs), row_mut(s.dprev, b, hs));
+            for j in 0..hs {
+                let d = dh[j];
+                dprev[j] = d * (T::ONE - a[j]);
+                if learn {
+                    // da/dρ = -2ρ a².
+                    let rho = p.get(ri)[j];
+                    let dadr = -(rho + rho) * a[j] * a[j];
+                    g.get_mut(ri)[j] += d * (u[j] - prev[j]) * dadr;
+                }
+                u[j] = d * a[j] * (T::ONE - u[j] * u[j]);
+            }
+        }
+        gemm_nn(s.batch, hs, hs, s.proj, hs, p.get(1), hs, s.dprev, hs, true);
+        gemm_tn(
+            hs,
+            hs,
+            s.batch,
+            s.proj,
+            hs,
+            s.prev,
+            hs,
+            g.get_mut(1),
+            hs,
+            true,
+        );
+    }
+}
