@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use unfold::builtin::{self, TaskInfo};
+use unfold::layers::LeakSpec;
 use unfold::train::{Clip, Decay, FeedSchedule, LrSchedule, OptimizerConfig};
 use unfold::CellKind;
 
@@ -20,9 +21,19 @@ pub struct RawSettings {
     /// Built-in task: reber, adding, copy, parity, mackey-glass, sines (`unfold tasks`).
     #[arg(long)]
     pub task: Option<String>,
-    /// Recurrent cell: rnn (tanh), rnn-relu, lstm, gru.
+    /// Recurrent cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky-integrator tanh units).
     #[arg(long)]
     pub model: Option<String>,
+    /// Leaky units: leak rate of the slowest unit, in (0, 1] (default 0.02: a time constant of
+    /// 50 steps); the units' leaks are spread geometrically from --leak-max down to it.
+    #[arg(long)]
+    pub leak_min: Option<f64>,
+    /// Leaky units: leak rate of the fastest unit, in [--leak-min, 1] (default 1).
+    #[arg(long)]
+    pub leak_max: Option<f64>,
+    /// Leaky units: keep the leak rates fixed instead of learning them.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub leak_fixed: Option<bool>,
     /// Hidden units per layer.
     #[arg(long)]
     pub hidden: Option<usize>,
@@ -118,6 +129,15 @@ pub struct Settings {
     pub task: String,
     /// Recurrent cell.
     pub model: String,
+    /// Leaky units: leak rate of the slowest unit.
+    #[serde(default = "default_leak_min")]
+    pub leak_min: f64,
+    /// Leaky units: leak rate of the fastest unit.
+    #[serde(default = "default_leak_max")]
+    pub leak_max: f64,
+    /// Leaky units: leak rates fixed (not learned).
+    #[serde(default)]
+    pub leak_fixed: bool,
     /// Hidden units per layer.
     pub hidden: usize,
     /// Stacked recurrent layers.
@@ -205,6 +225,9 @@ impl RawSettings {
         pick!(
             task,
             model,
+            leak_min,
+            leak_max,
+            leak_fixed,
             hidden,
             layers,
             embed,
@@ -309,6 +332,9 @@ impl RawSettings {
         let s = Settings {
             task,
             model: self.model.unwrap_or_else(|| cell.name().to_string()),
+            leak_min: self.leak_min.unwrap_or_else(default_leak_min),
+            leak_max: self.leak_max.unwrap_or_else(default_leak_max),
+            leak_fixed: self.leak_fixed.unwrap_or(false),
             hidden: self.hidden.unwrap_or(hidden),
             layers: self.layers.unwrap_or(1),
             embed: self.embed.unwrap_or(16),
@@ -351,6 +377,11 @@ impl Settings {
         let bad = |m: String| -> Result<()> { Err(BadInput(m).into()) };
         if let Err(e) = CellKind::parse(&self.model) {
             return bad(format!("--model: {e}"));
+        }
+        if let CellKind::Leaky(spec) = self.cell() {
+            if let Err(e) = spec.validate() {
+                return bad(format!("--leak-min / --leak-max: {e}"));
+            }
         }
         if let Err(e) = OptimizerConfig::parse(&self.optimizer) {
             return bad(format!("--optimizer: {e}"));
@@ -413,9 +444,16 @@ impl Settings {
         Ok(())
     }
 
-    /// The recurrent cell.
+    /// The recurrent cell (for leaky units, with the leak settings).
     pub fn cell(&self) -> CellKind {
-        CellKind::parse(&self.model).expect("checked when resolved")
+        match CellKind::parse(&self.model).expect("checked when resolved") {
+            CellKind::Leaky(_) => CellKind::Leaky(LeakSpec {
+                min: self.leak_min,
+                max: self.leak_max,
+                learn: !self.leak_fixed,
+            }),
+            kind => kind,
+        }
     }
 
     /// The optimizer.
@@ -493,4 +531,12 @@ pub fn check_out(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn default_leak_min() -> f64 {
+    LeakSpec::default().min
+}
+
+fn default_leak_max() -> f64 {
+    LeakSpec::default().max
 }

@@ -120,6 +120,57 @@ fn task_default_forget_bias_and_its_override() {
     }
 }
 
+/// `--model leaky` trains, saves its leak settings, reloads for `eval` and `inspect` (learned
+/// leaks are the `leak_rho` tensors; fixed ones are not parameters), and bad leaks are errors.
+#[test]
+fn leaky_units_train_reload_and_check_their_leaks() {
+    for (tag, extra, rho) in [
+        ("learned", &["--leak-min", "0.05"][..], true),
+        ("fixed", &["--leak-fixed"][..], false),
+    ] {
+        let dir = temp(&format!("leaky-{tag}"));
+        let mut args = vec!["--length", "12", "--model", "leaky"];
+        args.extend_from_slice(extra);
+        train_tiny("adding", &dir, &args);
+        let saved = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+        assert!(saved.contains("model = \"leaky\""), "{saved}");
+        assert!(
+            saved.contains(&format!("leak_fixed = {}", !rho)),
+            "{tag}: {saved}"
+        );
+        let d = dir.to_str().unwrap();
+        let inspect = ok(&["inspect", d]);
+        assert_eq!(inspect.contains("rnn.leak_rho_l0"), rho, "{inspect}");
+        assert!(inspect.contains("rnn.bias_l0"), "{inspect}");
+        let eval = ok(&["eval", d, "--json"]);
+        assert!(eval.contains("mse"), "{eval}");
+    }
+    bad(
+        &[
+            "train",
+            "--task",
+            "adding",
+            "--model",
+            "leaky",
+            "--leak-min",
+            "0",
+        ],
+        "leak",
+    );
+    bad(
+        &[
+            "train",
+            "--task",
+            "adding",
+            "--model",
+            "leaky",
+            "--leak-max",
+            "1.5",
+        ],
+        "leak",
+    );
+}
+
 #[test]
 fn every_task_trains_and_fills_its_run_directory() {
     for (task, extra) in [
