@@ -6,8 +6,7 @@ use super::TorchLayout;
 use crate::float::Float;
 use crate::kernels::elman::{backward_row, forward_row, Activation};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
-use crate::layers::params::{CellParams, ParamSpec};
-use crate::rng::Rng;
+use crate::layers::params::CellParams;
 
 /// An Elman cell.
 #[derive(Debug, Clone)]
@@ -29,43 +28,15 @@ impl Elman {
 }
 
 impl<T: Float> Cell<T> for Elman {
+    torch_layout_methods!();
     fn name(&self) -> &'static str {
         match self.act {
             Activation::Tanh => "rnn_tanh",
             Activation::Relu => "rnn_relu",
         }
     }
-    fn input_size(&self) -> usize {
-        self.layout.input
-    }
-    fn hidden_size(&self) -> usize {
-        self.layout.hidden
-    }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        self.layout.specs()
-    }
-    fn init_params(&self, p: &mut CellParams<T>, rng: &mut Rng) {
-        self.layout.init(p, rng)
-    }
-    fn projection_width(&self) -> usize {
-        self.layout.hidden
-    }
     fn scratch_width(&self) -> usize {
         self.layout.hidden
-    }
-    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        self.layout.project(p, x, rows, proj)
-    }
-    fn project_backward(
-        &self,
-        p: &CellParams<T>,
-        x: &[T],
-        dproj: &[T],
-        rows: usize,
-        grads: &mut CellParams<T>,
-        dx: Option<&mut [T]>,
-    ) {
-        self.layout.project_backward(p, x, dproj, rows, grads, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

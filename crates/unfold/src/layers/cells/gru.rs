@@ -7,8 +7,7 @@ use super::TorchLayout;
 use crate::float::Float;
 use crate::kernels::gru::{backward_gates, forward_gates};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
-use crate::layers::params::{CellParams, ParamSpec};
-use crate::rng::Rng;
+use crate::layers::params::CellParams;
 
 /// A GRU cell (three gate blocks).
 #[derive(Debug, Clone)]
@@ -25,23 +24,9 @@ fn split3<T>(g: &mut [T], hs: usize) -> [&mut [T]; 3] {
 }
 
 impl<T: Float> Cell<T> for Gru {
+    torch_layout_methods!();
     fn name(&self) -> &'static str {
         "gru"
-    }
-    fn input_size(&self) -> usize {
-        self.layout.input
-    }
-    fn hidden_size(&self) -> usize {
-        self.layout.hidden
-    }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        self.layout.specs()
-    }
-    fn init_params(&self, p: &mut CellParams<T>, rng: &mut Rng) {
-        self.layout.init(p, rng)
-    }
-    fn projection_width(&self) -> usize {
-        self.layout.gh()
     }
     fn record_width(&self) -> usize {
         self.layout.hidden
@@ -49,20 +34,6 @@ impl<T: Float> Cell<T> for Gru {
     /// The hidden projection (3H) and an output row (H).
     fn scratch_width(&self) -> usize {
         4 * self.layout.hidden
-    }
-    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        self.layout.project(p, x, rows, proj)
-    }
-    fn project_backward(
-        &self,
-        p: &CellParams<T>,
-        x: &[T],
-        dproj: &[T],
-        rows: usize,
-        grads: &mut CellParams<T>,
-        dx: Option<&mut [T]>,
-    ) {
-        self.layout.project_backward(p, x, dproj, rows, grads, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

@@ -6,8 +6,7 @@ use super::TorchLayout;
 use crate::float::Float;
 use crate::kernels::lstm::{backward_gates, forward_gates};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
-use crate::layers::params::{CellParams, ParamSpec};
-use crate::rng::Rng;
+use crate::layers::params::CellParams;
 
 /// An LSTM cell (four gate blocks).
 #[derive(Debug, Clone)]
@@ -25,43 +24,15 @@ fn split4<T>(g: &mut [T], hs: usize) -> [&mut [T]; 4] {
 }
 
 impl<T: Float> Cell<T> for Lstm {
+    torch_layout_methods!();
     fn name(&self) -> &'static str {
         "lstm"
-    }
-    fn input_size(&self) -> usize {
-        self.layout.input
-    }
-    fn hidden_size(&self) -> usize {
-        self.layout.hidden
     }
     fn extra_state_size(&self) -> usize {
         self.layout.hidden
     }
-    fn param_specs(&self) -> Vec<ParamSpec> {
-        self.layout.specs()
-    }
-    fn init_params(&self, p: &mut CellParams<T>, rng: &mut Rng) {
-        self.layout.init(p, rng)
-    }
-    fn projection_width(&self) -> usize {
-        self.layout.gh()
-    }
     fn scratch_width(&self) -> usize {
         self.layout.hidden
-    }
-    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        self.layout.project(p, x, rows, proj)
-    }
-    fn project_backward(
-        &self,
-        p: &CellParams<T>,
-        x: &[T],
-        dproj: &[T],
-        rows: usize,
-        grads: &mut CellParams<T>,
-        dx: Option<&mut [T]>,
-    ) {
-        self.layout.project_backward(p, x, dproj, rows, grads, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

@@ -10,6 +10,42 @@
 //! The three PyTorch cells share the layout of [`TorchLayout`]: `[W_ih, W_hh, b_ih, b_hh]`,
 //! gates stacked by rows.
 
+/// The methods of [`Cell`] that the PyTorch cells take from their `layout: TorchLayout`:
+/// sizes, parameter specs and initialisation, and the input projection with its backward.
+macro_rules! torch_layout_methods {
+    () => {
+        fn input_size(&self) -> usize {
+            self.layout.input
+        }
+        fn hidden_size(&self) -> usize {
+            self.layout.hidden
+        }
+        fn param_specs(&self) -> Vec<crate::layers::params::ParamSpec> {
+            self.layout.specs()
+        }
+        fn init_params(&self, p: &mut CellParams<T>, rng: &mut crate::rng::Rng) {
+            self.layout.init(p, rng)
+        }
+        fn projection_width(&self) -> usize {
+            self.layout.gh()
+        }
+        fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
+            self.layout.project(p, x, rows, proj)
+        }
+        fn project_backward(
+            &self,
+            p: &CellParams<T>,
+            x: &[T],
+            dproj: &[T],
+            rows: usize,
+            grads: &mut CellParams<T>,
+            dx: Option<&mut [T]>,
+        ) {
+            self.layout.project_backward(p, x, dproj, rows, grads, dx)
+        }
+    };
+}
+
 pub mod elman;
 pub mod gru;
 pub mod leaky;
