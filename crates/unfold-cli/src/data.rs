@@ -20,7 +20,7 @@ use unfold::data::ts::TsFile;
 use unfold::data::{vocab, Dataset, Sequence, Values, Vocab};
 use unfold::layers::LossStats;
 use unfold::layers::OutputKind;
-use unfold::models::{Generator, InputSpec, Sampling, SequenceModel};
+use unfold::models::{Generator, InputSpec, Model as _, Sampling};
 use unfold::rng::Rng;
 
 use crate::model::Model;

@@ -15,9 +15,7 @@ use crate::data::{reber, tasks, vocab, Dataset, SeqBatch, Sequence, Values, Voca
 use crate::error::{Error, Result};
 use crate::layers::output::OutputKind;
 use crate::layers::CellKind;
-use crate::models::{
-    Generator, InputSpec, Sampling, SequenceClassifier, SequenceLabeller, SequenceModel,
-};
+use crate::models::{Generator, InputSpec, Model, Sampling, SequenceClassifier, SequenceLabeller};
 use crate::rng::Rng;
 
 /// Which of the chapter's patterns a task trains.

@@ -8,7 +8,7 @@
 use unfold::data::{SeqBatch, Values};
 use unfold::layers::{OutputKind, OutputLayer, Target};
 use unfold::models::{
-    FeedbackConfig, FeedbackStyle, InputSpec, ModelConfig, OutputFeedback, Readout,
+    FeedbackConfig, FeedbackStyle, InputSpec, Model, ModelConfig, OutputFeedback, Readout,
     SequenceClassifier, SequenceLabeller, SequenceModel, TrainContext,
 };
 use unfold::rng::Rng;

@@ -369,7 +369,7 @@ fn pattern_one_model_matches_torch_end_to_end() {
         loss_norm: None,
         cond: None,
     };
-    let mut grads = unfold::models::SequenceModel::zeros_like(&model);
+    let mut grads = unfold::models::Model::zeros_like(&model);
     let mut ws = Default::default();
     let st = model
         .loss_and_grad_from(&b, None, &mut ws, &mut grads)

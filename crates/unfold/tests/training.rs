@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use unfold::data::{tasks, Dataset, Sequence, Values};
 use unfold::layers::OutputKind;
 use unfold::models::{
-    FeedbackConfig, FeedbackStyle, InputSpec, ModelConfig, OutputFeedback, Readout,
-    SequenceClassifier, SequenceLabeller, SequenceModel,
+    FeedbackConfig, FeedbackStyle, InputSpec, Model, ModelConfig, OutputFeedback, Readout,
+    SequenceClassifier, SequenceLabeller,
 };
 use unfold::train::{
     clip_gradients, evaluate, global_norm, Batches, Clip, FeedSchedule, LrSchedule,

@@ -12,7 +12,7 @@ use crate::layers::output::{LossStats, OutputLayer};
 use crate::layers::{InferWorkspace, Recurrent, RecurrentState, TrainCache};
 use crate::models::input::InputLayer;
 use crate::models::labeller::ModelConfig;
-use crate::models::{compose_parameters, scored_rows, target_view, SequenceModel, TrainContext};
+use crate::models::{compose_parameters, scored_rows, target_view, Model, TrainContext};
 
 /// How a whole sequence is summarised for the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,7 +143,9 @@ impl<T: Float> SequenceClassifier<T> {
     }
 }
 
-impl<T: Float> SequenceModel<T> for SequenceClassifier<T> {
+impl<T: Float> Model<T> for SequenceClassifier<T> {
+    type Batch = SeqBatch<T>;
+    type EvalSet = crate::data::Dataset<T>;
     type Workspace = ClassifierWorkspace<T>;
 
     fn loss_and_grad(

@@ -25,7 +25,7 @@ use crate::kernels::gemm::gemm_nn;
 use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
 use crate::models::input::{InputLayer, InputSpec};
-use crate::models::{compose_parameters, scored_rows, target_view, SequenceModel, TrainContext};
+use crate::models::{compose_parameters, scored_rows, target_view, Model, TrainContext};
 use crate::rng::Rng;
 
 /// How self-fed steps are chosen during training.
@@ -420,7 +420,9 @@ impl<T: Float> OutputFeedback<T> {
     }
 }
 
-impl<T: Float> SequenceModel<T> for OutputFeedback<T> {
+impl<T: Float> Model<T> for OutputFeedback<T> {
+    type Batch = SeqBatch<T>;
+    type EvalSet = crate::data::Dataset<T>;
     type Workspace = FeedbackWorkspace<T>;
 
     fn loss_and_grad(

@@ -23,7 +23,7 @@ use crate::layers::params::{ParamSpec, Parameters};
 use crate::layers::{
     CellKind, Recurrent, RecurrentConfig, RecurrentState, StepWorkspace, TrainCache,
 };
-use crate::models::{compose_parameters, SequenceModel, TrainContext};
+use crate::models::{compose_parameters, Model, TrainContext};
 use crate::rng::Rng;
 
 /// How a generated sequence ends.
@@ -242,7 +242,9 @@ impl<T: Float> RealGenerator<T> {
     }
 }
 
-impl<T: Float> SequenceModel<T> for RealGenerator<T> {
+impl<T: Float> Model<T> for RealGenerator<T> {
+    type Batch = SeqBatch<T>;
+    type EvalSet = crate::data::Dataset<T>;
     type Workspace = RealGeneratorWorkspace<T>;
 
     fn loss_and_grad(

@@ -14,8 +14,8 @@ use crate::layers::{
 };
 use crate::models::input::{InputLayer, InputSpec};
 use crate::models::{
-    compose_parameters, project_init, project_init_backward, scored_rows, target_view,
-    SequenceModel, TrainContext,
+    compose_parameters, project_init, project_init_backward, scored_rows, target_view, Model,
+    TrainContext,
 };
 use crate::rng::Rng;
 
@@ -450,7 +450,9 @@ impl<T: Float> SequenceLabeller<T> {
     }
 }
 
-impl<T: Float> SequenceModel<T> for SequenceLabeller<T> {
+impl<T: Float> Model<T> for SequenceLabeller<T> {
+    type Batch = SeqBatch<T>;
+    type EvalSet = crate::data::Dataset<T>;
     type Workspace = LabellerWorkspace<T>;
 
     fn loss_and_grad(

@@ -7,7 +7,8 @@
 //!   supports scheduled sampling and free-running segments;
 //! - [`SequenceClassifier`]: pattern III, one output for the whole sequence.
 //!
-//! All implement [`SequenceModel`], which is what the trainer drives. [`Generator`] samples
+//! All implement [`Model`] (over sequence batches: [`SequenceModel`]), which is what the
+//! trainer drives. [`Generator`] samples
 //! from a pattern-I language model one symbol at a time.
 
 pub mod classifier;
@@ -16,6 +17,7 @@ pub mod generate;
 pub mod generator;
 pub mod input;
 pub mod labeller;
+pub mod model;
 pub mod seq2seq;
 
 pub use classifier::{Readout, SequenceClassifier};
@@ -24,57 +26,16 @@ pub use generate::{Generator, Sampling, Stop};
 pub use generator::{generator_sequences, RealGenerator, StopRule};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{CondMode, Conditioning, ModelConfig, SequenceLabeller};
+pub use model::{EvalSet, Model, SequenceModel, TrainContext};
 pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
 
 use crate::data::SeqBatch;
 use crate::error::Result;
 use crate::float::Float;
 use crate::layers::linear::Linear;
-use crate::layers::output::{LossStats, OutputKind, Target};
-use crate::layers::params::{ParamSpec, Parameters};
+use crate::layers::output::{OutputKind, Target};
+use crate::layers::params::ParamSpec;
 use crate::layers::{RecurrentConfig, RecurrentState};
-use crate::rng::Rng;
-
-/// What a training step may need besides the batch: randomness (scheduled sampling, dropout)
-/// and the current probability of feeding the model its own prediction.
-pub struct TrainContext<'a> {
-    /// The run's random stream (part of the checkpoint, so resuming replays it).
-    pub rng: &'a mut Rng,
-    /// Probability of feeding back the model's own output instead of the true previous target
-    /// (0 = pure teacher forcing). Ignored by models without output feedback.
-    pub feed_prob: f64,
-    /// The optimisation step being computed.
-    pub step: u64,
-}
-
-/// A model trained on batches of sequences by minimising a negative log-likelihood.
-pub trait SequenceModel<T: Float>: Parameters<T> + Clone {
-    /// Buffers reused across calls (caches for backward, scratch).
-    type Workspace: Default;
-
-    /// All-zero parameters of the same shape and settings: the gradient buffer.
-    fn zeros_like(&self) -> Self {
-        let mut z = self.clone();
-        z.zero();
-        z
-    }
-
-    /// Mean NLL of the batch; its gradient is *added* to `grads`. Returns the batch's sums.
-    fn loss_and_grad(
-        &self,
-        batch: &SeqBatch<T>,
-        ws: &mut Self::Workspace,
-        grads: &mut Self,
-        ctx: &mut TrainContext<'_>,
-    ) -> Result<LossStats>;
-
-    /// The batch's NLL sums and metrics under run-time conditions (nothing kept for backward;
-    /// a model with output feedback runs free on its own outputs).
-    fn evaluate(&self, batch: &SeqBatch<T>, ws: &mut Self::Workspace) -> Result<LossStats>;
-
-    /// Key/value description of the architecture, stored in checkpoint metadata.
-    fn describe(&self) -> Vec<(String, String)>;
-}
 
 /// The initial state `h(0) = tanh(W c + b)` of every layer and direction from one vector `c`
 /// per sequence (`[B, C]`; `proj` maps it to `[B, L*D*H]`), cell states zero: how a context or

@@ -28,8 +28,8 @@ use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
 use crate::layers::{CellKind, Recurrent, RecurrentConfig, RecurrentState, TrainCache};
 use crate::models::{
-    compose_parameters, project_init, project_init_backward, scored_rows, target_view,
-    SequenceModel, TrainContext,
+    compose_parameters, project_init, project_init_backward, scored_rows, target_view, Model,
+    TrainContext,
 };
 
 /// Attention over the encoder states.
@@ -377,7 +377,9 @@ impl<T: Float> Seq2Seq<T> {
     }
 }
 
-impl<T: Float> SequenceModel<T> for Seq2Seq<T> {
+impl<T: Float> Model<T> for Seq2Seq<T> {
+    type Batch = SeqBatch<T>;
+    type EvalSet = crate::data::Dataset<T>;
     type Workspace = Seq2SeqWorkspace<T>;
 
     fn loss_and_grad(

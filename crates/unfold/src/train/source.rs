@@ -12,10 +12,10 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
-use crate::models::{SequenceModel, TrainContext};
+use crate::models::{Model, SequenceModel, TrainContext};
 
 /// A source of training batches for model `M`.
-pub trait TrainData<T: Float, M: SequenceModel<T>> {
+pub trait TrainData<T: Float, M: Model<T>> {
     /// Computes the mean loss of the next batch and *adds* its gradient to `grads`. Returns the
     /// batch's sums and the number of real tokens (steps) it held.
     fn next_batch(

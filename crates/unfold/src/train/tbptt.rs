@@ -22,7 +22,7 @@ use crate::layers::output::LossStats;
 use crate::layers::params::Parameters;
 use crate::layers::RecurrentState;
 use crate::models::labeller::LabellerWorkspace;
-use crate::models::{SequenceLabeller, SequenceModel, TrainContext};
+use crate::models::{Model, SequenceLabeller, TrainContext};
 use crate::train::source::TrainData;
 
 /// One long stream trained by truncated BPTT (a [`TrainData`] for a [`SequenceLabeller`]).
@@ -384,7 +384,7 @@ mod tests {
     use super::*;
     use crate::data::tasks;
     use crate::layers::{CellKind, OutputKind};
-    use crate::models::{InputSpec, ModelConfig, SequenceModel};
+    use crate::models::{InputSpec, Model, ModelConfig};
     use crate::rng::Rng;
 
     /// An update split between threads (16 streams in two parts) gives the unsplit update's

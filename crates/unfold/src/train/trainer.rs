@@ -15,16 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::checkpoint::{write_atomic, TensorFile};
-use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
-use crate::models::{SequenceModel, TrainContext};
+use crate::models::{EvalSet, Model, TrainContext};
 use crate::rng::Rng;
 use crate::train::clip::{clip_gradients, Clip};
 use crate::train::optim::{Optimizer, OptimizerConfig};
 use crate::train::schedule::{FeedSchedule, LrSchedule};
-use crate::train::source::{evaluate, TrainData};
+use crate::train::source::TrainData;
 
 /// File name of the latest checkpoint in a run directory.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -154,8 +153,8 @@ pub struct Summary {
     pub skipped: u64,
 }
 
-/// Trains a [`SequenceModel`].
-pub struct Trainer<T: Float, M: SequenceModel<T>> {
+/// Trains any [`Model`], on batches of its own kind.
+pub struct Trainer<T: Float, M: Model<T>> {
     cfg: TrainConfig,
     /// The model being trained.
     pub model: M,
@@ -206,7 +205,7 @@ fn io_err(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
-impl<T: Float, M: SequenceModel<T>> Trainer<T, M> {
+impl<T: Float, M: Model<T>> Trainer<T, M> {
     /// A trainer at step 0.
     pub fn new(model: M, cfg: TrainConfig) -> Result<Self> {
         cfg.lr.validate()?;
@@ -365,15 +364,15 @@ impl<T: Float, M: SequenceModel<T>> Trainer<T, M> {
     }
 
     /// Validates on `data` under run-time conditions.
-    pub fn evaluate(&mut self, data: &Dataset<T>) -> Result<LossStats> {
-        evaluate(&self.model, &mut self.ws, data, self.cfg.eval_batch)
+    pub fn evaluate(&mut self, data: &M::EvalSet) -> Result<LossStats> {
+        data.evaluate(&self.model, &mut self.ws, self.cfg.eval_batch)
     }
 
     /// Runs until `steps` or early stopping, validating on `valid` when given.
     pub fn run(
         &mut self,
         data: &mut dyn TrainData<T, M>,
-        valid: Option<&Dataset<T>>,
+        valid: Option<&M::EvalSet>,
         progress: &mut dyn FnMut(&Event),
     ) -> Result<Summary> {
         let mut log = match &self.cfg.out_dir {
