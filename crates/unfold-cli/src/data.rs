@@ -28,20 +28,7 @@ use crate::model::Model;
 use crate::settings::Settings;
 use crate::BadInput;
 
-/// Per-channel standardisation kept with a model: `(x - mean) / std`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Scaler {
-    /// Column names (CSV) or channel numbers (.ts).
-    pub names: Vec<String>,
-    /// Means of the inputs.
-    pub mean: Vec<f64>,
-    /// Standard deviations of the inputs (1 where constant).
-    pub std: Vec<f64>,
-    /// The forecast column's index among the inputs (CSV only).
-    pub target: Option<usize>,
-    /// Class labels in order (.ts only).
-    pub classes: Vec<String>,
-}
+pub use unfold::data::Scaler;
 
 /// How training batches are drawn.
 pub enum TrainData {
@@ -448,11 +435,7 @@ fn moments<'a>(rows: impl Iterator<Item = &'a [f64]>, width: usize) -> (Vec<f64>
 }
 
 fn scale(rows: &[f64], sc: &Scaler) -> Vec<f32> {
-    let w = sc.mean.len();
-    rows.iter()
-        .enumerate()
-        .map(|(i, &v)| ((v - sc.mean[i % w]) / sc.std[i % w]) as f32)
-        .collect()
+    sc.apply(rows)
 }
 
 /// Splits one CSV line into fields (double quotes may enclose a field; `""` is a quote).

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use unfold::layers::LossStats;
 use unfold::models::Model as _;
+use unfold::Parameters as _;
 
 use crate::data::{prepare, score};
 use crate::model::{load, Model};

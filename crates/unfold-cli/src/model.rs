@@ -8,10 +8,8 @@ use unfold::builtin::ModelKind;
 use unfold::checkpoint::TensorFile;
 use unfold::data::Vocab;
 use unfold::models::{
-    Attention, InputSpec, ModelConfig, Readout, Seq2Seq, Seq2SeqConfig, SequenceClassifier,
-    SequenceLabeller,
+    AnyModel, Attention, InputSpec, ModelConfig, ModelSpec, Readout, SavedModel, Seq2SeqConfig,
 };
-use unfold::Parameters;
 
 use crate::data::{Scaler, Shape};
 use crate::settings::Settings;
@@ -19,118 +17,83 @@ use crate::BadInput;
 
 /// Metadata key of the resolved settings (TOML) in a checkpoint.
 pub const META_SETTINGS: &str = "unfold.settings";
-/// Metadata key of the vocabulary in a checkpoint.
-pub const META_VOCAB: &str = "unfold.vocab";
-/// Metadata key of the source vocabulary of an encoder-decoder.
-pub const META_SRC_VOCAB: &str = "unfold.src_vocab";
+/// Metadata keys the library reads too (vocabularies, input scaling).
+pub use unfold::models::spec::{
+    SCALER_KEY as META_SCALER, SRC_VOCAB_KEY as META_SRC_VOCAB, VOCAB_KEY as META_VOCAB,
+};
 /// Metadata key of the model's shape in a checkpoint.
 pub const META_SHAPE: &str = "unfold.shape";
-/// Metadata key of the input scaling in a checkpoint.
-pub const META_SCALER: &str = "unfold.scaler";
 
-/// A run's model: pattern I or pattern III.
-pub enum Model {
-    /// Output at every step (language models, tagging, forecasting).
-    Labeller(SequenceLabeller<f32>),
-    /// One output per sequence.
-    Classifier(SequenceClassifier<f32>),
-    /// Encoder-decoder.
-    Seq2Seq(Box<Seq2Seq<f32>>),
+/// A run's model: any architecture the library's [`ModelSpec`] describes.
+pub type Model = AnyModel<f32>;
+
+/// The architecture the settings ask for, in the given shape.
+pub fn spec_of(s: &Settings, setup: &Shape) -> Result<ModelSpec> {
+    let input = match setup.input {
+        InputSpec::Symbols { vocab, .. } => InputSpec::Symbols {
+            vocab,
+            dim: s.embed,
+        },
+        other => other,
+    };
+    let config = ModelConfig {
+        input,
+        cell: s.cell(),
+        hidden: s.hidden,
+        layers: s.layers,
+        bidirectional: false,
+        output: setup.output,
+    };
+    Ok(match setup.kind {
+        ModelKind::Labeller => ModelSpec::Labeller {
+            config,
+            dropout: s.dropout,
+            conditioning: None,
+        },
+        ModelKind::Classifier => ModelSpec::Classifier {
+            config,
+            readout: Readout::Last,
+        },
+        ModelKind::Seq2Seq => {
+            let (
+                InputSpec::Symbols {
+                    vocab: src_vocab, ..
+                },
+                unfold::layers::OutputKind::Categorical { classes, .. },
+            ) = (setup.input, setup.output)
+            else {
+                anyhow::bail!("an encoder-decoder reads and writes symbols");
+            };
+            ModelSpec::Seq2Seq {
+                config: Seq2SeqConfig {
+                    src_vocab,
+                    tgt_vocab: classes,
+                    embed: s.embed,
+                    cell: s.cell(),
+                    hidden: s.hidden,
+                    layers: s.layers,
+                    bidirectional: true,
+                    context_init: true,
+                    context_every_step: false,
+                    attention: match s.attention.as_deref() {
+                        Some("none") => Attention::None,
+                        Some("multiplicative") => Attention::Multiplicative,
+                        _ => Attention::Additive,
+                    },
+                },
+            }
+        }
+    })
 }
 
-impl Model {
-    /// Builds the model the settings ask for, in the given shape.
-    pub fn build(s: &Settings, setup: &Shape) -> Result<Self> {
-        let input = match setup.input {
-            InputSpec::Symbols { vocab, .. } => InputSpec::Symbols {
-                vocab,
-                dim: s.embed,
-            },
-            other => other,
-        };
-        let cfg = ModelConfig {
-            input,
-            cell: s.cell(),
-            hidden: s.hidden,
-            layers: s.layers,
-            bidirectional: false,
-            output: setup.output,
-        };
-        let mut m = match setup.kind {
-            ModelKind::Labeller => {
-                let mut m = SequenceLabeller::new(cfg, s.seed)?;
-                m.set_dropout(s.dropout)?;
-                Model::Labeller(m)
-            }
-            ModelKind::Classifier => {
-                Model::Classifier(SequenceClassifier::new(cfg, Readout::Last, s.seed)?)
-            }
-            ModelKind::Seq2Seq => {
-                let (
-                    InputSpec::Symbols {
-                        vocab: src_vocab, ..
-                    },
-                    unfold::layers::OutputKind::Categorical { classes, .. },
-                ) = (setup.input, setup.output)
-                else {
-                    anyhow::bail!("an encoder-decoder reads and writes symbols");
-                };
-                Model::Seq2Seq(Box::new(Seq2Seq::new(
-                    Seq2SeqConfig {
-                        src_vocab,
-                        tgt_vocab: classes,
-                        embed: s.embed,
-                        cell: s.cell(),
-                        hidden: s.hidden,
-                        layers: s.layers,
-                        bidirectional: true,
-                        context_init: true,
-                        context_every_step: false,
-                        attention: match s.attention.as_deref() {
-                            Some("none") => Attention::None,
-                            Some("multiplicative") => Attention::Multiplicative,
-                            _ => Attention::Additive,
-                        },
-                    },
-                    s.seed,
-                )?))
-            }
-        };
-        if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
-            match &mut m {
-                Model::Labeller(l) => l.rnn.set_forget_bias(s.forget_bias as f32)?,
-                Model::Classifier(c) => c.rnn.set_forget_bias(s.forget_bias as f32)?,
-                Model::Seq2Seq(q) => {
-                    q.encoder.set_forget_bias(s.forget_bias as f32)?;
-                    q.decoder.set_forget_bias(s.forget_bias as f32)?;
-                }
-            }
-        }
-        Ok(m)
+/// Builds the model the settings ask for (initialised from the run's seed, with the LSTM
+/// forget-gate bias the settings give).
+pub fn build(s: &Settings, setup: &Shape) -> Result<Model> {
+    let mut m = spec_of(s, setup)?.build(s.seed)?;
+    if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
+        m.set_forget_bias(s.forget_bias as f32)?;
     }
-
-    /// Number of parameters.
-    pub fn num_params(&self) -> usize {
-        match self {
-            Model::Labeller(m) => m.num_params(),
-            Model::Classifier(m) => m.num_params(),
-            Model::Seq2Seq(m) => m.num_params(),
-        }
-    }
-
-    /// Parameter names, shapes and values.
-    pub fn params(&self) -> Vec<(String, Vec<usize>, &[f32])> {
-        let (specs, slices) = match self {
-            Model::Labeller(m) => (m.param_specs(), m.param_slices()),
-            Model::Classifier(m) => (m.param_specs(), m.param_slices()),
-            Model::Seq2Seq(m) => (m.param_specs(), m.param_slices()),
-        };
-        specs
-            .into_iter()
-            .zip(slices)
-            .map(|(s, v)| (s.name, s.shape, v))
-            .collect()
-    }
+    Ok(m)
 }
 
 /// Everything a run directory or checkpoint gives back.
@@ -205,14 +168,20 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         ),
         None => None,
     };
-    let mut model = Model::build(&settings, &shape)?;
-    let res = match &mut model {
-        Model::Labeller(m) => file.load_params("model.", m),
-        Model::Classifier(m) => file.load_params("model.", m),
-        Model::Seq2Seq(m) => file.load_params("model.", m.as_mut()),
+    // The library rebuilds the model from the spec it stored; a checkpoint written before
+    // specs were stored is rebuilt from its run settings and shape.
+    let model = if file.metadata.contains_key(unfold::models::spec::SPEC_KEY) {
+        SavedModel::<f32>::from_file(&file)
+            .map_err(|e| BadInput(format!("{origin}: {e}")))
+            .context("loading the model")?
+            .model
+    } else {
+        let mut model = build(&settings, &shape)?;
+        file.load_params(unfold::models::spec::PARAM_PREFIX, &mut model)
+            .map_err(|e| BadInput(format!("{origin}: {e}")))
+            .context("loading the model")?;
+        model
     };
-    res.map_err(|e| BadInput(format!("{origin}: {e}")))
-        .context("loading the model")?;
     Ok(Loaded {
         path,
         settings,

@@ -11,13 +11,15 @@ use unfold::layers::LossStats;
 use unfold::models::{SequenceLabeller, SequenceModel};
 use unfold::train::trainer::{CHECKPOINT, METRICS};
 use unfold::train::{Batches, Stream, Summary, TrainConfig, TrainData, Trainer};
+use unfold::Parameters as _;
 
 use crate::data::{monitor, prepare, score, Prepared, Score, TrainData as Source};
-use crate::model::{Model, META_SCALER, META_SETTINGS, META_SHAPE, META_SRC_VOCAB, META_VOCAB};
+use crate::model::{Model, META_SETTINGS, META_SHAPE};
 use crate::plot::{plot, read_metric, smooth, Series};
 use crate::progress::Progress;
 use crate::settings::{check_out, fresh_dir, RawSettings, Settings};
 use crate::{BadInput, Global};
+use unfold::models::SavedModel;
 
 /// Arguments of `unfold train`.
 #[derive(clap::Args, Debug)]
@@ -151,7 +153,7 @@ fn fit_labeller(
 pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let (s, dir, resuming) = resolve(&args, global)?;
     let setup = prepare(&s)?;
-    let model = Model::build(&s, &setup.shape)?;
+    let model = crate::model::build(&s, &setup.shape)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let toml = s.to_toml();
     write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
@@ -172,20 +174,19 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
         model.num_params(),
         dir.display()
     ));
+    // The run's settings for the command line, and what the library needs to rebuild the
+    // model alone: its spec, vocabularies and input scaling.
     let mut metadata = vec![
         (META_SETTINGS.to_string(), toml.clone()),
         ("unfold.task".to_string(), s.task.clone()),
         (META_SHAPE.to_string(), setup.shape.to_text()),
     ];
-    if let Some(v) = &setup.vocab {
-        metadata.push((META_VOCAB.to_string(), v.to_metadata()));
-    }
-    if let Some(v) = &setup.src_vocab {
-        metadata.push((META_SRC_VOCAB.to_string(), v.to_metadata()));
-    }
-    if let Some(sc) = &setup.scaler {
-        metadata.push((META_SCALER.to_string(), serde_json::to_string(sc)?));
-    }
+    metadata.extend(SavedModel::<f32>::metadata_entries(
+        &crate::model::spec_of(&s, &setup.shape)?,
+        setup.vocab.as_ref(),
+        setup.src_vocab.as_ref(),
+        setup.scaler.as_ref(),
+    ));
     let cfg = TrainConfig {
         seed: s.seed,
         optimizer: s.optimizer(),

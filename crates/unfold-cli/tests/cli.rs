@@ -69,6 +69,37 @@ const TINY: &[&str] = &[
     "--quiet",
 ];
 
+/// The run's checkpoint reloads through the library alone (`unfold::models::load_model`, no
+/// command-line code) as a model of kind `kind` with exactly the checkpoint's parameters, and
+/// with what `check` asks of it (vocabularies, scaling).
+fn library_reloads(
+    dir: &Path,
+    kind: &str,
+    check: impl Fn(&unfold::models::SavedModel<f32>) -> bool,
+) {
+    use unfold::models::{load_model, ModelSpec};
+    let ck = dir.join("checkpoint.safetensors");
+    let saved = load_model::<f32>(&ck).unwrap_or_else(|e| panic!("{}: {e}", ck.display()));
+    let got = match saved.spec {
+        ModelSpec::Labeller { .. } => "labeller",
+        ModelSpec::Classifier { .. } => "classifier",
+        ModelSpec::Seq2Seq { .. } => "seq2seq",
+    };
+    assert_eq!(got, kind, "{}", ck.display());
+    assert!(
+        check(&saved),
+        "{}: vocabulary or scaling missing",
+        ck.display()
+    );
+    let file = unfold::checkpoint::TensorFile::read(&ck).unwrap();
+    let params = saved.model.params();
+    assert!(!params.is_empty());
+    for (name, _, values) in params {
+        let stored: Vec<f32> = file.tensors[&format!("model.{name}")].to_vec().unwrap();
+        assert_eq!(stored, values, "{name}");
+    }
+}
+
 fn train_tiny(task: &str, dir: &Path, extra: &[&str]) {
     let mut args = vec!["train", "--task", task, "--out", dir.to_str().unwrap()];
     // TINY's defaults, except those `extra` sets.
@@ -171,6 +202,24 @@ fn leaky_units_train_reload_and_check_their_leaks() {
     );
 }
 
+/// A checkpoint written before model specs were stored (the previous release's: settings and
+/// shape only) still loads in the command line, and the library says plainly why it cannot.
+#[test]
+fn checkpoints_from_before_specs_still_load() {
+    let dir = temp("legacy");
+    train_tiny("parity", &dir, &["--length", "6", "--steps", "20"]);
+    let ck = dir.join("checkpoint.safetensors");
+    let mut f = unfold::checkpoint::TensorFile::read(&ck).unwrap();
+    assert!(f.metadata.remove("unfold.model").is_some());
+    f.write(&ck).unwrap();
+    let eval = ok(&["eval", dir.to_str().unwrap(), "--json"]);
+    assert!(eval.contains("\"task\":\"parity\""), "{eval}");
+    let err = unfold::models::load_model::<f32>(&ck)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no model spec"), "{err}");
+}
+
 #[test]
 fn every_task_trains_and_fills_its_run_directory() {
     for (task, extra) in [
@@ -211,6 +260,11 @@ fn every_task_trains_and_fills_its_run_directory() {
         );
         let eval = ok(&["eval", dir.to_str().unwrap(), "--json"]);
         assert!(eval.contains(&format!("\"task\":\"{task}\"")), "{eval}");
+        let kind = match task {
+            "adding" | "parity" => "classifier",
+            _ => "labeller",
+        };
+        library_reloads(&dir, kind, |m| m.vocab.is_some() == (task == "reber"));
         let inspect = ok(&["inspect", dir.to_str().unwrap()]);
         assert!(
             inspect.contains("rnn.weight_hh_l0") && inspect.contains("head.weight"),
@@ -530,6 +584,7 @@ fn user_data_text_ts_and_csv() {
     ]);
     assert_eq!(out.lines().count(), 2, "{out}");
     assert!(out.lines().all(|l| l.starts_with("the ")), "{out}");
+    library_reloads(&run, "labeller", |m| m.vocab.is_some());
     let eval = ok(&["eval", run.to_str().unwrap(), "--json"]);
     assert!(eval.contains("test_bits_per_character"), "{eval}");
     // .ts: a sequence classifier on variable-length multivariate series.
@@ -558,6 +613,9 @@ fn user_data_text_ts_and_csv() {
     );
     let inspect = ok(&["inspect", run.to_str().unwrap()]);
     assert!(inspect.contains("classes     a b c"), "{inspect}");
+    library_reloads(&run, "classifier", |m| {
+        m.scaler.as_ref().is_some_and(|s| s.classes.len() == 3)
+    });
     // CSV: forecasting one column from two.
     let mut csv = String::from("\"t\",\"a\",\"b\"\n");
     for t in 0..300 {
@@ -588,6 +646,9 @@ fn user_data_text_ts_and_csv() {
         v["details"]["rmse_original_units"].as_f64().unwrap() < 0.3,
         "{eval}"
     );
+    library_reloads(&run, "labeller", |m| {
+        m.scaler.as_ref().is_some_and(|s| s.target == Some(1))
+    });
 
     // Bad user data: file, line and field named, status 2.
     bad(
@@ -709,6 +770,9 @@ fn pairs_train_an_encoder_decoder_and_translate_reads_stdin() {
         summary.contains("token_error_rate") && summary.contains("exact_match"),
         "{summary}"
     );
+    library_reloads(&run, "seq2seq", |m| {
+        m.vocab.is_some() && m.src_vocab.is_some()
+    });
     let mut child = Command::new(env!("CARGO_BIN_EXE_unfold"))
         .args(["translate", run.to_str().unwrap(), "--beam", "2"])
         .stdin(Stdio::piped())

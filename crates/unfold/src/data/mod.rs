@@ -1,12 +1,14 @@
 //! Data: sequences and their padded, length-bucketed batches; vocabularies; generated tasks
 //! (including the embedded Reber grammar) for tests, examples and the command line; the `.ts`
-//! classification format.
+//! classification format; the input scaling a model keeps.
 
 pub mod batch;
 pub mod reber;
+pub mod scale;
 pub mod tasks;
 pub mod ts;
 pub mod vocab;
 
 pub use batch::{Dataset, SeqBatch, Sequence, SourceBatch, Values};
+pub use scale::Scaler;
 pub use vocab::Vocab;

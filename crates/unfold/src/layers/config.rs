@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 
 /// The recurrent cell of a layer. The four PyTorch cells also have fused engines; any other
 /// cell runs on the generic time loop (`layers/unrolled.rs`).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum CellKind {
     /// Elman RNN with tanh: `h = tanh(W_ih x + b_ih + W_hh h + b_hh)` (PyTorch `nn.RNN`).
     RnnTanh,
@@ -23,7 +23,7 @@ pub enum CellKind {
 /// The leak rates of a [`CellKind::Leaky`] layer: unit `j` of `H` starts at
 /// `max * (min / max)^(j / (H - 1))` (geometric steps from the fastest to the slowest unit;
 /// `min == max` gives every unit the same rate), and keeps it unless `learn`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LeakSpec {
     /// Leak rate of the slowest unit, in (0, 1]. Default 0.02 (a time constant of 50 steps).
     pub min: f64,

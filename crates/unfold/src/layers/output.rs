@@ -19,7 +19,7 @@ use crate::rng::Rng;
 const LN_2PI: f64 = 1.837_877_066_409_345_5;
 
 /// Which distribution an output row parameterises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutputKind {
     /// Softmax over `classes` symbols. Rows whose target is `pad` are not scored.
     Categorical {

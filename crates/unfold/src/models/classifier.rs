@@ -15,7 +15,7 @@ use crate::models::labeller::ModelConfig;
 use crate::models::{compose_parameters, scored_rows, target_view, Model, TrainContext};
 
 /// How a whole sequence is summarised for the head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Readout {
     /// The top layer's final state, each sequence at its own last step.
     Last,

@@ -9,7 +9,7 @@ use crate::layers::linear::Linear;
 use crate::layers::params::{ParamSpec, Parameters};
 
 /// What a model reads at each step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum InputSpec {
     /// Symbol ids from `0..vocab`, embedded into `dim` reals.
     Symbols {

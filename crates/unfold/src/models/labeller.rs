@@ -20,7 +20,7 @@ use crate::models::{
 use crate::rng::Rng;
 
 /// The architecture shared by the labeller and the classifier.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelConfig {
     /// What is read at each step.
     pub input: InputSpec,
@@ -57,7 +57,7 @@ impl ModelConfig {
 }
 
 /// How a fixed conditioning vector `c` (one per sequence) enters a labeller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CondMode {
     /// Through a learned projection to the initial state, `h(0) = tanh(W c + b)` per layer.
     InitialState,
@@ -68,7 +68,7 @@ pub enum CondMode {
 }
 
 /// Conditioning settings of a labeller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Conditioning {
     /// Width of the conditioning vector.
     pub width: usize,

@@ -19,6 +19,7 @@ pub mod input;
 pub mod labeller;
 pub mod model;
 pub mod seq2seq;
+pub mod spec;
 
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
@@ -28,6 +29,7 @@ pub use input::{InputLayer, InputSpec};
 pub use labeller::{CondMode, Conditioning, ModelConfig, SequenceLabeller};
 pub use model::{EvalSet, Model, SequenceModel, TrainContext};
 pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
+pub use spec::{load_model, AnyModel, ModelSpec, SavedModel};
 
 use crate::data::SeqBatch;
 use crate::error::Result;

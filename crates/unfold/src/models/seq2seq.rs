@@ -33,7 +33,7 @@ use crate::models::{
 };
 
 /// Attention over the encoder states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Attention {
     /// None: the decoder sees the source only through the context vector.
     None,
@@ -44,7 +44,7 @@ pub enum Attention {
 }
 
 /// Architecture of a [`Seq2Seq`] model.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Seq2SeqConfig {
     /// Source symbols.
     pub src_vocab: usize,
