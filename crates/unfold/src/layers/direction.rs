@@ -11,6 +11,7 @@ use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows, transpose};
 use crate::kernels::packed::{self, PackedPanels};
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
+use crate::layers::engine_io::{as_f32, as_f32_mut, BackwardBufs, F32Args};
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
 use crate::layers::{fused, fused_lanes};
@@ -69,8 +70,8 @@ pub(crate) fn forward<T: Float>(
         return;
     }
     if let RecurrentWeights::Packed(pk) = whh {
-        let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
-        let f = fused::F32Args::new(p, gates, store, out, h, c, hp, h2)
+        let xf = as_f32(x).expect("packed weights are only prepared for f32");
+        let f = F32Args::new(p, gates, store, out, h, c, hp, h2)
             .expect("packed weights are only prepared for f32");
         fused::forward(
             sw, f.p, pk, xf, f.gates, f.store, f.out, out_ld, f.h, f.c, f.hp, f.h2,
@@ -153,11 +154,11 @@ pub(crate) unsafe fn forward_lanes<T: Float>(
     {
         return false;
     }
-    let xf = fused::as_f32(x).expect("packed weights are only prepared for f32");
-    let g = fused::as_f32_mut(scratch).expect("T is f32");
+    let xf = as_f32(x).expect("packed weights are only prepared for f32");
+    let g = as_f32_mut(scratch).expect("T is f32");
     let (h, c) = (
-        fused::as_f32_mut(h).expect("T is f32"),
-        fused::as_f32_mut(c).expect("T is f32"),
+        as_f32_mut(h).expect("T is f32"),
+        as_f32_mut(c).expect("T is f32"),
     );
     // SAFETY: T is f32 (checked above); the caller guarantees `out`.
     unsafe {
@@ -210,61 +211,6 @@ fn recurrent_product<T: Float>(
     match whh_t {
         Some(wt) => gemm_nn(bsz, gh, hs, h, hs, wt, gh, c, gh, acc),
         None => gemm_nt(bsz, gh, hs, h, hs, p.w_hh(), hs, c, gh, acc),
-    }
-}
-
-/// Buffers of one direction's backward (all borrowed from the layer's cache).
-pub(crate) struct BackwardBufs<'a, T> {
-    /// `[T*B, I]` this layer's input.
-    pub x: &'a [T],
-    /// `[T*B, G*H]` forward gates on entry, pre-activation gradients on exit.
-    pub gates: &'a mut [T],
-    /// `[T*B, H]` c(t) (LSTM) or h_n (GRU; becomes its gradient); unused otherwise.
-    pub store: &'a mut [T],
-    /// This direction's outputs (row stride `out_ld`).
-    pub out: &'a [T],
-    /// Gradient on this direction's outputs (row stride `out_ld`), if any.
-    pub dout: Option<&'a [T]>,
-    /// Row stride of `out` and `dout`.
-    pub out_ld: usize,
-    /// `[B, H]` initial h and c.
-    pub h0: &'a [T],
-    /// `[B, H]` initial c (LSTM only).
-    pub c0: &'a [T],
-    /// `[B, H]` gradient on the final h (c) on entry, on the initial h (c) on exit.
-    pub dh: &'a mut [T],
-    /// See `dh`.
-    pub dc: &'a mut [T],
-    /// `[B, G*H]` scratch for the hidden-projection gradient of one step (GRU); the fused
-    /// path keeps two steps', `[2, B, G*H]`.
-    pub ws: &'a mut [T],
-    /// `[B, G*H]` scratch: each sequence's hidden-projection gradient at its first step.
-    pub first: &'a mut [T],
-    /// Scratch for the fused path (`fused::state_len(B * H)`; may be empty otherwise).
-    pub scratch: &'a mut [T],
-}
-
-impl<T: Float> BackwardBufs<'_, T> {
-    /// The same buffers seen as `f32`, when `T` is `f32`.
-    fn as_f32(&mut self) -> Option<BackwardBufs<'_, f32>> {
-        fn m<T: Float>(s: &mut [T]) -> &mut [f32] {
-            fused::as_f32_mut(s).expect("T is f32")
-        }
-        Some(BackwardBufs {
-            x: fused::as_f32(self.x)?,
-            gates: m(self.gates),
-            store: m(self.store),
-            out: fused::as_f32(self.out)?,
-            dout: self.dout.and_then(fused::as_f32),
-            out_ld: self.out_ld,
-            h0: fused::as_f32(self.h0)?,
-            c0: fused::as_f32(self.c0)?,
-            dh: m(self.dh),
-            dc: m(self.dc),
-            ws: m(self.ws),
-            first: m(self.first),
-            scratch: m(self.scratch),
-        })
     }
 }
 
@@ -390,6 +336,7 @@ pub(crate) fn backward<T: Float>(
         out_ld,
         h0,
         first,
+        sums: gate_sums,
         ..
     } = bufs;
     let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
@@ -403,16 +350,16 @@ pub(crate) fn backward<T: Float>(
     // The bias gradients: every gate row summed over the sequence. Both biases of an LSTM or
     // Elman cell (and the r and z parts of a GRU's) get the same sum, so it is taken once (one
     // pass over the gates, which do not fit in L2 for long sequences).
-    let mut gate_sums = Vec::new();
     let add_sums = |dst: &mut [T], sums: &[T]| {
         for (g, &s) in dst.iter_mut().zip(sums) {
             *g += s;
         }
     };
     if bias {
-        gate_sums = vec![T::ZERO; gh];
-        sum_rows(tb, gh, gates, gh, &mut gate_sums);
-        add_sums(grads.get_mut(2), &gate_sums);
+        let gate_sums = &mut gate_sums[..gh];
+        gate_sums.fill(T::ZERO);
+        sum_rows(tb, gh, gates, gh, gate_sums);
+        add_sums(grads.get_mut(2), gate_sums);
     }
     if sw.steps > 1 {
         let k = (sw.steps - 1) * bsz;
@@ -461,9 +408,9 @@ pub(crate) fn backward<T: Float>(
             let (b_rz, b_n) = grads.get_mut(3).split_at_mut(2 * hs);
             sum_rows(tb, hs, store, hs, b_n);
             // r and z: the same rows as b_ih's.
-            add_sums(b_rz, &gate_sums);
+            add_sums(b_rz, gate_sums);
         } else {
-            add_sums(grads.get_mut(3), &gate_sums);
+            add_sums(grads.get_mut(3), gate_sums);
         }
     }
     if let Some(dx) = dx {
@@ -516,7 +463,7 @@ impl<T: Float> PreparedWeights<T> {
         let gh = kind.gates() * hs;
         self.mode = if batch <= GEMV_MAX_BATCH {
             Prepared::AsStored
-        } else if packed::available() && fused::as_f32(cells[0].w_hh()).is_some() {
+        } else if packed::available() && as_f32(cells[0].w_hh()).is_some() {
             Prepared::Packed
         } else {
             Prepared::Transposed
@@ -540,10 +487,10 @@ impl<T: Float> PreparedWeights<T> {
                 let n = if training { cells.len() } else { 0 };
                 self.backward.resize_with(n, PackedPanels::default);
                 for (i, c) in cells.iter().enumerate() {
-                    let w_ih = fused::as_f32(c.w_ih()).expect("checked above");
-                    let w_hh = fused::as_f32(c.w_hh()).expect("checked above");
-                    let b_ih = fused::as_f32(c.b_ih()).expect("checked above");
-                    let b_hh = fused::as_f32(c.b_hh()).expect("checked above");
+                    let w_ih = as_f32(c.w_ih()).expect("checked above");
+                    let w_hh = as_f32(c.w_hh()).expect("checked above");
+                    let b_ih = as_f32(c.b_ih()).expect("checked above");
+                    let b_hh = as_f32(c.b_hh()).expect("checked above");
                     let now = [w_ih, w_hh, b_ih, b_hh];
                     let src = &mut self.source[i];
                     let same = |a: &[f32], b: &[f32]| {

@@ -20,7 +20,6 @@
 //! the f64 path on several blocks, ragged sizes, both directions and variable lengths; the
 //! PyTorch parity tests run this path on AVX-512 machines).
 
-use crate::float::Float;
 use crate::kernels::aligned::carve_aligned;
 #[cfg(target_arch = "x86_64")]
 use crate::kernels::cells512 as cells;
@@ -31,10 +30,9 @@ use crate::kernels::lanes::LanePanels;
 use crate::kernels::packed::{panel_product, panel_product_init, PackedPanels, NR};
 use crate::kernels::team::run_steps;
 use crate::layers::config::CellKind;
-use crate::layers::direction::BackwardBufs;
+use crate::layers::engine_io::BackwardBufs;
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
-use std::any::TypeId;
 
 /// A round of the team loop.
 #[derive(Clone, Copy)]
@@ -405,70 +403,6 @@ fn carve_state(buf: &mut [f32], n: usize) -> (&mut [f32], &mut [f32], &mut [f32]
     assert!(buf.len() >= state_len(n), "state scratch too small");
     let [a, b, c] = carve_aligned(buf, [n; 3]);
     (a, b, c)
-}
-
-/// The arguments of [`forward`] seen as `f32` (the generic layer reaches the fused path only
-/// when its scalar type is `f32`).
-pub(crate) struct F32Args<'a> {
-    pub p: &'a CellParams<f32>,
-    pub gates: &'a mut [f32],
-    pub store: Option<&'a mut [f32]>,
-    pub out: &'a mut [f32],
-    pub h: &'a mut [f32],
-    pub c: &'a mut [f32],
-    pub hp: &'a mut [f32],
-    pub h2: &'a mut [f32],
-}
-
-impl<'a> F32Args<'a> {
-    /// `Some` when `T` is `f32`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new<T: Float>(
-        p: &'a CellParams<T>,
-        gates: &'a mut [T],
-        store: Option<&'a mut [T]>,
-        out: &'a mut [T],
-        h: &'a mut [T],
-        c: &'a mut [T],
-        hp: &'a mut [T],
-        h2: &'a mut [T],
-    ) -> Option<Self> {
-        if TypeId::of::<T>() != TypeId::of::<f32>() {
-            return None;
-        }
-        // SAFETY: T is f32, so every cast is to the same type.
-        unsafe {
-            Some(Self {
-                p: &*(p as *const CellParams<T> as *const CellParams<f32>),
-                gates: cast_mut(gates),
-                store: store.map(|s| cast_mut(s)),
-                out: cast_mut(out),
-                h: cast_mut(h),
-                c: cast_mut(c),
-                hp: cast_mut(hp),
-                h2: cast_mut(h2),
-            })
-        }
-    }
-}
-
-/// `&[T]` as `&[f32]` when `T` is `f32`.
-pub(crate) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
-    // SAFETY: same type.
-    (TypeId::of::<T>() == TypeId::of::<f32>())
-        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
-}
-
-/// `&mut [T]` as `&mut [f32]` when `T` is `f32`.
-pub(crate) fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
-    // SAFETY: same type.
-    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| unsafe { cast_mut(s) })
-}
-
-/// # Safety
-/// `T` must be `f32`.
-unsafe fn cast_mut<T>(s: &mut [T]) -> &mut [f32] {
-    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
 }
 
 /// Never called off x86-64: [`crate::kernels::packed::available`] is false there.

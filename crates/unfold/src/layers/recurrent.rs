@@ -21,7 +21,8 @@ use crate::kernels::aligned::AlignedBuf;
 use crate::kernels::gemm::SendPtr;
 use crate::layers::cell::Cell;
 use crate::layers::config::{CellKind, RecurrentConfig};
-use crate::layers::direction::{self, BackwardBufs, PreparedWeights, RecurrentWeights};
+use crate::layers::direction::{self, PreparedWeights, RecurrentWeights};
+use crate::layers::engine_io::BackwardBufs;
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
 use crate::layers::state::RecurrentState;
 use crate::layers::sweep::Sweep;
@@ -233,7 +234,7 @@ impl<T: Float> Recurrent<T> {
         cache.input.extend_from_slice(x);
         match init {
             Some(s) => cache.init.copy_from(s),
-            None => cache.init = RecurrentState::zeros(cfg, batch),
+            None => cache.init.set_zeros(cfg, batch),
         }
         cache.dropout = dropout.as_ref().map_or(0.0, |d| d.0);
         let TrainCache {
@@ -400,6 +401,7 @@ impl<T: Float> Recurrent<T> {
             weights,
             records,
             work,
+            bias_sums,
             ..
         } = cache;
         let dropping = *dropout > 0.0;
@@ -408,7 +410,7 @@ impl<T: Float> Recurrent<T> {
         match dfinal {
             Some(s) => dinit.copy_from(s),
             None => {
-                *dinit = RecurrentState::zeros(cfg, batch);
+                dinit.set_zeros(cfg, batch);
             }
         }
         // dbuf[0] holds the gradient on the current layer's output, dbuf[1] receives the
@@ -507,6 +509,7 @@ impl<T: Float> Recurrent<T> {
                     ws,
                     first,
                     scratch: h2,
+                    sums: &mut bias_sums[..],
                 };
                 direction::backward(
                     &sw,
@@ -553,7 +556,7 @@ impl<T: Float> Recurrent<T> {
         }
         match init {
             Some(s) => ws.state.copy_from(s),
-            None => ws.state = RecurrentState::zeros(cfg, batch),
+            None => ws.state.set_zeros(cfg, batch),
         }
         let engine = self.uses_engine();
         if engine {
@@ -887,6 +890,8 @@ pub struct TrainCache<T> {
     records: Vec<Vec<T>>,
     /// Scratch of the generic loop.
     work: Vec<T>,
+    /// `[G*H]` the bias gradients' sum over the sequence (engines).
+    bias_sums: Vec<T>,
 }
 
 impl<T: Float> TrainCache<T> {
@@ -948,6 +953,7 @@ impl<T: Float> TrainCache<T> {
         ensure(&mut self.h2, super::fused::state_len(batch * hs));
         // Two steps' worth: the fused backward (GRU) keeps the previous step's.
         ensure(&mut self.ws, 2 * batch * gh);
+        ensure(&mut self.bias_sums, gh);
         ensure(&mut self.first, batch * gh);
     }
 

@@ -27,6 +27,17 @@ impl<T: Float> RecurrentState<T> {
         }
     }
 
+    /// Makes this the all-zero state of `batch` sequences for `config`, reusing the buffers
+    /// (no allocation once they are large enough).
+    pub fn set_zeros(&mut self, config: &RecurrentConfig, batch: usize) {
+        let planes = config.num_layers * config.directions() * batch;
+        self.h.clear();
+        self.h.resize(planes * config.hidden_size, T::ZERO);
+        self.c.clear();
+        self.c.resize(planes * config.extra_state_size(), T::ZERO);
+        self.batch = batch;
+    }
+
     /// Checks the shapes against a layer configuration and batch size.
     pub fn check(&self, config: &RecurrentConfig, batch: usize, what: &str) -> Result<()> {
         let n = config.num_layers * config.directions() * batch * config.hidden_size;

@@ -10,7 +10,7 @@ use crate::kernels::packed;
 use crate::kernels::team::run_steps;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
-use crate::layers::fused;
+use crate::layers::engine_io::as_f32;
 use crate::layers::params::CellParams;
 
 /// Scratch of the fused step: gates `[G*H]`, hidden projection `[G*H]` (GRU), a copy of
@@ -52,7 +52,7 @@ pub(crate) fn step_single<T: Float>(
     let h_old: &[T] = s.h_old;
     let has_c = !c.is_empty();
     // f32 on AVX-512: four gate rows per pass over x (or h), in explicit vector code.
-    let fast = packed::available() && fused::as_f32(x).is_some();
+    let fast = packed::available() && as_f32(x).is_some();
     let run = move |u0: usize, u1: usize| {
         let (gp, hpp, op, hptr, cptr) = ptrs;
         // SAFETY: every thread touches only the units u0..u1 of each gate block, of h, c and

@@ -13,21 +13,21 @@
 
 pub mod classifier;
 pub mod feedback;
-pub mod generate;
-pub mod generator;
 pub mod input;
 pub mod labeller;
+pub mod lm_sampler;
 pub mod model;
+pub mod real_generator;
 pub mod seq2seq;
 pub mod spec;
 
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
-pub use generate::{Generator, Sampling, Stop};
-pub use generator::{generator_sequences, RealGenerator, StopRule};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{CondMode, Conditioning, ModelConfig, SequenceLabeller};
+pub use lm_sampler::{Generator, Sampling, Stop};
 pub use model::{EvalSet, Model, SequenceModel, TrainContext};
+pub use real_generator::{generator_sequences, RealGenerator, StopRule};
 pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
 pub use spec::{load_model, AnyModel, ModelSpec, SavedModel};
 

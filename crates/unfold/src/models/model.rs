@@ -67,9 +67,16 @@ pub trait SequenceModel<T: Float>: Model<T, Batch = SeqBatch<T>, EvalSet = Datas
 
 impl<T: Float, M: Model<T, Batch = SeqBatch<T>, EvalSet = Dataset<T>>> SequenceModel<T> for M {}
 
-/// A dataset is scored in length-sorted batches, deterministically.
+/// A dataset is scored in length-sorted batches of `batch_size`, deterministically, and the
+/// sums merged.
 impl<T: Float, M: SequenceModel<T>> EvalSet<T, M> for Dataset<T> {
     fn evaluate(&self, model: &M, ws: &mut M::Workspace, batch_size: usize) -> Result<LossStats> {
-        crate::train::evaluate(model, ws, self, batch_size)
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.sort_by_key(|&i| self.sequences()[i].len);
+        let mut total = LossStats::default();
+        for chunk in idx.chunks(batch_size.max(1)) {
+            total.merge(&model.evaluate(&self.batch(chunk), ws)?);
+        }
+        Ok(total)
     }
 }

@@ -12,7 +12,7 @@ use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
-use crate::models::{Model, SequenceModel, TrainContext};
+use crate::models::{EvalSet, Model, SequenceModel, TrainContext};
 
 /// A source of training batches for model `M`.
 pub trait TrainData<T: Float, M: Model<T>> {
@@ -114,18 +114,12 @@ impl<T: Float, M: SequenceModel<T>> TrainData<T, M> for Batches<'_, T> {
 }
 
 /// Evaluates `model` on every sequence of `data` (in length-sorted batches of `batch_size`,
-/// deterministic) and merges the sums.
+/// deterministic) and merges the sums ([`EvalSet`] for a [`Dataset`]).
 pub fn evaluate<T: Float, M: SequenceModel<T>>(
     model: &M,
     ws: &mut M::Workspace,
     data: &Dataset<T>,
     batch_size: usize,
 ) -> Result<LossStats> {
-    let mut idx: Vec<usize> = (0..data.len()).collect();
-    idx.sort_by_key(|&i| data.sequences()[i].len);
-    let mut total = LossStats::default();
-    for chunk in idx.chunks(batch_size.max(1)) {
-        total.merge(&model.evaluate(&data.batch(chunk), ws)?);
-    }
-    Ok(total)
+    data.evaluate(model, ws, batch_size)
 }

@@ -1,0 +1,131 @@
+//! What the engines of the PyTorch cells share: the buffers of one direction's backward
+//! ([`BackwardBufs`]) and the views of generic buffers as `f32` through which the generic layer
+//! reaches the `f32` AVX-512 loops. A module of its own so that the portable engine
+//! (`direction.rs`) and the fused loops (`fused.rs`) each import it and not each other.
+
+use std::any::TypeId;
+
+use crate::float::Float;
+use crate::layers::params::CellParams;
+
+/// Buffers of one direction's backward (all borrowed from the layer's cache).
+pub(crate) struct BackwardBufs<'a, T> {
+    /// `[T*B, I]` this layer's input.
+    pub x: &'a [T],
+    /// `[T*B, G*H]` forward gates on entry, pre-activation gradients on exit.
+    pub gates: &'a mut [T],
+    /// `[T*B, H]` c(t) (LSTM) or h_n (GRU; becomes its gradient); unused otherwise.
+    pub store: &'a mut [T],
+    /// This direction's outputs (row stride `out_ld`).
+    pub out: &'a [T],
+    /// Gradient on this direction's outputs (row stride `out_ld`), if any.
+    pub dout: Option<&'a [T]>,
+    /// Row stride of `out` and `dout`.
+    pub out_ld: usize,
+    /// `[B, H]` initial h and c.
+    pub h0: &'a [T],
+    /// `[B, H]` initial c (LSTM only).
+    pub c0: &'a [T],
+    /// `[B, H]` gradient on the final h (c) on entry, on the initial h (c) on exit.
+    pub dh: &'a mut [T],
+    /// See `dh`.
+    pub dc: &'a mut [T],
+    /// `[B, G*H]` scratch for the hidden-projection gradient of one step (GRU); the fused
+    /// path keeps two steps', `[2, B, G*H]`.
+    pub ws: &'a mut [T],
+    /// `[B, G*H]` scratch: each sequence's hidden-projection gradient at its first step.
+    pub first: &'a mut [T],
+    /// Scratch for the fused path (`fused::state_len(B * H)`; may be empty otherwise).
+    pub scratch: &'a mut [T],
+    /// `[G*H]` scratch for the bias gradients' sum over the sequence.
+    pub sums: &'a mut [T],
+}
+
+impl<T: Float> BackwardBufs<'_, T> {
+    /// The same buffers seen as `f32`, when `T` is `f32`.
+    pub(crate) fn as_f32(&mut self) -> Option<BackwardBufs<'_, f32>> {
+        fn m<T: Float>(s: &mut [T]) -> &mut [f32] {
+            as_f32_mut(s).expect("T is f32")
+        }
+        Some(BackwardBufs {
+            x: as_f32(self.x)?,
+            gates: m(self.gates),
+            store: m(self.store),
+            out: as_f32(self.out)?,
+            dout: self.dout.and_then(as_f32),
+            out_ld: self.out_ld,
+            h0: as_f32(self.h0)?,
+            c0: as_f32(self.c0)?,
+            dh: m(self.dh),
+            dc: m(self.dc),
+            ws: m(self.ws),
+            first: m(self.first),
+            scratch: m(self.scratch),
+            sums: m(self.sums),
+        })
+    }
+}
+
+/// The arguments of the fused forward (`fused::forward`) seen as `f32` (the generic layer reaches the fused path only
+/// when its scalar type is `f32`).
+pub(crate) struct F32Args<'a> {
+    pub p: &'a CellParams<f32>,
+    pub gates: &'a mut [f32],
+    pub store: Option<&'a mut [f32]>,
+    pub out: &'a mut [f32],
+    pub h: &'a mut [f32],
+    pub c: &'a mut [f32],
+    pub hp: &'a mut [f32],
+    pub h2: &'a mut [f32],
+}
+
+impl<'a> F32Args<'a> {
+    /// `Some` when `T` is `f32`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new<T: Float>(
+        p: &'a CellParams<T>,
+        gates: &'a mut [T],
+        store: Option<&'a mut [T]>,
+        out: &'a mut [T],
+        h: &'a mut [T],
+        c: &'a mut [T],
+        hp: &'a mut [T],
+        h2: &'a mut [T],
+    ) -> Option<Self> {
+        if TypeId::of::<T>() != TypeId::of::<f32>() {
+            return None;
+        }
+        // SAFETY: T is f32, so every cast is to the same type.
+        unsafe {
+            Some(Self {
+                p: &*(p as *const CellParams<T> as *const CellParams<f32>),
+                gates: cast_mut(gates),
+                store: store.map(|s| cast_mut(s)),
+                out: cast_mut(out),
+                h: cast_mut(h),
+                c: cast_mut(c),
+                hp: cast_mut(hp),
+                h2: cast_mut(h2),
+            })
+        }
+    }
+}
+
+/// `&[T]` as `&[f32]` when `T` is `f32`.
+pub(crate) fn as_f32<T: Float>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: same type.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) })
+}
+
+/// `&mut [T]` as `&mut [f32]` when `T` is `f32`.
+pub(crate) fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: same type.
+    (TypeId::of::<T>() == TypeId::of::<f32>()).then(|| unsafe { cast_mut(s) })
+}
+
+/// # Safety
+/// `T` must be `f32`.
+unsafe fn cast_mut<T>(s: &mut [T]) -> &mut [f32] {
+    unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
+}
