@@ -11,7 +11,7 @@ use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows, transpose};
 use crate::kernels::packed::{self, PackedPanels};
 use crate::kernels::{gru, lstm};
 use crate::layers::config::CellKind;
-use crate::layers::engine_io::{as_f32, as_f32_mut, BackwardBufs, F32Args};
+use crate::layers::engine_io::{as_f32, as_f32_mut, params_f32, BackwardBufs, ForwardBufs};
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
 use crate::layers::{fused, fused_lanes};
@@ -35,49 +35,55 @@ fn activation(kind: CellKind) -> Activation {
     }
 }
 
-/// Forward of one direction.
-///
-/// - `x`: `[T*B, I]` input; `gates`: `[T*B, G*H]` receives the (activated) gates;
-/// - `store`: `[T*B, H]` c(t) (LSTM) or h_n (GRU) for backward, `None` in inference;
-/// - `out`: this direction's output columns, row stride `out_ld` (`[T*B, H]` view);
-/// - `h`, `c`: `[B, H]` running state, initial state on entry, final state on exit;
-/// - `hp`: `[B, G*H]` scratch;
-/// - `whh`: how the per-step product reads W_hh (see [`RecurrentWeights`]);
-/// - `h2`: scratch for the fused path's private state copies (`fused::state_len(B * H)`;
-///   unused, and may be empty, on the other paths).
-#[allow(clippy::too_many_arguments)]
+/// Forward of one direction (buffers in [`ForwardBufs`]); `whh` says how the per-step product
+/// reads W_hh (see [`RecurrentWeights`]): packed weights take the fused loops (the lane layout
+/// in inference where it applies), the others the portable loop.
 pub(crate) fn forward<T: Float>(
     sw: &Sweep,
     p: &CellParams<T>,
     whh: RecurrentWeights<T>,
-    x: &[T],
-    gates: &mut [T],
-    mut store: Option<&mut [T]>,
-    out: &mut [T],
-    out_ld: usize,
-    h: &mut [T],
-    c: &mut [T],
-    hp: &mut [T],
-    h2: &mut [T],
+    f: ForwardBufs<T>,
 ) {
+    if let RecurrentWeights::Packed(pk) = whh {
+        // SAFETY: `out` is a live exclusive slice.
+        if f.store.is_none()
+            && unsafe {
+                forward_lanes(
+                    sw,
+                    whh,
+                    f.x,
+                    f.out.as_mut_ptr(),
+                    f.out.len(),
+                    f.out_ld,
+                    f.h,
+                    f.c,
+                    f.gates,
+                )
+            }
+        {
+            return;
+        }
+        let p = params_f32(p).expect("packed weights are only prepared for f32");
+        let f = f
+            .into_f32()
+            .expect("packed weights are only prepared for f32");
+        fused::forward(sw, p, pk, f);
+        return;
+    }
+    let ForwardBufs {
+        x,
+        gates,
+        mut store,
+        out,
+        out_ld,
+        h,
+        c,
+        hp,
+        ..
+    } = f;
     let (hs, bsz, gh) = (sw.hidden, sw.batch, sw.gh());
     let bias = !p.b_ih().is_empty();
     let is_gru = sw.kind == CellKind::Gru;
-    // SAFETY: `out` is a live exclusive slice.
-    if store.is_none()
-        && unsafe { forward_lanes(sw, whh, x, out.as_mut_ptr(), out.len(), out_ld, h, c, gates) }
-    {
-        return;
-    }
-    if let RecurrentWeights::Packed(pk) = whh {
-        let xf = as_f32(x).expect("packed weights are only prepared for f32");
-        let f = F32Args::new(p, gates, store, out, h, c, hp, h2)
-            .expect("packed weights are only prepared for f32");
-        fused::forward(
-            sw, f.p, pk, xf, f.gates, f.store, f.out, out_ld, f.h, f.c, f.hp, f.h2,
-        );
-        return;
-    }
     // Input projection of the whole sequence: one GEMM on top of the broadcast biases.
     project_inputs(sw, p, x, gates, 0, sw.steps);
     let whh_t = match whh {

@@ -66,49 +66,58 @@ impl<T: Float> BackwardBufs<'_, T> {
     }
 }
 
-/// The arguments of the fused forward (`fused::forward`) seen as `f32` (the generic layer reaches the fused path only
-/// when its scalar type is `f32`).
-pub(crate) struct F32Args<'a> {
-    pub p: &'a CellParams<f32>,
-    pub gates: &'a mut [f32],
-    pub store: Option<&'a mut [f32]>,
-    pub out: &'a mut [f32],
-    pub h: &'a mut [f32],
-    pub c: &'a mut [f32],
-    pub hp: &'a mut [f32],
-    pub h2: &'a mut [f32],
+/// The buffers of one direction's forward on an engine (borrowed from the layer's cache or
+/// workspace).
+pub(crate) struct ForwardBufs<'a, T> {
+    /// `[T*B, I]` input.
+    pub x: &'a [T],
+    /// `[T*B, G*H]` receives the (activated) gates.
+    pub gates: &'a mut [T],
+    /// `[T*B, H]` c(t) (LSTM) or h_n (GRU) for backward; `None` in inference.
+    pub store: Option<&'a mut [T]>,
+    /// This direction's output columns, row stride `out_ld` (`[T*B, H]` view).
+    pub out: &'a mut [T],
+    /// Row stride of `out`.
+    pub out_ld: usize,
+    /// `[B, H]` h: the initial state on entry, the final state on exit.
+    pub h: &'a mut [T],
+    /// `[B, H]` c (LSTM; empty otherwise), likewise.
+    pub c: &'a mut [T],
+    /// `[B, G*H]` scratch.
+    pub hp: &'a mut [T],
+    /// Scratch for the fused path's private state copies (`fused::state_len(B * H)`; unused,
+    /// and may be empty, on the other paths).
+    pub h2: &'a mut [T],
 }
 
-impl<'a> F32Args<'a> {
-    /// `Some` when `T` is `f32`.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new<T: Float>(
-        p: &'a CellParams<T>,
-        gates: &'a mut [T],
-        store: Option<&'a mut [T]>,
-        out: &'a mut [T],
-        h: &'a mut [T],
-        c: &'a mut [T],
-        hp: &'a mut [T],
-        h2: &'a mut [T],
-    ) -> Option<Self> {
+impl<'a, T: Float> ForwardBufs<'a, T> {
+    /// The same buffers seen as `f32`, when `T` is `f32`.
+    pub(crate) fn into_f32(self) -> Option<ForwardBufs<'a, f32>> {
         if TypeId::of::<T>() != TypeId::of::<f32>() {
             return None;
         }
         // SAFETY: T is f32, so every cast is to the same type.
         unsafe {
-            Some(Self {
-                p: &*(p as *const CellParams<T> as *const CellParams<f32>),
-                gates: cast_mut(gates),
-                store: store.map(|s| cast_mut(s)),
-                out: cast_mut(out),
-                h: cast_mut(h),
-                c: cast_mut(c),
-                hp: cast_mut(hp),
-                h2: cast_mut(h2),
+            Some(ForwardBufs {
+                x: std::slice::from_raw_parts(self.x.as_ptr() as *const f32, self.x.len()),
+                gates: cast_mut(self.gates),
+                store: self.store.map(|s| cast_mut(s)),
+                out: cast_mut(self.out),
+                out_ld: self.out_ld,
+                h: cast_mut(self.h),
+                c: cast_mut(self.c),
+                hp: cast_mut(self.hp),
+                h2: cast_mut(self.h2),
             })
         }
     }
+}
+
+/// A cell's parameters seen as `f32`, when `T` is `f32`.
+pub(crate) fn params_f32<T: Float>(p: &CellParams<T>) -> Option<&CellParams<f32>> {
+    // SAFETY: same type.
+    (TypeId::of::<T>() == TypeId::of::<f32>())
+        .then(|| unsafe { &*(p as *const CellParams<T> as *const CellParams<f32>) })
 }
 
 /// `&[T]` as `&[f32]` when `T` is `f32`.

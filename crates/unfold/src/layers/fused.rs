@@ -30,7 +30,7 @@ use crate::kernels::lanes::LanePanels;
 use crate::kernels::packed::{panel_product, panel_product_init, PackedPanels, NR};
 use crate::kernels::team::run_steps;
 use crate::layers::config::CellKind;
-use crate::layers::engine_io::BackwardBufs;
+use crate::layers::engine_io::{BackwardBufs, ForwardBufs};
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
 
@@ -157,30 +157,25 @@ unsafe fn sub<'a>(p: SendPtr<f32>, off: usize, len: usize) -> &'a mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(p.0.add(off), len) }
 }
 
-/// One direction's forward: `x` (`[T*B, I]`) the input; `gates` (`[T*B, G*H]`) receives the
-/// activated gates; `store` (training only) c(t) or h_n; `out` the outputs (row stride
-/// `out_ld`); `h` and `c` the state (initial on entry, final on exit); `hp` (`[B, G*H]`)
-/// scratch; `h2` scratch of [`state_len`]`(B * H)` for the private state copies.
+/// One direction's forward (buffers as [`ForwardBufs`] says; `h2` must hold
+/// [`state_len`]`(B * H)` values for the private state copies).
 ///
 /// The input projection runs a chunk of steps ahead of the recurrence (one product over the
 /// chunk's rows), so the gates the loop reads are still in cache, and each block of units is
 /// projected by the same team task that then runs its recurrence (no cache lines move between
 /// cores).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn forward(
-    sw: &Sweep,
-    p: &CellParams<f32>,
-    packed: &PackedCell,
-    x: &[f32],
-    gates: &mut [f32],
-    store: Option<&mut [f32]>,
-    out: &mut [f32],
-    out_ld: usize,
-    h: &mut [f32],
-    c: &mut [f32],
-    hp: &mut [f32],
-    h2: &mut [f32],
-) {
+pub(crate) fn forward(sw: &Sweep, p: &CellParams<f32>, packed: &PackedCell, f: ForwardBufs<f32>) {
+    let ForwardBufs {
+        x,
+        gates,
+        store,
+        out,
+        out_ld,
+        h,
+        c,
+        hp,
+        h2,
+    } = f;
     let (hs, bsz, kind) = (sw.hidden, sw.batch, sw.kind);
     let ng = kind.gates();
     let gh = ng * hs;

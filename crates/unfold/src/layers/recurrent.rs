@@ -22,7 +22,7 @@ use crate::kernels::gemm::SendPtr;
 use crate::layers::cell::Cell;
 use crate::layers::config::{CellKind, RecurrentConfig};
 use crate::layers::direction::{self, PreparedWeights, RecurrentWeights};
-use crate::layers::engine_io::BackwardBufs;
+use crate::layers::engine_io::{BackwardBufs, ForwardBufs};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
 use crate::layers::state::RecurrentState;
 use crate::layers::sweep::Sweep;
@@ -327,15 +327,17 @@ impl<T: Float> Recurrent<T> {
                     &sw,
                     &self.cells[idx],
                     weights.get(idx),
-                    x_l,
-                    &mut gates[idx][..tb * gh],
-                    st,
-                    &mut out[d * hs..],
-                    nd * hs,
-                    &mut final_state.h[hsl],
-                    c_slice,
-                    &mut hp[..],
-                    h2,
+                    ForwardBufs {
+                        x: x_l,
+                        gates: &mut gates[idx][..tb * gh],
+                        store: st,
+                        out: &mut out[d * hs..],
+                        out_ld: nd * hs,
+                        h: &mut final_state.h[hsl],
+                        c: c_slice,
+                        hp: &mut hp[..],
+                        h2,
+                    },
                 );
             }
         }
@@ -669,15 +671,17 @@ impl<T: Float> Recurrent<T> {
                     &sw,
                     &self.cells[idx],
                     ws.weights.get(idx),
-                    x_l,
-                    &mut ws.gates[..gates],
-                    None,
-                    &mut dst[d * hs..],
-                    nd * hs,
-                    &mut ws.state.h[hsl],
-                    c_slice,
-                    &mut ws.hp,
-                    &mut ws.h2,
+                    ForwardBufs {
+                        x: x_l,
+                        gates: &mut ws.gates[..gates],
+                        store: None,
+                        out: &mut dst[d * hs..],
+                        out_ld: nd * hs,
+                        h: &mut ws.state.h[hsl],
+                        c: c_slice,
+                        hp: &mut ws.hp,
+                        h2: &mut ws.h2,
+                    },
                 );
             }
             ws.last = if l % 2 == 0 { 1 } else { 0 };
@@ -806,15 +810,17 @@ impl<T: Float> Recurrent<T> {
                 &sw,
                 &self.cells[l],
                 RecurrentWeights::AsStored,
-                x_l,
-                &mut ws.gates,
-                None,
-                &mut ws.out,
-                hs,
-                &mut h_l[..batch * hs],
-                c_slice,
-                &mut ws.hp,
-                &mut [],
+                ForwardBufs {
+                    x: x_l,
+                    gates: &mut ws.gates,
+                    store: None,
+                    out: &mut ws.out,
+                    out_ld: hs,
+                    h: &mut h_l[..batch * hs],
+                    c: c_slice,
+                    hp: &mut ws.hp,
+                    h2: &mut [],
+                },
             );
         }
         Ok(&state.h[(nl - 1) * batch * hs..nl * batch * hs])
