@@ -25,6 +25,11 @@ pub mod rng;
 pub mod train;
 
 pub use error::{Error, Result};
+
+/// The README's library examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
 pub use float::Float;
 pub use kernels::gemm::{num_threads, set_num_threads};
 pub use layers::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
