@@ -14,9 +14,9 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use unfold::checkpoint::{write_atomic, TensorFile};
-use unfold::data::{tasks, Dataset, SeqBatch, Sequence, Values};
+use unfold::data::{tasks, Dataset, Scaler, SeqBatch, Sequence, Values};
 use unfold::layers::OutputKind;
-use unfold::models::{InputSpec, ModelConfig, SequenceLabeller};
+use unfold::models::{AnyModel, InputSpec, ModelConfig, ModelSpec, SavedModel, SequenceLabeller};
 use unfold::reservoir::{Esn, Example, ReadoutKind};
 use unfold::train::{Batches, LrSchedule, OptimizerConfig, TrainConfig, Trainer};
 use unfold::CellKind;
@@ -161,6 +161,7 @@ fn rnn_forecast(
     seed: u64,
     dir: &Path,
     quiet: bool,
+    scaler: (f64, f64),
 ) -> Result<(Vec<f64>, serde_json::Value)> {
     let cell = CellKind::parse(&args.model).map_err(|e| BadInput(format!("--model: {e}")))?;
     let len = args.length.min(hist.len() / 4).max(2);
@@ -169,23 +170,21 @@ fn rnn_forecast(
         return Err(BadInput(format!("{} values are too few to train an RNN", hist.len())).into());
     }
     let data = Dataset::new(windows)?;
-    let model = SequenceLabeller::<f32>::new(
-        ModelConfig {
-            input: InputSpec::Reals {
-                width: 1,
-                project: None,
-            },
-            cell,
-            hidden: args.hidden,
-            layers: 1,
-            bidirectional: false,
-            output: OutputKind::Gaussian {
-                dim: 1,
-                learn_variance: false,
-            },
+    let config = ModelConfig {
+        input: InputSpec::Reals {
+            width: 1,
+            project: None,
         },
-        seed,
-    )?;
+        cell,
+        hidden: args.hidden,
+        layers: 1,
+        bidirectional: false,
+        output: OutputKind::Gaussian {
+            dim: 1,
+            learn_variance: false,
+        },
+    };
+    let model = SequenceLabeller::<f32>::new(config, seed)?;
     let cfg = TrainConfig {
         lr: LrSchedule::constant(args.lr),
         optimizer: OptimizerConfig::adam(),
@@ -199,11 +198,26 @@ fn rnn_forecast(
     tr.run(&mut batches, None, &mut |e| bar.event(e))?;
     bar.finish();
     let model = tr.model;
-    let mut tf = TensorFile::new();
-    tf.insert_params("", &model);
-    tf.metadata
-        .insert("unfold.forecast.cell".into(), args.model.clone());
-    tf.write(dir.join("model.safetensors"))?;
+    // Saved so that `unfold::models::load_model` rebuilds it, with the series' scaling.
+    SavedModel {
+        spec: ModelSpec::Labeller {
+            config,
+            dropout: 0.0,
+            conditioning: None,
+        },
+        model: AnyModel::Labeller(model.clone()),
+        vocab: None,
+        src_vocab: None,
+        scaler: Some(Scaler {
+            names: vec![args.column.clone()],
+            mean: vec![scaler.0],
+            std: vec![scaler.1],
+            target: Some(0),
+            classes: Vec::new(),
+        }),
+        metadata: [("unfold.forecast.cell".to_string(), args.model.clone())].into(),
+    }
+    .save(dir.join("model.safetensors"))?;
     // Warm up over the whole history, then feed each forecast back.
     let mut ws = Default::default();
     let one = |x: &[f32]| -> SeqBatch<f32> {
@@ -287,7 +301,7 @@ pub fn forecast(args: ForecastArgs, global: &Global) -> Result<()> {
     let dir = out_dir(global, "forecast")?;
     let (fc, info) = match args.model.as_str() {
         "esn" => esn_forecast(&args, loaded, &hist, seed, &dir, (mean, std))?,
-        _ => rnn_forecast(&args, &hist, seed, &dir, global.quiet)?,
+        _ => rnn_forecast(&args, &hist, seed, &dir, global.quiet, (mean, std))?,
     };
     let fc: Vec<f64> = fc.iter().map(|v| v * std + mean).collect();
     let n = truth.len() as f64;

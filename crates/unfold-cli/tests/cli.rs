@@ -942,6 +942,46 @@ fn esn_fits_mackey_glass_writes_plots_and_a_checkpoint_forecast_reloads() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `forecast --model gru` saves its RNN so that the library rebuilds it with the series'
+/// scaling.
+#[test]
+fn rnn_forecast_model_reloads_through_the_library() {
+    let dir = temp("rnn-forecast");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut csv = String::from("t,v\n");
+    for t in 0..200 {
+        csv += &format!("{t},{:.4}\n", 10.0 + 3.0 * (t as f64 * 0.3).sin());
+    }
+    let c = write(&dir, "s.csv", &csv);
+    let out = dir.join("f");
+    ok(&[
+        "forecast",
+        "--csv",
+        c.to_str().unwrap(),
+        "--column",
+        "v",
+        "--model",
+        "gru",
+        "--steps",
+        "30",
+        "--hidden",
+        "8",
+        "--horizon",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let saved = unfold::models::load_model::<f32>(out.join("model.safetensors")).unwrap();
+    assert_eq!(saved.spec.cell(), unfold::CellKind::Gru);
+    let sc = saved.scaler.expect("the series' scaling is saved");
+    assert_eq!(sc.names, ["v"]);
+    assert!(
+        (sc.mean[0] - 10.0).abs() < 0.5 && (sc.std[0] - 2.1).abs() < 0.3,
+        "{sc:?}"
+    );
+}
+
 #[test]
 fn forecast_and_esn_reject_bad_input() {
     let dir = temp("fcbad");
