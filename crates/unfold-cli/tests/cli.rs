@@ -176,30 +176,10 @@ fn leaky_units_train_reload_and_check_their_leaks() {
         let eval = ok(&["eval", d, "--json"]);
         assert!(eval.contains("mse"), "{eval}");
     }
-    bad(
-        &[
-            "train",
-            "--task",
-            "adding",
-            "--model",
-            "leaky",
-            "--leak-min",
-            "0",
-        ],
-        "leak",
-    );
-    bad(
-        &[
-            "train",
-            "--task",
-            "adding",
-            "--model",
-            "leaky",
-            "--leak-max",
-            "1.5",
-        ],
-        "leak",
-    );
+    for (flag, value) in [("--leak-min", "0"), ("--leak-max", "1.5")] {
+        let args = ["train", "--task", "adding", "--model", "leaky", flag, value];
+        bad(&args, "leak");
+    }
 }
 
 /// A checkpoint written before model specs were stored (the previous release's: settings and
