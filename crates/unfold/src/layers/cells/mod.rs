@@ -1,5 +1,5 @@
 //! The cells, one file each, and their registration: [`build`] turns a
-//! [`CellKind`](crate::layers::CellKind) into the [`Cell`] that the generic time loop runs.
+//! [`CellKind`] into the [`Cell`] that the generic time loop runs.
 //!
 //! - [`elman`]: `h = tanh(W_ih x + b_ih + W_hh h + b_hh)` or ReLU (PyTorch `nn.RNN`);
 //! - [`lstm`]: PyTorch's `nn.LSTM` cell;
