@@ -20,6 +20,20 @@ pub enum CellKind {
     Leaky(LeakSpec),
 }
 
+/// The cells the fused engines run (`direction.rs`, `fused.rs`, `stream.rs` match on these, so
+/// adding a cell without an engine touches none of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EngineCell {
+    /// Elman, tanh.
+    RnnTanh,
+    /// Elman, ReLU.
+    RnnRelu,
+    /// LSTM.
+    Lstm,
+    /// GRU.
+    Gru,
+}
+
 /// The leak rates of a [`CellKind::Leaky`] layer: unit `j` of `H` starts at
 /// `max * (min / max)^(j / (H - 1))` (geometric steps from the fastest to the slowest unit;
 /// `min == max` gives every unit the same rate), and keeps it unless `learn`.
@@ -93,7 +107,19 @@ impl CellKind {
     /// Whether the cell is one of PyTorch's four, which have fused engines; the others run on
     /// the generic time loop.
     pub fn has_engine(self) -> bool {
-        !matches!(self, CellKind::Leaky(_))
+        self.engine_cell().is_some()
+    }
+
+    /// The engine cell of PyTorch's four; `None` for a cell that runs on the generic loop only
+    /// (a new cell needs no arm here).
+    pub(crate) fn engine_cell(self) -> Option<EngineCell> {
+        match self {
+            CellKind::RnnTanh => Some(EngineCell::RnnTanh),
+            CellKind::RnnRelu => Some(EngineCell::RnnRelu),
+            CellKind::Lstm => Some(EngineCell::Lstm),
+            CellKind::Gru => Some(EngineCell::Gru),
+            _ => None,
+        }
     }
 
     /// Short name: `rnn_tanh`, `rnn_relu`, `lstm`, `gru`.

@@ -10,7 +10,7 @@ use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows, transpose};
 use crate::kernels::packed::{self, PackedPanels};
 use crate::kernels::{gru, lstm};
-use crate::layers::config::CellKind;
+use crate::layers::config::{CellKind, EngineCell};
 use crate::layers::engine_io::{as_f32, as_f32_mut, params_f32, BackwardBufs, ForwardBufs};
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
@@ -117,15 +117,12 @@ pub(crate) fn forward<T: Float>(
             }
             let g = &mut g_t[b * gh..(b + 1) * gh];
             let hb = &mut h[b * hs..(b + 1) * hs];
-            match sw.kind {
-                CellKind::Leaky(_) => {
-                    unreachable!("a cell without an engine runs on the generic loop")
-                }
-                CellKind::RnnTanh | CellKind::RnnRelu => elman::forward_row(act, g, hb, o),
-                CellKind::Lstm => {
+            match sw.engine() {
+                EngineCell::RnnTanh | EngineCell::RnnRelu => elman::forward_row(act, g, hb, o),
+                EngineCell::Lstm => {
                     lstm::forward_row(g, &mut c[b * hs..(b + 1) * hs], hb, o, st);
                 }
-                CellKind::Gru => gru::forward_row(g, &hp[b * gh..(b + 1) * gh], hb, o, st),
+                EngineCell::Gru => gru::forward_row(g, &hp[b * gh..(b + 1) * gh], hb, o, st),
             }
         }
     }
@@ -267,15 +264,12 @@ fn backward_steps<T: Float>(sw: &Sweep, p: &CellParams<T>, b: &mut BackwardBufs<
                 sw.prev_t(t) * bsz + b
             };
             let grow = &mut gates[r * gh..(r + 1) * gh];
-            match sw.kind {
-                CellKind::Leaky(_) => {
-                    unreachable!("a cell without an engine runs on the generic loop")
-                }
-                CellKind::RnnTanh | CellKind::RnnRelu => {
+            match sw.engine() {
+                EngineCell::RnnTanh | EngineCell::RnnRelu => {
                     elman::backward_row(act, &out[r * out_ld..r * out_ld + hs], dhb, grow);
                     dhb.fill(T::ZERO);
                 }
-                CellKind::Lstm => {
+                EngineCell::Lstm => {
                     let (c_t, c_prev) = if first_step {
                         (&store[r * hs..(r + 1) * hs], &c0[b * hs..(b + 1) * hs])
                     } else {
@@ -284,7 +278,7 @@ fn backward_steps<T: Float>(sw: &Sweep, p: &CellParams<T>, b: &mut BackwardBufs<
                     lstm::backward_row(grow, c_t, c_prev, dhb, &mut dc[b * hs..(b + 1) * hs]);
                     dhb.fill(T::ZERO);
                 }
-                CellKind::Gru => {
+                EngineCell::Gru => {
                     let h_prev = if first_step {
                         &h0[b * hs..(b + 1) * hs]
                     } else {

@@ -29,7 +29,7 @@ use crate::kernels::gru;
 use crate::kernels::lanes::LanePanels;
 use crate::kernels::packed::{panel_product, panel_product_init, PackedPanels, NR};
 use crate::kernels::team::run_steps;
-use crate::layers::config::CellKind;
+use crate::layers::config::{CellKind, EngineCell};
 use crate::layers::engine_io::{BackwardBufs, ForwardBufs};
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
@@ -176,7 +176,7 @@ pub(crate) fn forward(sw: &Sweep, p: &CellParams<f32>, packed: &PackedCell, f: F
         hp,
         h2,
     } = f;
-    let (hs, bsz, kind) = (sw.hidden, sw.batch, sw.kind);
+    let (hs, bsz, kind, engine) = (sw.hidden, sw.batch, sw.kind, sw.engine());
     let ng = kind.gates();
     let gh = ng * hs;
     let tb = sw.steps * bsz;
@@ -301,15 +301,12 @@ pub(crate) fn forward(sw: &Sweep, p: &CellParams<f32>, packed: &PackedCell, f: F
                 }
                 let row = g_t + b * gh;
                 let gptr = |g: usize| gp.0.add(row + g * hs + u0);
-                match kind {
-                    CellKind::Leaky(_) => {
-                        unreachable!("a cell without an engine runs on the generic loop")
-                    }
-                    CellKind::RnnTanh | CellKind::RnnRelu => {
+                match engine {
+                    EngineCell::RnnTanh | EngineCell::RnnRelu => {
                         let relu = kind == CellKind::RnnRelu;
                         cells::elman_forward(w, relu, gptr(0), hn.as_mut_ptr(), o.as_mut_ptr());
                     }
-                    CellKind::Lstm => {
+                    EngineCell::Lstm => {
                         let cb = sub(cp, b * hs + u0, w);
                         // Training keeps c(t) for backward: stored by the same pass.
                         let c_copy =
@@ -326,7 +323,7 @@ pub(crate) fn forward(sw: &Sweep, p: &CellParams<f32>, packed: &PackedCell, f: F
                             c_copy,
                         );
                     }
-                    CellKind::Gru => {
+                    EngineCell::Gru => {
                         hn.copy_from_slice(sub(hcur, b * hs + u0, w));
                         let hrow = hpp.0.add(b * gh + u0);
                         cells::gru_forward(
@@ -468,7 +465,7 @@ pub(crate) fn pack_backward(kind: CellKind, hs: usize, w_hh: &[f32], out: &mut P
 /// for the step after, then the gate gradients of step t, both by the same task; one
 /// synchronisation per step. Same results as the portable loop up to rounding.
 pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) {
-    let (hs, bsz, kind) = (sw.hidden, sw.batch, sw.kind);
+    let (hs, bsz, kind, engine) = (sw.hidden, sw.batch, sw.kind, sw.engine());
     let ng = kind.gates();
     let gh = ng * hs;
     let tb = sw.steps * bsz;
@@ -556,16 +553,13 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
                 } else {
                     sw.prev_t(t) * bsz + bb
                 };
-                match kind {
-                    CellKind::Leaky(_) => {
-                        unreachable!("a cell without an engine runs on the generic loop")
-                    }
-                    CellKind::RnnTanh | CellKind::RnnRelu => {
+                match engine {
+                    EngineCell::RnnTanh | EngineCell::RnnRelu => {
                         let h_t = &out[r * out_ld + u0..r * out_ld + u0 + w];
                         elman::backward_row(act, h_t, dhb, g(0));
                         dhb.fill(0.0);
                     }
-                    CellKind::Lstm => {
+                    EngineCell::Lstm => {
                         let c_t = sub(sp, r * hs + u0, w);
                         let c_prev: &[f32] = if first_step {
                             &c0[bb * hs + u0..bb * hs + u0 + w]
@@ -590,7 +584,7 @@ pub(crate) fn backward(sw: &Sweep, packed: &PackedPanels, b: BackwardBufs<f32>) 
                             dcb.as_mut_ptr(),
                         );
                     }
-                    CellKind::Gru => {
+                    EngineCell::Gru => {
                         let h_prev: &[f32] = if first_step {
                             &h0[bb * hs + u0..bb * hs + u0 + w]
                         } else {

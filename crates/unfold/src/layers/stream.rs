@@ -9,7 +9,7 @@ use crate::kernels::gemm::{dot, num_threads, SendPtr, GEMV_PARALLEL_MIN};
 use crate::kernels::packed;
 use crate::kernels::team::run_steps;
 use crate::kernels::{gru, lstm};
-use crate::layers::config::CellKind;
+use crate::layers::config::{CellKind, EngineCell};
 use crate::layers::engine_io::as_f32;
 use crate::layers::params::CellParams;
 
@@ -31,6 +31,9 @@ pub(crate) fn step_single<T: Float>(
     c: &mut [T],
     s: StepScratch<T>,
 ) {
+    let engine = kind
+        .engine_cell()
+        .expect("the streaming kernel runs only a cell that has an engine");
     let hs = h.len();
     let g = kind.gates();
     s.h_old.copy_from_slice(h);
@@ -101,11 +104,8 @@ pub(crate) fn step_single<T: Float>(
             }
             let hu = blk(&hptr, 0);
             let ou = blk(&op, 0);
-            match kind {
-                CellKind::Leaky(_) => {
-                    unreachable!("a cell without an engine runs on the generic loop")
-                }
-                CellKind::Lstm => {
+            match engine {
+                EngineCell::Lstm => {
                     let cu = if has_c { blk(&cptr, 0) } else { &mut [] };
                     lstm::forward_gates(
                         blk(&gp, 0),
@@ -117,7 +117,7 @@ pub(crate) fn step_single<T: Float>(
                         ou,
                     );
                 }
-                CellKind::Gru => gru::forward_gates(
+                EngineCell::Gru => gru::forward_gates(
                     blk(&gp, 0),
                     blk(&gp, 1),
                     blk(&gp, 2),
@@ -127,8 +127,8 @@ pub(crate) fn step_single<T: Float>(
                     hu,
                     ou,
                 ),
-                CellKind::RnnTanh => elman::forward_row(Activation::Tanh, blk(&gp, 0), hu, ou),
-                CellKind::RnnRelu => elman::forward_row(Activation::Relu, blk(&gp, 0), hu, ou),
+                EngineCell::RnnTanh => elman::forward_row(Activation::Tanh, blk(&gp, 0), hu, ou),
+                EngineCell::RnnRelu => elman::forward_row(Activation::Relu, blk(&gp, 0), hu, ou),
             }
         }
     };

@@ -5,7 +5,7 @@
 //! `t < len[b]`. An inactive step writes a zero output, leaves the state untouched and gets zero
 //! gradients; the reverse direction therefore starts at each sequence's own last step.
 
-use crate::layers::config::CellKind;
+use crate::layers::config::{CellKind, EngineCell};
 
 /// Sizes and order of one direction's sweep.
 #[derive(Clone, Copy)]
@@ -23,6 +23,14 @@ impl Sweep<'_> {
     /// `G * H` of the PyTorch cells.
     pub(crate) fn gh(&self) -> usize {
         self.kind.gates() * self.hidden
+    }
+
+    /// The engine cell of this sweep: only the engines ask, and they run only the cells that
+    /// have one (the layer sends the others to the generic loop).
+    pub(crate) fn engine(&self) -> EngineCell {
+        self.kind
+            .engine_cell()
+            .expect("an engine runs only a cell that has one")
     }
 
     /// The time index of the `s`-th step in forward order.
