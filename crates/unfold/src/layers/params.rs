@@ -59,17 +59,6 @@ impl<T: Float> CellParams<T> {
         }
     }
 
-    /// All-zero parameters of the PyTorch layout: `W_ih` `[gh, input]`, `W_hh` `[gh, hidden]`
-    /// and, with `bias`, `b_ih` and `b_hh` `[gh]`.
-    pub fn zeros(gh: usize, input: usize, hidden: usize, bias: bool) -> Self {
-        let mut tensors = vec![vec![T::ZERO; gh * input], vec![T::ZERO; gh * hidden]];
-        if bias {
-            tensors.push(vec![T::ZERO; gh]);
-            tensors.push(vec![T::ZERO; gh]);
-        }
-        CellParams { tensors }
-    }
-
     /// Tensor `i`, or an empty slice when the cell has fewer.
     #[inline]
     pub fn get(&self, i: usize) -> &[T] {

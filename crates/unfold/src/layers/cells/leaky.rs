@@ -111,8 +111,10 @@ impl<T: Float> Cell<T> for Leaky<T> {
     fn projection_width(&self) -> usize {
         self.hidden
     }
+    /// The leak rates and, in backward, their derivatives (`2H`; per step, not per sequence,
+    /// but a batch of one must hold them).
     fn scratch_width(&self) -> usize {
-        self.hidden
+        2 * self.hidden
     }
     fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
         let (h, i) = (self.hidden, self.input);
@@ -164,21 +166,27 @@ impl<T: Float> Cell<T> for Leaky<T> {
 
     fn step_backward(&self, p: &CellParams<T>, s: StepBackward<'_, T>, g: &mut CellParams<T>) {
         let hs = self.hidden;
-        let a = &mut s.scratch[..hs];
+        let (a, dadr) = s.scratch[..2 * hs].split_at_mut(hs);
         self.leaks(p, a);
-        let learn = self.spec.learn;
-        let ri = self.rho_index();
+        // Learned leaks: da/dρ = -2ρ a² per unit, once per step; the gradient on ρ is summed
+        // over the batch.
+        let mut drho = if self.spec.learn {
+            let ri = self.rho_index();
+            for ((d, &r), &aj) in dadr.iter_mut().zip(p.get(ri)).zip(a.iter()) {
+                *d = -(r + r) * aj * aj;
+            }
+            Some(g.get_mut(ri))
+        } else {
+            None
+        };
         for b in 0..s.batch {
             let (dh, prev) = (row(s.dnext, b, hs), row(s.prev, b, hs));
             let (u, dprev) = (row_mut(s.proj, b, hs), row_mut(s.dprev, b, hs));
             for j in 0..hs {
                 let d = dh[j];
                 dprev[j] = d * (T::ONE - a[j]);
-                if learn {
-                    // da/dρ = -2ρ a².
-                    let rho = p.get(ri)[j];
-                    let dadr = -(rho + rho) * a[j] * a[j];
-                    g.get_mut(ri)[j] += d * (u[j] - prev[j]) * dadr;
+                if let Some(gr) = drho.as_deref_mut() {
+                    gr[j] += d * (u[j] - prev[j]) * dadr[j];
                 }
                 u[j] = d * a[j] * (T::ONE - u[j] * u[j]);
             }
