@@ -14,14 +14,13 @@
 use std::path::Path;
 
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
-use unfold::builtin::{self, ModelKind, TaskSetup};
+use unfold::builtin::{self, ModelKind};
 use unfold::data::ts::TsFile;
 use unfold::data::{vocab, Dataset, Sequence, Values, Vocab};
-use unfold::layers::LossStats;
 use unfold::layers::OutputKind;
-use unfold::models::{Generator, InputSpec, Model as _, Sampling};
-use unfold::rng::Rng;
+use unfold::models::{InputSpec, Shape};
+use unfold::score::ScoreContext;
+pub use unfold::score::{HeldOut, Score};
 
 use crate::model::Model;
 
@@ -40,30 +39,6 @@ pub enum TrainData {
         input: Values<f32>,
         /// Next symbols.
         target: Values<f32>,
-    },
-}
-
-/// What the final score is computed on.
-pub enum TestData {
-    /// A built-in task's own scoring.
-    Builtin(Box<TaskSetup>),
-    /// A held-out stream (text).
-    Stream {
-        /// Symbols.
-        input: Values<f32>,
-        /// Next symbols.
-        target: Values<f32>,
-    },
-    /// Held-out sequences.
-    Sequences(Dataset<f32>),
-    /// Held-out pairs of an encoder-decoder: source and target symbol ids.
-    Pairs(Vec<(Vec<usize>, Vec<usize>)>),
-    /// One held-out forecast window whose first `warm` steps only warm the state up.
-    Forecast {
-        /// The window.
-        data: Dataset<f32>,
-        /// Steps not scored.
-        warm: usize,
     },
 }
 
@@ -90,109 +65,7 @@ pub struct Prepared {
     /// Validation sequences.
     pub valid: Dataset<f32>,
     /// Test data.
-    pub test: TestData,
-}
-
-/// A model's shape, stored in checkpoints so that a model can be rebuilt without its data.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Shape {
-    /// Pattern I or III.
-    pub kind: ModelKind,
-    /// What it reads.
-    pub input: InputSpec,
-    /// Its output distribution.
-    pub output: OutputKind,
-}
-
-/// The text form of a [`Shape`] (checkpoint metadata).
-#[derive(Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ShapeText {
-    kind: String,
-    input_symbols: usize,
-    input_width: usize,
-    output: String,
-    output_width: usize,
-    pad: Option<usize>,
-}
-
-impl Shape {
-    /// As TOML text.
-    pub fn to_text(self) -> String {
-        let (input_symbols, input_width) = match self.input {
-            InputSpec::Symbols { vocab, .. } => (vocab, 0),
-            InputSpec::Reals { width, .. } => (0, width),
-        };
-        let (output, output_width, pad) = match self.output {
-            OutputKind::Categorical { classes, pad } => ("categorical", classes, pad),
-            OutputKind::Gaussian { dim, .. } => ("gaussian", dim, None),
-            OutputKind::Bernoulli { dim } => ("bernoulli", dim, None),
-        };
-        toml::to_string(&ShapeText {
-            kind: match self.kind {
-                ModelKind::Labeller => "labeller".into(),
-                ModelKind::Classifier => "classifier".into(),
-                ModelKind::Seq2Seq => "seq2seq".into(),
-            },
-            input_symbols,
-            input_width,
-            output: output.into(),
-            output_width,
-            pad,
-        })
-        .expect("shape serialises")
-    }
-
-    /// Parses [`Shape::to_text`].
-    pub fn from_text(text: &str, origin: &str) -> Result<Self> {
-        let t: ShapeText = toml::from_str(text)
-            .map_err(|e| BadInput(format!("{origin}: bad model shape: {e}")))?;
-        let kind = match t.kind.as_str() {
-            "labeller" => ModelKind::Labeller,
-            "classifier" => ModelKind::Classifier,
-            "seq2seq" => ModelKind::Seq2Seq,
-            k => bail!(BadInput(format!("{origin}: unknown model kind {k}"))),
-        };
-        let input = if t.input_symbols > 0 {
-            InputSpec::Symbols {
-                vocab: t.input_symbols,
-                dim: 16,
-            }
-        } else {
-            InputSpec::Reals {
-                width: t.input_width,
-                project: None,
-            }
-        };
-        let output = match t.output.as_str() {
-            "categorical" => OutputKind::Categorical {
-                classes: t.output_width,
-                pad: t.pad,
-            },
-            "gaussian" => OutputKind::Gaussian {
-                dim: t.output_width,
-                learn_variance: false,
-            },
-            "bernoulli" => OutputKind::Bernoulli {
-                dim: t.output_width,
-            },
-            o => bail!(BadInput(format!("{origin}: unknown output {o}"))),
-        };
-        Ok(Shape {
-            kind,
-            input,
-            output,
-        })
-    }
-}
-
-/// The validation figure shown while training.
-pub fn monitor(shape: &Shape) -> &'static str {
-    match (shape.output, shape.kind) {
-        (OutputKind::Categorical { .. }, ModelKind::Classifier) => "accuracy",
-        (OutputKind::Categorical { .. }, _) => "bits",
-        _ => "mse",
-    }
+    pub test: HeldOut,
 }
 
 /// Reads and checks the data the settings name.
@@ -217,17 +90,13 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
         metric: info.metric.into(),
         threshold: Some(info.threshold),
         higher_is_better: info.higher_is_better,
-        shape: Shape {
-            kind: setup.kind,
-            input: setup.input,
-            output: setup.output,
-        },
+        shape: setup.shape(),
         vocab: setup.vocab.clone(),
         src_vocab: None,
         scaler: None,
         train: TrainData::Sequences(setup.train.clone()),
         valid: setup.valid.clone(),
-        test: TestData::Builtin(Box::new(setup)),
+        test: HeldOut::Builtin(Box::new(setup)),
     })
 }
 
@@ -310,7 +179,7 @@ fn text(path: &Path, s: &Settings) -> Result<Prepared> {
             target: ty,
         },
         valid: Dataset::new(valid)?,
-        test: TestData::Stream {
+        test: HeldOut::Stream {
             input: ex,
             target: ey,
         },
@@ -404,7 +273,7 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
         scaler: Some(scaler),
         train: TrainData::Sequences(Dataset::new(train_seqs)?),
         valid: Dataset::new(valid)?,
-        test: TestData::Sequences(Dataset::new(test_seqs)?),
+        test: HeldOut::Sequences(Dataset::new(test_seqs)?),
     })
 }
 
@@ -586,151 +455,20 @@ fn csv(path: &Path, s: &Settings) -> Result<Prepared> {
         scaler: Some(scaler),
         train: TrainData::Sequences(Dataset::new(train)?),
         valid: Dataset::new(valid)?,
-        test: TestData::Forecast { data: test, warm },
+        test: HeldOut::Forecast { data: test, warm },
     })
 }
 
-/// A run's final score.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Score {
-    /// The metric's value.
-    pub metric: f64,
-    /// Whether the threshold was reached (when there is one).
-    pub passed: Option<bool>,
-    /// Other figures.
-    pub details: Vec<(String, f64)>,
-    /// Examples (samples, for generative models).
-    pub examples: Vec<String>,
-}
-
-/// Scores a trained model on the run's test data.
+/// Scores a trained model on the run's held-out data (through the library's scoring).
 pub fn score(p: &Prepared, model: &Model, s: &Settings) -> Result<Score> {
-    let mut ws_l = Default::default();
-    let mut ws_c = Default::default();
-    match (&p.test, model) {
-        (TestData::Builtin(setup), m) => {
-            let sc = match m {
-                Model::Labeller(m) => {
-                    builtin::score_labeller(setup, m, s.samples, s.seed.wrapping_add(12345))?
-                }
-                Model::Classifier(m) => builtin::score_classifier(setup, m)?,
-                Model::Seq2Seq(_) => bail!("built-in tasks do not use an encoder-decoder"),
-            };
-            Ok(Score {
-                metric: sc.metric,
-                passed: Some(sc.passed),
-                details: sc.details,
-                examples: sc.examples,
-            })
-        }
-        (TestData::Stream { input, target }, Model::Labeller(m)) => {
-            let st = unfold::train::evaluate_stream(m, input, target, 1000)?;
-            let v = p.vocab.as_ref().expect("text runs have a vocabulary");
-            let mut g = Generator::new(m)?;
-            let mut rng = Rng::new(s.seed.wrapping_add(777));
-            let (ids, _) = g.generate(
-                &[vocab::BOS],
-                None,
-                300,
-                &Sampling::default(),
-                &mut rng,
-                |_| true,
-            )?;
-            Ok(Score {
-                metric: st.bits_per_symbol(),
-                passed: None,
-                details: vec![
-                    ("test_bits_per_character".into(), st.bits_per_symbol()),
-                    ("test_nats_per_character".into(), st.mean_nll()),
-                    ("test_perplexity".into(), st.perplexity()),
-                    ("test_characters".into(), st.rows as f64),
-                ],
-                examples: vec![v.decode(&ids)],
-            })
-        }
-        (TestData::Sequences(d), Model::Classifier(m)) => {
-            let all: Vec<usize> = (0..d.len()).collect();
-            let st: LossStats = m.evaluate(&d.batch(&all), &mut ws_c)?;
-            let acc = st.accuracy().unwrap_or(0.0);
-            Ok(Score {
-                metric: acc,
-                passed: None,
-                details: vec![
-                    ("test_accuracy".into(), acc),
-                    ("test_loss".into(), st.mean_nll()),
-                    ("test_sequences".into(), d.len() as f64),
-                ],
-                examples: Vec::new(),
-            })
-        }
-        (TestData::Forecast { data, warm }, Model::Labeller(m)) => {
-            let mut b = data.batch(&[0]);
-            let w = (*warm).min(b.steps);
-            b.mask[..w * b.batch].fill(false);
-            let st = m.evaluate(&b, &mut ws_l)?;
-            let (var, scored) = builtin::target_variance(&b);
-            let mse = st.mse().unwrap_or(f64::NAN);
-            let sc = p.scaler.as_ref().expect("csv runs have a scaler");
-            let unit = sc.std[sc.target.unwrap_or(0)];
-            Ok(Score {
-                metric: (mse / var).sqrt(),
-                passed: None,
-                details: vec![
-                    ("nrmse".into(), (mse / var).sqrt()),
-                    ("rmse_original_units".into(), mse.sqrt() * unit),
-                    ("forecast_steps".into(), scored as f64),
-                ],
-                examples: Vec::new(),
-            })
-        }
-        (TestData::Pairs(pairs), Model::Seq2Seq(m)) => {
-            let tv = p.vocab.as_ref().expect("pairs have a target vocabulary");
-            let d = unfold::models::Decode {
-                beam: 1,
-                max_len: 200,
-                length_alpha: 1.0,
-            };
-            let (mut exact, mut tok_err, mut tok_n, mut chr_err, mut chr_n) = (0, 0, 0, 0, 0);
-            let mut examples = Vec::new();
-            for (i, (x, y)) in pairs.iter().enumerate() {
-                let (got, _) = m.translate(x, &d)?;
-                exact += usize::from(&got == y);
-                chr_err += edit_distance(&got, y);
-                chr_n += y.len();
-                let (gs, ys) = (tv.decode(&got), tv.decode(y));
-                let gt: Vec<&str> = gs.split_whitespace().collect();
-                let yt: Vec<&str> = ys.split_whitespace().collect();
-                tok_err += edit_distance(&gt, &yt);
-                tok_n += yt.len();
-                if i < 5 {
-                    let sv = p
-                        .src_vocab
-                        .as_ref()
-                        .expect("pairs have a source vocabulary");
-                    examples.push(format!("{} -> {gs}  (want {ys})", sv.decode(x)));
-                }
-            }
-            let n = pairs.len().max(1) as f64;
-            Ok(Score {
-                metric: exact as f64 / n,
-                passed: None,
-                details: vec![
-                    ("exact_match".into(), exact as f64 / n),
-                    (
-                        "token_error_rate".into(),
-                        tok_err as f64 / tok_n.max(1) as f64,
-                    ),
-                    (
-                        "character_error_rate".into(),
-                        chr_err as f64 / chr_n.max(1) as f64,
-                    ),
-                    ("test_pairs".into(), n),
-                ],
-                examples,
-            })
-        }
-        _ => bail!("the model does not fit the run's data"),
-    }
+    let ctx = ScoreContext {
+        vocab: p.vocab.as_ref(),
+        src_vocab: p.src_vocab.as_ref(),
+        scaler: p.scaler.as_ref(),
+        samples: s.samples,
+        seed: s.seed,
+    };
+    Ok(unfold::score::score(&p.test, model, &ctx)?)
 }
 
 fn pairs(path: &Path, s: &Settings) -> Result<Prepared> {
@@ -809,22 +547,6 @@ fn pairs(path: &Path, s: &Settings) -> Result<Prepared> {
         vocab: Some(tv.clone()),
         src_vocab: Some(sv.clone()),
         scaler: None,
-        test: TestData::Pairs(test),
+        test: HeldOut::Pairs(test),
     })
-}
-
-/// Levenshtein distance between two token lists.
-pub fn edit_distance<X: PartialEq>(a: &[X], b: &[X]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, x) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, y) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(x != y))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }

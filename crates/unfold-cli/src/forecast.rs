@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
-use unfold::checkpoint::{write_atomic, TensorFile};
-use unfold::data::{tasks, Dataset, Scaler, SeqBatch, Sequence, Values};
+use unfold::checkpoint::write_atomic;
+use unfold::data::{tasks, Dataset, Scaler};
 use unfold::layers::OutputKind;
 use unfold::models::{AnyModel, InputSpec, ModelConfig, ModelSpec, SavedModel, SequenceLabeller};
 use unfold::reservoir::{Esn, Example, ReadoutKind};
@@ -95,13 +95,18 @@ fn read_column(path: &Path, name: &str) -> Result<Vec<f64>> {
 /// The fitted forecaster's closed-loop continuation of the (scaled) history.
 /// Reads a saved ESN and checks that it forecasts one series.
 fn load_forecaster(path: &Path) -> Result<Esn> {
-    let esn = Esn::from_tensor_file(&TensorFile::read(path)?)?;
-    if esn.inputs != 1 || esn.outputs != 1 || esn.kind != ReadoutKind::PerStep {
-        return Err(BadInput(format!(
+    let not_esn = || {
+        BadInput(format!(
             "{}: not a one-input one-output forecasting ESN",
             path.display()
         ))
-        .into());
+    };
+    let esn = match unfold::saved::load::<f32>(path).map_err(|e| BadInput(e.to_string()))? {
+        unfold::saved::Saved::Esn { esn, .. } => *esn,
+        unfold::saved::Saved::Model(_) => return Err(not_esn().into()),
+    };
+    if esn.inputs != 1 || esn.outputs != 1 || esn.kind != ReadoutKind::PerStep {
+        return Err(not_esn().into());
     }
     Ok(esn)
 }
@@ -139,10 +144,17 @@ fn esn_forecast(
             let mut tf = esn.to_tensor_file();
             tf.metadata
                 .insert("unfold.forecast.column".into(), args.column.clone());
+            // The series' scaling, as every saved model stores it.
+            let sc = Scaler {
+                names: vec![args.column.clone()],
+                mean: vec![scaler.0],
+                std: vec![scaler.1],
+                target: Some(0),
+                classes: Vec::new(),
+            };
+            let json = serde_json::to_string(&sc).expect("a scaler always serialises");
             tf.metadata
-                .insert("unfold.forecast.mean".into(), scaler.0.to_string());
-            tf.metadata
-                .insert("unfold.forecast.std".into(), scaler.1.to_string());
+                .insert(unfold::models::spec::SCALER_KEY.into(), json);
             tf.write(dir.join("esn.safetensors"))?;
             (
                 esn,
@@ -218,35 +230,13 @@ fn rnn_forecast(
         metadata: [("unfold.forecast.cell".to_string(), args.model.clone())].into(),
     }
     .save(dir.join("model.safetensors"))?;
-    // Warm up over the whole history, then feed each forecast back.
-    let mut ws = Default::default();
-    let one = |x: &[f32]| -> SeqBatch<f32> {
-        let seq = Sequence {
-            len: x.len(),
-            input: Values::Reals {
-                width: 1,
-                data: x.to_vec(),
-            },
-            target: Values::Reals {
-                width: 1,
-                data: vec![0.0; x.len()],
-            },
-        };
-        Dataset::new(vec![seq])
-            .map(|d| d.batch(&[0]))
-            .expect("one valid sequence")
-    };
+    // Warm up over the whole history, then feed each forecast back (closed loop).
     let h32: Vec<f32> = hist.iter().map(|&v| v as f32).collect();
-    model.forward_infer(&one(&h32), None, &mut ws, None)?;
-    let mut state = ws.infer_final_state().clone();
-    let mut next = *ws.logits().last().unwrap_or(&0.0);
-    let mut out = Vec::with_capacity(args.horizon);
-    for _ in 0..args.horizon {
-        out.push(next as f64);
-        model.forward_infer(&one(&[next]), Some(&state), &mut ws, None)?;
-        state = ws.infer_final_state().clone();
-        next = *ws.logits().last().unwrap_or(&0.0);
-    }
+    let out: Vec<f64> = model
+        .forecast(&h32, args.horizon)?
+        .into_iter()
+        .map(f64::from)
+        .collect();
     Ok((
         out,
         json!({"hidden": args.hidden, "steps": args.steps, "window": len}),

@@ -4,14 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use unfold::builtin::ModelKind;
+use serde::{Deserialize, Serialize};
 use unfold::checkpoint::TensorFile;
 use unfold::data::Vocab;
+use unfold::layers::OutputKind;
 use unfold::models::{
-    AnyModel, Attention, InputSpec, ModelConfig, ModelSpec, Readout, SavedModel, Seq2SeqConfig,
+    AnyModel, Architecture, Attention, InputSpec, ModelKind, ModelSpec, Readout, SavedModel, Shape,
 };
 
-use crate::data::{Scaler, Shape};
+use crate::data::Scaler;
 use crate::settings::Settings;
 use crate::BadInput;
 
@@ -21,69 +22,30 @@ pub const META_SETTINGS: &str = "unfold.settings";
 pub use unfold::models::spec::{
     SCALER_KEY as META_SCALER, SRC_VOCAB_KEY as META_SRC_VOCAB, VOCAB_KEY as META_VOCAB,
 };
-/// Metadata key of the model's shape in a checkpoint.
+/// Metadata key of the model's shape in checkpoints written before model specs were stored
+/// (their model is rebuilt from the run's settings and this shape).
 pub const META_SHAPE: &str = "unfold.shape";
 
 /// A run's model: any architecture the library's [`ModelSpec`] describes.
 pub type Model = AnyModel<f32>;
 
 /// The architecture the settings ask for, in the given shape.
-pub fn spec_of(s: &Settings, setup: &Shape) -> Result<ModelSpec> {
-    let input = match setup.input {
-        InputSpec::Symbols { vocab, .. } => InputSpec::Symbols {
-            vocab,
-            dim: s.embed,
-        },
-        other => other,
-    };
-    let config = ModelConfig {
-        input,
+pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
+    let arch = Architecture {
         cell: s.cell(),
         hidden: s.hidden,
         layers: s.layers,
+        embed: s.embed,
+        dropout: s.dropout,
         bidirectional: false,
-        output: setup.output,
+        readout: Readout::Last,
+        attention: match s.attention.as_deref() {
+            Some("none") => Attention::None,
+            Some("multiplicative") => Attention::Multiplicative,
+            _ => Attention::Additive,
+        },
     };
-    Ok(match setup.kind {
-        ModelKind::Labeller => ModelSpec::Labeller {
-            config,
-            dropout: s.dropout,
-            conditioning: None,
-        },
-        ModelKind::Classifier => ModelSpec::Classifier {
-            config,
-            readout: Readout::Last,
-        },
-        ModelKind::Seq2Seq => {
-            let (
-                InputSpec::Symbols {
-                    vocab: src_vocab, ..
-                },
-                unfold::layers::OutputKind::Categorical { classes, .. },
-            ) = (setup.input, setup.output)
-            else {
-                anyhow::bail!("an encoder-decoder reads and writes symbols");
-            };
-            ModelSpec::Seq2Seq {
-                config: Seq2SeqConfig {
-                    src_vocab,
-                    tgt_vocab: classes,
-                    embed: s.embed,
-                    cell: s.cell(),
-                    hidden: s.hidden,
-                    layers: s.layers,
-                    bidirectional: true,
-                    context_init: true,
-                    context_every_step: false,
-                    attention: match s.attention.as_deref() {
-                        Some("none") => Attention::None,
-                        Some("multiplicative") => Attention::Multiplicative,
-                        _ => Attention::Additive,
-                    },
-                },
-            }
-        }
-    })
+    Ok(ModelSpec::for_shape(*shape, &arch)?)
 }
 
 /// Builds the model the settings ask for (initialised from the run's seed, with the LSTM
@@ -153,7 +115,6 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         })
     };
     let settings = Settings::from_toml(meta(META_SETTINGS)?, &origin)?;
-    let shape = Shape::from_text(meta(META_SHAPE)?, &origin)?;
     let vocab = match file.metadata.get(META_VOCAB) {
         Some(v) => Some(Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?),
         None => None,
@@ -170,17 +131,18 @@ pub fn load(arg: &Path) -> Result<Loaded> {
     };
     // The library rebuilds the model from the spec it stored; a checkpoint written before
     // specs were stored is rebuilt from its run settings and shape.
-    let model = if file.metadata.contains_key(unfold::models::spec::SPEC_KEY) {
-        SavedModel::<f32>::from_file(&file)
+    let (model, shape) = if file.metadata.contains_key(unfold::models::spec::SPEC_KEY) {
+        let saved = SavedModel::<f32>::from_file(&file)
             .map_err(|e| BadInput(format!("{origin}: {e}")))
-            .context("loading the model")?
-            .model
+            .context("loading the model")?;
+        (saved.model, saved.spec.shape())
     } else {
+        let shape = legacy_shape(meta(META_SHAPE)?, &origin, settings.embed)?;
         let mut model = build(&settings, &shape)?;
         file.load_params(unfold::models::spec::PARAM_PREFIX, &mut model)
             .map_err(|e| BadInput(format!("{origin}: {e}")))
             .context("loading the model")?;
-        model
+        (model, shape)
     };
     Ok(Loaded {
         path,
@@ -191,5 +153,60 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         scaler,
         model,
         file,
+    })
+}
+
+/// The TOML form of a model's shape in checkpoints written before model specs were stored.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LegacyShape {
+    kind: String,
+    input_symbols: usize,
+    input_width: usize,
+    output: String,
+    output_width: usize,
+    pad: Option<usize>,
+}
+
+/// Reads the shape of a checkpoint written before model specs were stored. Its embedding width
+/// is not part of the text: the run's settings give it (`embed`).
+fn legacy_shape(text: &str, origin: &str, embed: usize) -> Result<Shape> {
+    let bad = |m: String| BadInput(format!("{origin}: bad model shape: {m}"));
+    let t: LegacyShape = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let kind = match t.kind.as_str() {
+        "labeller" => ModelKind::Labeller,
+        "classifier" => ModelKind::Classifier,
+        "seq2seq" => ModelKind::Seq2Seq,
+        k => return Err(bad(format!("unknown model kind {k}")).into()),
+    };
+    let input = if t.input_symbols > 0 {
+        InputSpec::Symbols {
+            vocab: t.input_symbols,
+            dim: embed,
+        }
+    } else {
+        InputSpec::Reals {
+            width: t.input_width,
+            project: None,
+        }
+    };
+    let output = match t.output.as_str() {
+        "categorical" => OutputKind::Categorical {
+            classes: t.output_width,
+            pad: t.pad,
+        },
+        "gaussian" => OutputKind::Gaussian {
+            dim: t.output_width,
+            learn_variance: false,
+        },
+        "bernoulli" => OutputKind::Bernoulli {
+            dim: t.output_width,
+        },
+        o => return Err(bad(format!("unknown output {o}")).into()),
+    };
+    Ok(Shape {
+        kind,
+        input,
+        output,
     })
 }

@@ -13,8 +13,8 @@ use unfold::train::trainer::{CHECKPOINT, METRICS};
 use unfold::train::{Batches, Stream, Summary, TrainConfig, TrainData, Trainer};
 use unfold::Parameters as _;
 
-use crate::data::{monitor, prepare, score, Prepared, Score, TrainData as Source};
-use crate::model::{Model, META_SETTINGS, META_SHAPE};
+use crate::data::{prepare, score, Prepared, Score, TrainData as Source};
+use crate::model::{Model, META_SETTINGS};
 use crate::plot::{plot, read_metric, smooth, Series};
 use crate::progress::Progress;
 use crate::settings::{check_out, fresh_dir, RawSettings, Settings};
@@ -179,7 +179,6 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let mut metadata = vec![
         (META_SETTINGS.to_string(), toml.clone()),
         ("unfold.task".to_string(), s.task.clone()),
-        (META_SHAPE.to_string(), setup.shape.to_text()),
     ];
     metadata.extend(SavedModel::<f32>::metadata_entries(
         &crate::model::spec_of(&s, &setup.shape)?,
@@ -213,7 +212,7 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     } else {
         0
     };
-    let mut progress = Progress::new(s.steps, start_step, global.quiet, monitor(&setup.shape));
+    let mut progress = Progress::new(s.steps, start_step, global.quiet, setup.shape.monitor());
     let t0 = Instant::now();
     let (model, summary) = match model {
         Model::Labeller(m) => {
@@ -251,7 +250,7 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let score = score(&setup, &model, &s)?;
     let valid = summary.last_eval.unwrap_or_default();
     report(&s, &setup, &score, &valid, global.quiet);
-    let plots = write_plots(&dir, &s, monitor(&setup.shape))?;
+    let plots = write_plots(&dir, &s, setup.shape.monitor())?;
     write_summary(
         &dir,
         &s,

@@ -191,6 +191,10 @@ fn checkpoints_from_before_specs_still_load() {
     let ck = dir.join("checkpoint.safetensors");
     let mut f = unfold::checkpoint::TensorFile::read(&ck).unwrap();
     assert!(f.metadata.remove("unfold.model").is_some());
+    // The previous release stored the model's shape as TOML.
+    let shape = "kind = \"classifier\"\ninput_symbols = 0\ninput_width = 1\n\
+                 output = \"categorical\"\noutput_width = 2\n";
+    f.metadata.insert("unfold.shape".into(), shape.into());
     f.write(&ck).unwrap();
     let eval = ok(&["eval", dir.to_str().unwrap(), "--json"]);
     assert!(eval.contains("\"task\":\"parity\""), "{eval}");

@@ -15,19 +15,12 @@ use crate::data::{reber, tasks, vocab, Dataset, SeqBatch, Sequence, Values, Voca
 use crate::error::{Error, Result};
 use crate::layers::output::OutputKind;
 use crate::layers::CellKind;
-use crate::models::{Generator, InputSpec, Model, Sampling, SequenceClassifier, SequenceLabeller};
+use crate::models::{
+    Generator, InputSpec, Model, Sampling, SequenceClassifier, SequenceLabeller, Shape,
+};
 use crate::rng::Rng;
 
-/// Which of the chapter's patterns a task trains.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelKind {
-    /// Output at every step (pattern I; language models too).
-    Labeller,
-    /// One output per sequence (pattern III).
-    Classifier,
-    /// Encoder-decoder (sequence to sequence).
-    Seq2Seq,
-}
+pub use crate::models::ModelKind;
 
 /// A built-in task's description and default settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -177,6 +170,17 @@ pub struct TaskSetup {
     pub vocab: Option<Vocab>,
     /// The sequence-length setting used.
     pub length: usize,
+}
+
+impl TaskSetup {
+    /// The shape of the model the task trains.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            kind: self.kind,
+            input: self.input,
+            output: self.output,
+        }
+    }
 }
 
 /// Generates a task's data: `train` and `valid` sequences from `seed` (`length` 0: the

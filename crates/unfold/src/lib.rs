@@ -22,6 +22,8 @@ pub mod layers;
 pub mod models;
 pub mod reservoir;
 pub mod rng;
+pub mod saved;
+pub mod score;
 pub mod train;
 
 pub use error::{Error, Result};

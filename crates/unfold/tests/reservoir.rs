@@ -147,6 +147,21 @@ fn checkpoint_round_trip_predicts_identically() {
     let a = esn.predict(&[&series[..]]).unwrap();
     let b = back.predict(&[&series[..]]).unwrap();
     assert_eq!(a, b);
+    // The library's one loading call tells an ESN from a trained model and rebuilds it equal.
+    match unfold::saved::load::<f32>(&path).unwrap() {
+        unfold::saved::Saved::Esn {
+            esn: any, scaler, ..
+        } => {
+            assert_eq!(*any, esn);
+            assert!(scaler.is_none());
+        }
+        unfold::saved::Saved::Model(m) => panic!("an ESN loaded as {:?}", m.spec),
+    }
+    // A file that is neither is refused with its name.
+    let other = dir.join("neither.safetensors");
+    unfold::checkpoint::TensorFile::new().write(&other).unwrap();
+    let err = unfold::saved::load::<f32>(&other).unwrap_err().to_string();
+    assert!(err.contains("neither.safetensors"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

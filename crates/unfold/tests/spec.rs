@@ -8,8 +8,8 @@ use unfold::checkpoint::TensorFile;
 use unfold::data::{tasks, Dataset, Scaler, Vocab};
 use unfold::layers::{LeakSpec, OutputKind};
 use unfold::models::{
-    load_model, AnyModel, Attention, CondMode, Conditioning, InputSpec, Model, ModelConfig,
-    ModelSpec, Readout, SavedModel, Seq2SeqConfig,
+    load_model, AnyModel, Architecture, Attention, CondMode, Conditioning, InputSpec, Model,
+    ModelConfig, ModelSpec, Readout, SavedModel, Seq2SeqConfig,
 };
 use unfold::{CellKind, Error};
 
@@ -127,6 +127,19 @@ fn every_spec_round_trips_through_a_checkpoint() {
             saved.vocab.map(|v| v.to_metadata())
         );
         assert_eq!(back.metadata["note"], "kept");
+        // The one call that loads any saved model (ESNs too) gives the same model, and the
+        // spec gives the shape back that builds it again.
+        let unfold::saved::Saved::Model(any) = unfold::saved::load::<f32>(&path).unwrap() else {
+            panic!("spec {i} loaded as an ESN");
+        };
+        assert_eq!(any.model, model, "model {i}");
+        let arch = Architecture {
+            embed: 7,
+            ..Architecture::new(spec.cell(), 3)
+        };
+        let again = ModelSpec::for_shape(spec.shape(), &arch).unwrap();
+        assert_eq!(again.shape().kind, spec.shape().kind, "spec {i}");
+        assert_eq!(again.cell(), spec.cell());
         // Built with another seed the parameters differ: they really come from the file.
         assert_ne!(spec.build::<f32>(99).unwrap(), model);
     }

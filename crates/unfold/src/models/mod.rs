@@ -13,12 +13,14 @@
 
 pub mod classifier;
 pub mod feedback;
+pub mod forecast;
 pub mod input;
 pub mod labeller;
 pub mod lm_sampler;
 pub mod model;
 pub mod real_generator;
 pub mod seq2seq;
+pub mod shape;
 pub mod spec;
 
 pub use classifier::{Readout, SequenceClassifier};
@@ -29,7 +31,8 @@ pub use lm_sampler::{Generator, Sampling, Stop};
 pub use model::{EvalSet, Model, SequenceModel, TrainContext};
 pub use real_generator::{generator_sequences, RealGenerator, StopRule};
 pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
-pub use spec::{load_model, AnyModel, ModelSpec, SavedModel};
+pub use shape::{ModelKind, Shape};
+pub use spec::{load_model, AnyModel, Architecture, ModelSpec, SavedModel};
 
 use crate::data::SeqBatch;
 use crate::error::Result;

@@ -19,11 +19,12 @@ use crate::checkpoint::TensorFile;
 use crate::data::{Scaler, Vocab};
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::layers::output::OutputKind;
 use crate::layers::params::{ParamSpec, Parameters};
 use crate::layers::CellKind;
 use crate::models::{
-    Conditioning, ModelConfig, Readout, Seq2Seq, Seq2SeqConfig, SequenceClassifier,
-    SequenceLabeller,
+    Attention, Conditioning, InputSpec, ModelConfig, ModelKind, Readout, Seq2Seq, Seq2SeqConfig,
+    SequenceClassifier, SequenceLabeller, Shape,
 };
 
 /// Metadata key of the model spec (JSON of [`SavedSpec`]).
@@ -69,6 +70,46 @@ pub enum ModelSpec {
     },
 }
 
+/// The choices a user makes about a model beyond its [`Shape`] (which the data decide):
+/// what [`ModelSpec::for_shape`] combines with a shape into a spec.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Architecture {
+    /// The recurrent cell.
+    pub cell: CellKind,
+    /// Hidden units per layer and direction.
+    pub hidden: usize,
+    /// Stacked recurrent layers.
+    pub layers: usize,
+    /// Embedding width of symbol inputs.
+    pub embed: usize,
+    /// Dropout between stacked layers in training (labellers).
+    pub dropout: f64,
+    /// Read the sequence in both directions (classifiers; an encoder-decoder's encoder always
+    /// is).
+    pub bidirectional: bool,
+    /// How a classifier summarises the sequence.
+    pub readout: Readout,
+    /// An encoder-decoder's attention.
+    pub attention: Attention,
+}
+
+impl Architecture {
+    /// A one-layer model of `hidden` units of `cell`, embedding 16, no dropout, one direction,
+    /// the last state read out, additive attention.
+    pub fn new(cell: CellKind, hidden: usize) -> Self {
+        Architecture {
+            cell,
+            hidden,
+            layers: 1,
+            embed: 16,
+            dropout: 0.0,
+            bidirectional: false,
+            readout: Readout::Last,
+            attention: Attention::Additive,
+        }
+    }
+}
+
 /// What [`SPEC_KEY`] holds: the spec with its format version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SavedSpec {
@@ -110,6 +151,65 @@ impl ModelSpec {
             }
             ModelSpec::Seq2Seq { config } => {
                 AnyModel::Seq2Seq(Box::new(Seq2Seq::new(*config, seed)?))
+            }
+        })
+    }
+
+    /// The spec of a model of the given shape (what the data need) and architecture (what
+    /// the user chose). A symbol input gets the architecture's embedding width.
+    pub fn for_shape(shape: Shape, arch: &Architecture) -> Result<ModelSpec> {
+        let input = match shape.input {
+            InputSpec::Symbols { vocab, .. } => InputSpec::Symbols {
+                vocab,
+                dim: arch.embed,
+            },
+            other => other,
+        };
+        let config = ModelConfig {
+            input,
+            cell: arch.cell,
+            hidden: arch.hidden,
+            layers: arch.layers,
+            bidirectional: false,
+            output: shape.output,
+        };
+        Ok(match shape.kind {
+            ModelKind::Labeller => ModelSpec::Labeller {
+                config,
+                dropout: arch.dropout,
+                conditioning: None,
+            },
+            ModelKind::Classifier => ModelSpec::Classifier {
+                config: ModelConfig {
+                    bidirectional: arch.bidirectional,
+                    ..config
+                },
+                readout: arch.readout,
+            },
+            ModelKind::Seq2Seq => {
+                let (
+                    InputSpec::Symbols { vocab: src, .. },
+                    OutputKind::Categorical { classes, .. },
+                ) = (shape.input, shape.output)
+                else {
+                    return Err(Error::InvalidConfig(
+                        "an encoder-decoder reads and writes symbols".into(),
+                    ));
+                };
+                ModelSpec::Seq2Seq {
+                    config: Seq2SeqConfig {
+                        src_vocab: src,
+                        tgt_vocab: classes,
+                        embed: arch.embed,
+                        cell: arch.cell,
+                        hidden: arch.hidden,
+                        layers: arch.layers,
+                        bidirectional: true,
+                        context_init: true,
+                        context_every_step: false,
+                        attention: arch.attention,
+                    },
+                }
             }
         })
     }
