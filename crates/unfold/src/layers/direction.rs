@@ -1,6 +1,7 @@
 //! The engines of the four PyTorch cells, one direction of one layer: forward (training and
 //! inference share it) and backward through time, portable, with the fused `f32` AVX-512 loops
-//! (`fused.rs`, `fused_lanes.rs`) chosen here when their weights are prepared. They are
+//! (`fused.rs`, `fused_lanes.rs`) taken when their weights were prepared for them (the choice
+//! itself is `engine_choice.rs`'s). They are
 //! specialisations of the generic loop (`unrolled.rs`) and tested equal to it. The layer
 //! (`recurrent.rs`) owns buffers and stacking; these functions only borrow slices and never
 //! allocate in the time loop.
@@ -8,9 +9,10 @@
 use crate::float::Float;
 use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows, transpose};
-use crate::kernels::packed::{self, PackedPanels};
+use crate::kernels::packed::PackedPanels;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::{CellKind, EngineCell};
+use crate::layers::engine_choice::Engine;
 use crate::layers::engine_io::{as_f32, as_f32_mut, params_f32, BackwardBufs, ForwardBufs};
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
@@ -25,6 +27,9 @@ pub(crate) enum RecurrentWeights<'a, T> {
     Transposed(&'a [T]),
     /// Packed panels for the fused `f32` AVX-512 path (`layers::fused`).
     Packed(&'a fused::PackedCell),
+    /// Packed panels with the lane layout too (`layers::fused_lanes`): inference takes the
+    /// lane-layout loop, training the fused one.
+    Lanes(&'a fused::PackedCell),
 }
 
 fn activation(kind: CellKind) -> Activation {
@@ -44,9 +49,10 @@ pub(crate) fn forward<T: Float>(
     whh: RecurrentWeights<T>,
     f: ForwardBufs<T>,
 ) {
-    if let RecurrentWeights::Packed(pk) = whh {
+    if let RecurrentWeights::Packed(pk) | RecurrentWeights::Lanes(pk) = whh {
         // SAFETY: `out` is a live exclusive slice.
-        if f.store.is_none()
+        if matches!(whh, RecurrentWeights::Lanes(_))
+            && f.store.is_none()
             && unsafe {
                 forward_lanes(
                     sw,
@@ -148,7 +154,7 @@ pub(crate) unsafe fn forward_lanes<T: Float>(
     c: &mut [T],
     scratch: &mut [T],
 ) -> bool {
-    let RecurrentWeights::Packed(pk) = whh else {
+    let RecurrentWeights::Lanes(pk) = whh else {
         return false;
     };
     if pk.lanes.is_empty()
@@ -418,9 +424,6 @@ pub(crate) fn backward<T: Float>(
     }
 }
 
-/// Batches up to this size use the single-row product, which reads W_hh as it is.
-const GEMV_MAX_BATCH: usize = 2;
-
 /// W_hh of every cell of a layer prepared for the per-step products of one call: packed for
 /// the fused `f32` AVX-512 path, transposed for the `gemm` crate, or used as stored (batches
 /// of one or two rows). Refreshed at every forward, since the weights may have changed: one
@@ -447,26 +450,26 @@ enum Prepared {
     AsStored,
     Transposed,
     Packed,
+    Lanes,
 }
 
 impl<T: Float> PreparedWeights<T> {
-    /// Prepares the forward products of `cells` for a batch of `batch` rows, and the backward
-    /// ones too when `training`.
+    /// Prepares the forward products of `cells` for the engine the layer chose
+    /// ([`crate::layers::engine_choice::choose`]), and the backward ones too when `training`.
     pub(crate) fn prepare(
         &mut self,
         cells: &[CellParams<T>],
         kind: CellKind,
         hs: usize,
-        batch: usize,
+        engine: Engine,
         training: bool,
     ) {
         let gh = kind.gates() * hs;
-        self.mode = if batch <= GEMV_MAX_BATCH {
-            Prepared::AsStored
-        } else if packed::available() && as_f32(cells[0].w_hh()).is_some() {
-            Prepared::Packed
-        } else {
-            Prepared::Transposed
+        self.mode = match engine {
+            Engine::Reference | Engine::PortableRows => Prepared::AsStored,
+            Engine::PortableGemm => Prepared::Transposed,
+            Engine::Fused => Prepared::Packed,
+            Engine::Lanes => Prepared::Lanes,
         };
         match self.mode {
             Prepared::AsStored => {}
@@ -477,7 +480,7 @@ impl<T: Float> PreparedWeights<T> {
                     transpose(gh, hs, c.w_hh(), b);
                 }
             }
-            Prepared::Packed => {
+            Prepared::Packed | Prepared::Lanes => {
                 let same_shape = self.source_shape == Some((kind, hs));
                 self.source_shape = Some((kind, hs));
                 self.packed.resize_with(cells.len(), Default::default);
@@ -505,10 +508,7 @@ impl<T: Float> PreparedWeights<T> {
                             s.extend_from_slice(n);
                         }
                     }
-                    if !training
-                        && fused_lanes::usable(kind, batch)
-                        && self.packed[i].lanes.is_empty()
-                    {
+                    if self.mode == Prepared::Lanes && self.packed[i].lanes.is_empty() {
                         let input = w_ih.len() / (4 * hs);
                         self.packed[i].lanes.pack(hs, input, w_ih, w_hh, b_ih, b_hh);
                     }
@@ -526,17 +526,13 @@ impl<T: Float> PreparedWeights<T> {
             Prepared::AsStored => RecurrentWeights::AsStored,
             Prepared::Transposed => RecurrentWeights::Transposed(&self.transposed[idx]),
             Prepared::Packed => RecurrentWeights::Packed(&self.packed[idx]),
+            Prepared::Lanes => RecurrentWeights::Lanes(&self.packed[idx]),
         }
-    }
-
-    /// Whether every cell is packed for the lane-layout inference (`layers::fused_lanes`).
-    pub(crate) fn lanes_ready(&self) -> bool {
-        self.mode == Prepared::Packed && self.packed.iter().all(|p| !p.lanes.is_empty())
     }
 
     /// W_hh of cell `idx` packed for the fused backward, if prepared.
     pub(crate) fn backward_panels(&self, idx: usize) -> Option<&PackedPanels> {
-        (self.mode == Prepared::Packed)
+        matches!(self.mode, Prepared::Packed | Prepared::Lanes)
             .then(|| self.backward.get(idx))
             .flatten()
     }

@@ -8,6 +8,7 @@ pub mod cells;
 pub mod config;
 mod direction;
 pub mod embedding;
+mod engine_choice;
 mod engine_io;
 mod fused;
 mod fused_lanes;

@@ -22,7 +22,8 @@ use crate::kernels::gemm::SendPtr;
 use crate::layers::cell::Cell;
 use crate::layers::config::{CellKind, RecurrentConfig};
 use crate::layers::direction::{self, PreparedWeights, RecurrentWeights};
-use crate::layers::engine_io::{BackwardBufs, ForwardBufs};
+use crate::layers::engine_choice::{self, Engine};
+use crate::layers::engine_io::{as_f32, BackwardBufs, ForwardBufs};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
 use crate::layers::state::RecurrentState;
 use crate::layers::sweep::Sweep;
@@ -104,7 +105,13 @@ impl<T: Float> Recurrent<T> {
     /// Whether the time loops run on a fused engine (the PyTorch cells) rather than the
     /// generic loop: the one place where the choice between the two is made.
     pub fn uses_engine(&self) -> bool {
-        self.config.kind.has_engine() && !self.reference
+        engine_choice::has_engine(self.config.kind, self.reference)
+    }
+
+    /// The engine of one call over `batch` sequences (see [`engine_choice`]).
+    fn engine(&self, batch: usize, training: bool) -> Engine {
+        let is_f32 = as_f32(self.cells[0].w_hh()).is_some();
+        engine_choice::choose(self.config.kind, self.reference, is_f32, batch, training)
     }
 
     /// Runs every time loop of this layer on the generic reference loop, even for a cell that
@@ -228,7 +235,8 @@ impl<T: Float> Recurrent<T> {
         let (hs, nd, nl) = (cfg.hidden_size, cfg.directions(), cfg.num_layers);
         let gh = cfg.kind.gates() * hs;
         let tb = steps * batch;
-        let engine = self.uses_engine();
+        let choice = self.engine(batch, true);
+        let engine = choice != Engine::Reference;
         cache.prepare(cfg, &self.funcs, engine, steps, batch, lengths);
         cache.input.clear();
         cache.input.extend_from_slice(x);
@@ -255,7 +263,7 @@ impl<T: Float> Recurrent<T> {
             ..
         } = cache;
         if engine {
-            weights.prepare(&self.cells, cfg.kind, hs, batch, true);
+            weights.prepare(&self.cells, cfg.kind, hs, choice, true);
         }
         let e = cfg.extra_state_size();
         final_state.copy_from(init);
@@ -560,14 +568,14 @@ impl<T: Float> Recurrent<T> {
             Some(s) => ws.state.copy_from(s),
             None => ws.state.set_zeros(cfg, batch),
         }
-        let engine = self.uses_engine();
+        let choice = self.engine(batch, false);
+        let engine = choice != Engine::Reference;
         if engine {
-            ws.weights.prepare(&self.cells, cfg.kind, hs, batch, false);
+            ws.weights.prepare(&self.cells, cfg.kind, hs, choice, false);
         }
         // The lane-layout LSTM keeps no gates: its scratch is a few rows of the state. Its two
         // directions run at once, one thread each, when there are two threads.
-        let lanes =
-            engine && ws.weights.lanes_ready() && super::fused_lanes::usable(cfg.kind, batch);
+        let lanes = choice == Engine::Lanes;
         let side_by_side = lanes && nd == 2 && crate::kernels::gemm::effective_threads() >= 2;
         let per_direction = (0..nl)
             .map(|l| super::fused_lanes::scratch_len(cfg.layer_input_size(l), hs, batch))

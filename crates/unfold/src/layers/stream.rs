@@ -6,7 +6,6 @@
 use crate::float::Float;
 use crate::kernels::elman::{self, Activation};
 use crate::kernels::gemm::{dot, num_threads, SendPtr, GEMV_PARALLEL_MIN};
-use crate::kernels::packed;
 use crate::kernels::team::run_steps;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::{CellKind, EngineCell};
@@ -55,7 +54,7 @@ pub(crate) fn step_single<T: Float>(
     let h_old: &[T] = s.h_old;
     let has_c = !c.is_empty();
     // f32 on AVX-512: four gate rows per pass over x (or h), in explicit vector code.
-    let fast = packed::available() && as_f32(x).is_some();
+    let fast = crate::layers::engine_choice::step_fused(as_f32(x).is_some());
     let run = move |u0: usize, u1: usize| {
         let (gp, hpp, op, hptr, cptr) = ptrs;
         // SAFETY: every thread touches only the units u0..u1 of each gate block, of h, c and
