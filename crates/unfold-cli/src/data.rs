@@ -100,8 +100,16 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
     })
 }
 
+/// Reads a text file, gzip-compressed or not (told by its first two bytes, not its name).
 pub(crate) fn read(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    let mut bytes =
+        std::fs::read(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut plain)
+            .map_err(|e| BadInput(format!("{}: bad gzip data: {e}", path.display())))?;
+        bytes = plain;
+    }
     String::from_utf8(bytes).map_err(|e| {
         BadInput(format!(
             "{}: not UTF-8 text (invalid byte at offset {})",
@@ -187,8 +195,10 @@ fn text(path: &Path, s: &Settings) -> Result<Prepared> {
 }
 
 /// Reads a `.ts` file through the library's parser, reporting problems as bad input.
-fn parse_ts(path: &Path) -> Result<TsFile> {
-    unfold::data::ts::read_ts(path).map_err(|e| BadInput(e.to_string()).into())
+/// Reads a `.ts` file (gzip-compressed or not).
+pub(crate) fn parse_ts(path: &Path) -> Result<TsFile> {
+    unfold::data::ts::parse_ts(&read(path)?, &path.display().to_string())
+        .map_err(|e| BadInput(e.to_string()).into())
 }
 
 fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {

@@ -11,7 +11,6 @@ use clap::Args;
 use serde_json::json;
 use unfold::checkpoint::write_atomic;
 use unfold::data::tasks::mackey_glass;
-use unfold::data::ts::read_ts;
 use unfold::reservoir::{
     echo_state_check, eigenvalues, Activation, Esn, EsnConfig, Example, Pooling, ReadoutKind,
     ReservoirConfig, WeightDist,
@@ -346,9 +345,8 @@ fn classify(
     global: &Global,
     say: &dyn Fn(&str),
 ) -> Result<()> {
-    let bad = |e: unfold::Error| BadInput(e.to_string());
-    let tr = read_ts(train).map_err(bad)?;
-    let te = read_ts(test).map_err(bad)?;
+    let tr = crate::data::parse_ts(train)?;
+    let te = crate::data::parse_ts(test)?;
     if tr.channels != te.channels {
         return Err(BadInput(format!(
             "{} has {} channels, {} has {}",
