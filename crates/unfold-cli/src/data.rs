@@ -106,8 +106,11 @@ pub(crate) fn read(path: &Path) -> Result<String> {
         std::fs::read(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let mut plain = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut plain)
-            .map_err(|e| BadInput(format!("{}: bad gzip data: {e}", path.display())))?;
+        std::io::Read::read_to_end(
+            &mut flate2::read::MultiGzDecoder::new(&bytes[..]),
+            &mut plain,
+        )
+        .map_err(|e| BadInput(format!("{}: bad gzip data: {e}", path.display())))?;
         bytes = plain;
     }
     String::from_utf8(bytes).map_err(|e| {
@@ -195,6 +198,10 @@ fn text(path: &Path, s: &Settings) -> Result<Prepared> {
 }
 
 /// Reads a `.ts` file through the library's parser, reporting problems as bad input.
+/// The longest series a classifier reads by default: longer ones are downsampled
+/// (`--downsample 0`) to at most this many steps.
+pub const AUTO_MAX_STEPS: usize = 150;
+
 /// Reads a `.ts` file (gzip-compressed or not).
 pub(crate) fn parse_ts(path: &Path) -> Result<TsFile> {
     unfold::data::ts::parse_ts(&read(path)?, &path.display().to_string())
@@ -214,14 +221,26 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
         )));
     }
     let ch = tr.channels;
-    let (mean, std) = moments(tr.series.iter().flat_map(|(_, r)| r.chunks(ch)), ch);
-    let scaler = Scaler {
+    let longest = tr.series.iter().map(|(len, _)| *len).max().unwrap_or(1);
+    let downsample = match s.downsample {
+        0 => longest.div_ceil(AUTO_MAX_STEPS).max(1),
+        k => k,
+    };
+    let mut scaler = Scaler {
         names: (1..=ch).map(|c| c.to_string()).collect(),
-        mean,
-        std,
+        mean: vec![0.0; ch],
+        std: vec![1.0; ch],
         target: None,
         classes: tr.classes.clone(),
+        downsample,
     };
+    // Downsampled first; the scaling is fitted on what the model reads.
+    let shorter: Vec<Vec<f64>> = tr
+        .series
+        .iter()
+        .map(|(_, r)| scaler.downsampled(r))
+        .collect();
+    (scaler.mean, scaler.std) = moments(shorter.iter().flat_map(|r| r.chunks(ch)), ch);
     let to_seqs = |f: &TsFile, origin: &Path| -> Result<Vec<Sequence<f32>>> {
         f.series
             .iter()
@@ -237,11 +256,12 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
                             origin.display()
                         ))
                     })?;
+                let rows = scaler.downsampled(rows);
                 Ok(Sequence {
-                    len: *len,
+                    len: len.div_ceil(scaler.downsample),
                     input: Values::Reals {
                         width: ch,
-                        data: scale(rows, &scaler),
+                        data: scale(&rows, &scaler),
                     },
                     target: Values::Symbols(vec![class]),
                 })
@@ -263,9 +283,17 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
     let classes = scaler.classes.len();
     Ok(Prepared {
         summary: format!(
-            "sequence classification of {} ({} series, {ch} channels, {classes} classes)",
+            "sequence classification of {} ({} series, {ch} channels, {classes} classes{})",
             train.display(),
-            tr.series.len()
+            tr.series.len(),
+            if downsample > 1 {
+                format!(
+                    "; every {downsample} steps averaged into one: {longest} -> {} steps",
+                    longest.div_ceil(downsample)
+                )
+            } else {
+                String::new()
+            }
         ),
         metric: format!("test accuracy on {}", test.display()),
         threshold: None,
@@ -418,6 +446,7 @@ fn csv(path: &Path, s: &Settings) -> Result<Prepared> {
         std,
         target: Some(target),
         classes: Vec::new(),
+        downsample: 1,
     };
     let scaled = scale(&rows, &scaler);
     let window = |a: usize, b: usize| Sequence {

@@ -151,6 +151,7 @@ fn esn_forecast(
                 std: vec![scaler.1],
                 target: Some(0),
                 classes: Vec::new(),
+                downsample: 1,
             };
             let json = serde_json::to_string(&sc).expect("a scaler always serialises");
             tf.metadata
@@ -226,6 +227,7 @@ fn rnn_forecast(
             std: vec![scaler.1],
             target: Some(0),
             classes: Vec::new(),
+            downsample: 1,
         }),
         metadata: [("unfold.forecast.cell".to_string(), args.model.clone())].into(),
     }

@@ -9,7 +9,7 @@ use unfold::checkpoint::TensorFile;
 use unfold::data::Vocab;
 use unfold::layers::OutputKind;
 use unfold::models::{
-    AnyModel, Architecture, Attention, InputSpec, ModelKind, ModelSpec, Readout, SavedModel, Shape,
+    AnyModel, Architecture, Attention, InputSpec, ModelKind, ModelSpec, SavedModel, Shape,
 };
 
 use crate::data::Scaler;
@@ -37,8 +37,8 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
         layers: s.layers,
         embed: s.embed,
         dropout: s.dropout,
-        bidirectional: false,
-        readout: Readout::Last,
+        bidirectional: s.bidirectional,
+        readout: s.readout(),
         attention: match s.attention.as_deref() {
             Some("none") => Attention::None,
             Some("multiplicative") => Attention::Multiplicative,

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use unfold::builtin::{self, TaskInfo};
 use unfold::layers::LeakSpec;
+use unfold::models::Readout;
 use unfold::train::{Clip, Decay, FeedSchedule, LrSchedule, OptimizerConfig};
 use unfold::CellKind;
 
@@ -112,6 +113,18 @@ pub struct RawSettings {
     /// Attention of the encoder-decoder: none, additive or multiplicative.
     #[arg(long)]
     pub attention: Option<String>,
+    /// How a sequence classifier summarises the sequence: last (the final state) or mean (the
+    /// mean of the outputs over every step).
+    #[arg(long, value_name = "last|mean")]
+    pub readout: Option<String>,
+    /// Read each sequence in both directions (sequence classifiers).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub bidirectional: Option<bool>,
+    /// --ts: average every K consecutive steps into one before training (0, the default for
+    /// --ts: the smallest K that leaves the longest training series at most 150 steps; 1: keep
+    /// every step).
+    #[arg(long, value_name = "K")]
+    pub downsample: Option<usize>,
     /// Scheduled sampling for the encoder-decoder: the probability of feeding the decoder its
     /// own prediction rises linearly from 0 to this over the first two thirds of the run.
     #[arg(long, value_name = "P")]
@@ -202,6 +215,15 @@ pub struct Settings {
     /// Attention of an encoder-decoder run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<String>,
+    /// Readout of a sequence classifier: last or mean.
+    #[serde(default = "default_readout")]
+    pub readout: String,
+    /// Both directions (sequence classifiers).
+    #[serde(default)]
+    pub bidirectional: bool,
+    /// Downsampling factor of --ts series (0: automatic).
+    #[serde(default = "default_downsample")]
+    pub downsample: usize,
     /// Final self-feeding probability of scheduled sampling (0: teacher forcing).
     #[serde(default)]
     pub scheduled_sampling: f64,
@@ -254,6 +276,9 @@ impl RawSettings {
             target,
             pairs,
             attention,
+            readout,
+            bidirectional,
+            downsample,
             scheduled_sampling,
             seed
         )
@@ -309,7 +334,7 @@ impl RawSettings {
         // Defaults: a built-in task's, or those of the kind of user data.
         let (task, cell, hidden, steps, lr, batch, forget_bias) = match user {
             Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32, 1.0),
-            Some("ts") => ("ts".to_string(), CellKind::Lstm, 64, 1500, 5e-3, 32, 1.0),
+            Some("ts") => ("ts".to_string(), CellKind::Gru, 64, 1500, 5e-3, 32, 1.0),
             Some("pairs") => ("pairs".to_string(), CellKind::Gru, 128, 3000, 3e-3, 64, 1.0),
             Some(_) => ("csv".to_string(), CellKind::Gru, 32, 2000, 5e-3, 32, 1.0),
             None => {
@@ -329,6 +354,9 @@ impl RawSettings {
             }
         };
         let steps = self.steps.unwrap_or(steps);
+        // A series classifier reads both ways and pools over every step, on series of at most
+        // AUTO_MAX_STEPS steps (docs/defaults.md has the measurements behind these).
+        let ts = user == Some("ts");
         let s = Settings {
             task,
             model: self.model.unwrap_or_else(|| cell.name().to_string()),
@@ -365,6 +393,17 @@ impl RawSettings {
                 .as_ref()
                 .map(|_| self.attention.unwrap_or_else(|| "additive".into())),
             scheduled_sampling: self.scheduled_sampling.unwrap_or(0.0),
+            readout: self.readout.unwrap_or_else(|| {
+                if ts {
+                    "mean".into()
+                } else {
+                    default_readout()
+                }
+            }),
+            bidirectional: self.bidirectional.unwrap_or(ts),
+            downsample: self
+                .downsample
+                .unwrap_or(if ts { 0 } else { default_downsample() }),
             pairs: self.pairs,
         };
         s.check()?;
@@ -372,9 +411,28 @@ impl RawSettings {
     }
 }
 
+fn default_readout() -> String {
+    "last".into()
+}
+
+fn default_downsample() -> usize {
+    1
+}
+
 impl Settings {
+    /// The classifier readout the settings name.
+    pub fn readout(&self) -> Readout {
+        match self.readout.as_str() {
+            "mean" => Readout::Mean,
+            _ => Readout::Last,
+        }
+    }
+
     fn check(&self) -> Result<()> {
         let bad = |m: String| -> Result<()> { Err(BadInput(m).into()) };
+        if !matches!(self.readout.as_str(), "last" | "mean") {
+            return bad(format!("--readout: '{}' (last or mean)", self.readout));
+        }
         if let Err(e) = CellKind::parse(&self.model) {
             return bad(format!("--model: {e}"));
         }

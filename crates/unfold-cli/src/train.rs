@@ -162,6 +162,9 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
             println!("{line}");
         }
     };
+    if !resuming {
+        say(&setup.summary);
+    }
     say(&format!(
         "{} {}: {} ({} x {}, {} layer{}), {} parameters -> {}",
         if resuming { "resuming" } else { "training" },

@@ -1061,3 +1061,70 @@ fn forecast_and_esn_reject_bad_input() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The `--ts` defaults for long series: gzip input, every K steps averaged into one so that
+/// the longest series has at most 150 steps (stored with the scaling, applied again by `eval`),
+/// and a bidirectional reader with a mean readout.
+#[test]
+fn ts_defaults_downsample_long_series_and_read_both_ways() {
+    use std::io::Write;
+    let dir = temp("ts-long");
+    std::fs::create_dir_all(&dir).unwrap();
+    let series = |n: usize, seed: usize| {
+        let mut s =
+            String::from("@problemName Long\n@univariate true\n@classLabel true up down\n@data\n");
+        for i in 0..n {
+            let up = (i + seed) % 2 == 0;
+            let v: Vec<String> = (0..400)
+                .map(|t| {
+                    let ramp = if up { t as f64 } else { 400.0 - t as f64 } / 400.0;
+                    format!("{:.3}", ramp + 0.05 * ((t * 7 + i) % 5) as f64)
+                })
+                .collect();
+            s += &format!("{}:{}\n", v.join(","), if up { "up" } else { "down" });
+        }
+        s
+    };
+    let gz = |name: &str, body: String| {
+        let p = dir.join(name);
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(body.as_bytes()).unwrap();
+        std::fs::write(&p, e.finish().unwrap()).unwrap();
+        p
+    };
+    let tr = gz("long_TRAIN.ts.gz", series(24, 0));
+    let te = gz("long_TEST.ts.gz", series(10, 1));
+    let run = dir.join("cls");
+    let out = ok(&[
+        "train",
+        "--ts",
+        tr.to_str().unwrap(),
+        "--test",
+        te.to_str().unwrap(),
+        "--steps",
+        "60",
+        "--hidden",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("every 3 steps averaged into one: 400 -> 134 steps"),
+        "{out}"
+    );
+    library_reloads(&run, "classifier", |m| {
+        let bidirectional_mean = matches!(
+            &m.spec,
+            unfold::models::ModelSpec::Classifier { config, readout }
+                if config.bidirectional && *readout == unfold::models::Readout::Mean
+        );
+        bidirectional_mean && m.scaler.as_ref().is_some_and(|s| s.downsample == 3)
+    });
+    let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert!(v["value"].as_f64().unwrap() > 0.9, "{summary}");
+    // `eval` reads the test file the same way and gets the same score.
+    let eval = ok(&["eval", run.to_str().unwrap(), "--json"]);
+    let e: serde_json::Value = serde_json::from_str(eval.lines().last().unwrap()).unwrap();
+    assert_eq!(e["value"], v["value"], "{eval}");
+}

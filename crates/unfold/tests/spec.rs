@@ -104,6 +104,7 @@ fn every_spec_round_trips_through_a_checkpoint() {
         std: vec![0.5, 3.0],
         target: Some(0),
         classes: vec![],
+        downsample: 1,
     };
     for (i, spec) in specs().into_iter().enumerate() {
         let model = spec.build::<f32>(i as u64 + 1).unwrap();
