@@ -1074,7 +1074,7 @@ fn ts_defaults_downsample_long_series_and_read_both_ways() {
         let mut s =
             String::from("@problemName Long\n@univariate true\n@classLabel true up down\n@data\n");
         for i in 0..n {
-            let up = (i + seed) % 2 == 0;
+            let up = (i + seed).is_multiple_of(2);
             let v: Vec<String> = (0..400)
                 .map(|t| {
                     let ramp = if up { t as f64 } else { 400.0 - t as f64 } / 400.0;
