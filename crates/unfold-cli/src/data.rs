@@ -200,7 +200,7 @@ fn text(path: &Path, s: &Settings) -> Result<Prepared> {
 /// Reads a `.ts` file through the library's parser, reporting problems as bad input.
 /// The longest series a classifier reads by default: longer ones are downsampled
 /// (`--downsample 0`) to at most this many steps.
-pub const AUTO_MAX_STEPS: usize = 150;
+pub const AUTO_MAX_STEPS: usize = 300;
 
 /// Reads a `.ts` file (gzip-compressed or not).
 pub(crate) fn parse_ts(path: &Path) -> Result<TsFile> {

@@ -121,7 +121,7 @@ pub struct RawSettings {
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub bidirectional: Option<bool>,
     /// --ts: average every K consecutive steps into one before training (0, the default for
-    /// --ts: the smallest K that leaves the longest training series at most 150 steps; 1: keep
+    /// --ts: the smallest K that leaves the longest training series at most 300 steps; 1: keep
     /// every step).
     #[arg(long, value_name = "K")]
     pub downsample: Option<usize>,
@@ -333,7 +333,7 @@ impl RawSettings {
         }
         // Defaults: a built-in task's, or those of the kind of user data.
         let (task, cell, hidden, steps, lr, batch, forget_bias) = match user {
-            Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32, 1.0),
+            Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32, 0.0),
             Some("ts") => ("ts".to_string(), CellKind::Gru, 64, 1500, 5e-3, 32, 1.0),
             Some("pairs") => ("pairs".to_string(), CellKind::Gru, 128, 3000, 3e-3, 64, 1.0),
             Some(_) => ("csv".to_string(), CellKind::Gru, 32, 2000, 5e-3, 32, 1.0),

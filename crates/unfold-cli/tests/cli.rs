@@ -1063,7 +1063,7 @@ fn forecast_and_esn_reject_bad_input() {
 }
 
 /// The `--ts` defaults for long series: gzip input, every K steps averaged into one so that
-/// the longest series has at most 150 steps (stored with the scaling, applied again by `eval`),
+/// the longest series has at most 300 steps (stored with the scaling, applied again by `eval`),
 /// and a bidirectional reader with a mean readout.
 #[test]
 fn ts_defaults_downsample_long_series_and_read_both_ways() {
@@ -1109,7 +1109,7 @@ fn ts_defaults_downsample_long_series_and_read_both_ways() {
         run.to_str().unwrap(),
     ]);
     assert!(
-        out.contains("every 3 steps averaged into one: 400 -> 134 steps"),
+        out.contains("every 2 steps averaged into one: 400 -> 200 steps"),
         "{out}"
     );
     library_reloads(&run, "classifier", |m| {
@@ -1118,7 +1118,7 @@ fn ts_defaults_downsample_long_series_and_read_both_ways() {
             unfold::models::ModelSpec::Classifier { config, readout }
                 if config.bidirectional && *readout == unfold::models::Readout::Mean
         );
-        bidirectional_mean && m.scaler.as_ref().is_some_and(|s| s.downsample == 3)
+        bidirectional_mean && m.scaler.as_ref().is_some_and(|s| s.downsample == 2)
     });
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
