@@ -13,6 +13,14 @@
                                and gradients.
     labeller_lstm.safetensors  Embedding -> LSTM -> Linear -> cross-entropy (ignore_index) on a
                                padded batch of variable lengths: weights, loss, all gradients.
+    char_lm_trajectory.safetensors
+                               a whole character-LM training run: a text drawn from a random
+                               Markov chain (ids), the initial weights (input.*, rnn.*, head.*),
+                               the loss of each of 200 updates of truncated BPTT as
+                               `unfold train --text` runs it (4 contiguous parallel streams,
+                               windows of 16 with the state carried, a zero state at each new
+                               pass over the text; Adam 1e-2, clipping at norm 1), and the final
+                               weights (final.*). Sizes in the metadata.
 
 Run from the repository root:
 
@@ -143,6 +151,56 @@ def labeller(out):
     save_file(tensors, os.path.join(out, "labeller_lstm.safetensors"), metadata={"torch": torch.__version__})
 
 
+def char_lm_trajectory(out):
+    g = torch.Generator().manual_seed(11)
+    torch.manual_seed(11)
+    V, E, H, B, T, STEPS, LR = 24, 8, 16, 4, 16, 200, 1e-2
+    L = 10 * T  # steps of each parallel stream: 10 whole windows per pass over the text
+    # A text of B * L + 1 symbols (ids 4..23; 0-3 are unfold's special symbols) from a random
+    # Markov chain with peaked transitions, so that there is something to learn.
+    trans = torch.rand(20, 20, generator=g) ** 4
+    trans /= trans.sum(1, keepdim=True)
+    ids = [4]
+    for _ in range(B * L):
+        ids.append(4 + torch.multinomial(trans[ids[-1] - 4], 1, generator=g).item())
+    ids = torch.tensor(ids)
+    emb = torch.nn.Embedding(V, E)
+    rnn = torch.nn.LSTM(E, H)
+    head = torch.nn.Linear(H, V)
+    mods = (("input", emb), ("rnn", rnn), ("head", head))
+    tensors = {"ids": ids.double()}
+    for prefix, m in mods:
+        for k, v in m.state_dict().items():
+            tensors[f"{prefix}.{k}"] = v.clone()
+    # Stream j is the j-th contiguous part of the text, as in unfold's truncated BPTT.
+    xs = ids[:-1].view(B, L).t()
+    ys = ids[1:].view(B, L).t()
+    params = [p for _, m in mods for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=LR, foreach=False)
+    losses, pos, state = [], 0, None
+    for _ in range(STEPS):
+        if pos >= L:
+            pos, state = 0, None
+        x, y = xs[pos:pos + T], ys[pos:pos + T]
+        pos += T
+        if state is not None:
+            state = tuple(s.detach() for s in state)
+        o, state = rnn(emb(x), state)
+        loss = torch.nn.functional.cross_entropy(head(o).reshape(-1, V), y.reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+    for prefix, m in mods:
+        for k, v in m.state_dict().items():
+            tensors[f"final.{prefix}.{k}"] = v.clone()
+    meta = {"torch": torch.__version__, "vocab": str(V), "embed": str(E), "hidden": str(H),
+            "streams": str(B), "window": str(T), "steps": str(STEPS), "lr": str(LR)}
+    save_file(tensors, os.path.join(out, "char_lm_trajectory.safetensors"), metadata=meta)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -151,6 +209,7 @@ def main():
     schedules(out)
     losses(out)
     labeller(out)
+    char_lm_trajectory(out)
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write("# PyTorch reference fixtures for training\n\n")
         f.write(f"Made by `python3 tools/torch_train_reference.py crates/unfold/tests/fixtures/train` "
