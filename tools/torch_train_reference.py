@@ -21,6 +21,14 @@
                                windows of 16 with the state carried, a zero state at each new
                                pass over the text; Adam 1e-2, clipping at norm 1), and the final
                                weights (final.*). Sizes in the metadata.
+    classifier_trajectory.safetensors
+                               a whole sequence-classifier training run, the model of
+                               `unfold train --ts`'s defaults: a bidirectional GRU over
+                               variable-length series (packed), the mean of its outputs over
+                               each series' steps, a linear head, cross-entropy; 100 full-batch
+                               Adam updates with clipping at norm 1. The data (x, padded
+                               [N, T, C]; lengths; labels), the initial and final weights and
+                               every update's loss.
 
 Run from the repository root:
 
@@ -201,6 +209,48 @@ def char_lm_trajectory(out):
     save_file(tensors, os.path.join(out, "char_lm_trajectory.safetensors"), metadata=meta)
 
 
+def classifier_trajectory(out):
+    g = torch.Generator().manual_seed(12)
+    torch.manual_seed(12)
+    N, C, H, K, TMAX, STEPS, LR = 12, 2, 8, 3, 12, 100, 1e-2
+    lengths = torch.randint(4, TMAX + 1, (N,), generator=g)
+    labels = torch.randint(0, K, (N,), generator=g)
+    x = torch.randn(N, TMAX, C, generator=g)
+    # Something to learn: the class shifts the first channel's level.
+    x[:, :, 0] += labels[:, None].float() - 1.0
+    for i, n in enumerate(lengths):
+        x[i, n:] = 0.0
+    rnn = torch.nn.GRU(C, H, batch_first=True, bidirectional=True)
+    head = torch.nn.Linear(2 * H, K)
+    mods = (("rnn", rnn), ("head", head))
+    tensors = {"x": x.double(), "lengths": lengths.double(), "labels": labels.double()}
+    for prefix, m in mods:
+        for k, v in m.state_dict().items():
+            tensors[f"{prefix}.{k}"] = v.clone()
+    params = [p for _, m in mods for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=LR, foreach=False)
+    mask = (torch.arange(TMAX)[None, :] < lengths[:, None]).float()[..., None]
+    losses = []
+    for _ in range(STEPS):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        o, _ = rnn(packed)
+        o, _ = torch.nn.utils.rnn.pad_packed_sequence(o, batch_first=True, total_length=TMAX)
+        z = (o * mask).sum(1) / lengths[:, None].float()
+        loss = torch.nn.functional.cross_entropy(head(z), labels)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+    for prefix, m in mods:
+        for k, v in m.state_dict().items():
+            tensors[f"final.{prefix}.{k}"] = v.clone()
+    meta = {"torch": torch.__version__, "channels": str(C), "hidden": str(H), "classes": str(K),
+            "steps": str(STEPS), "lr": str(LR)}
+    save_file(tensors, os.path.join(out, "classifier_trajectory.safetensors"), metadata=meta)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -210,6 +260,7 @@ def main():
     losses(out)
     labeller(out)
     char_lm_trajectory(out)
+    classifier_trajectory(out)
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write("# PyTorch reference fixtures for training\n\n")
         f.write(f"Made by `python3 tools/torch_train_reference.py crates/unfold/tests/fixtures/train` "

@@ -483,3 +483,107 @@ fn char_lm_training_run_follows_pytorch_update_by_update() {
         assert!(d < 1e-3, "{name}: largest difference {d}");
     }
 }
+
+/// A whole training run of the sequence classifier `unfold train --ts` builds by default (a
+/// bidirectional GRU over variable-length series, the mean of its outputs over each series'
+/// steps, a linear head), next to PyTorch's (packed sequences): 100 full-batch Adam updates
+/// with clipping, from the same initial weights.
+#[test]
+fn classifier_training_run_follows_pytorch_update_by_update() {
+    use unfold::data::{Dataset, Sequence};
+    use unfold::models::{Readout, SequenceClassifier};
+    use unfold::train::{Batches, Clip, Event, TrainConfig, Trainer};
+    let f = fixture("classifier_trajectory.safetensors");
+    let meta = |k: &str| -> usize { f.metadata[k].parse().unwrap() };
+    let (c, h, k, steps) = (
+        meta("channels"),
+        meta("hidden"),
+        meta("classes"),
+        meta("steps"),
+    );
+    let lr: f64 = f.metadata["lr"].parse().unwrap();
+    let cfg = ModelConfig {
+        input: InputSpec::Reals {
+            width: c,
+            project: None,
+        },
+        cell: CellKind::Gru,
+        hidden: h,
+        layers: 1,
+        bidirectional: true,
+        output: OutputKind::Categorical {
+            classes: k,
+            pad: None,
+        },
+    };
+    let load = |prefix: &str, model: &mut SequenceClassifier<f32>| {
+        let mut w = TensorFile::new();
+        for spec in model.param_specs() {
+            let t = f.tensors[&format!("{prefix}{}", spec.name)].clone();
+            w.tensors.insert(spec.name.clone(), t);
+        }
+        w.load_params("", model).unwrap();
+    };
+    let mut model = SequenceClassifier::<f32>::new(cfg, Readout::Mean, 0).unwrap();
+    load("", &mut model);
+    let x: Vec<f32> = get(&f, "x");
+    let lengths: Vec<usize> = get::<f64>(&f, "lengths")
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let labels: Vec<usize> = get::<f64>(&f, "labels")
+        .iter()
+        .map(|&v| v as usize)
+        .collect();
+    let tmax = x.len() / (lengths.len() * c);
+    let seqs: Vec<Sequence<f32>> = (0..lengths.len())
+        .map(|i| Sequence {
+            len: lengths[i],
+            input: Values::Reals {
+                width: c,
+                data: x[i * tmax * c..(i * tmax + lengths[i]) * c].to_vec(),
+            },
+            target: Values::Symbols(vec![labels[i]]),
+        })
+        .collect();
+    let data = Dataset::new(seqs).unwrap();
+    // One batch of the whole set at every update: the same gradient as PyTorch's in any order.
+    let mut batches = Batches::new(&data, data.len(), 1, 0).unwrap();
+    let tc = TrainConfig {
+        lr: LrSchedule::constant(lr),
+        optimizer: OptimizerConfig::adam(),
+        clip: Clip::Norm(1.0),
+        eval_every: 0,
+        ..TrainConfig::new(steps as u64)
+    };
+    let mut trainer = Trainer::new(model, tc).unwrap();
+    let mut losses = Vec::new();
+    trainer
+        .run(&mut batches, None, &mut |ev| {
+            if let Event::Step { loss, .. } = ev {
+                losses.push(*loss);
+            }
+        })
+        .unwrap();
+    let want: Vec<f64> = get(&f, "losses");
+    assert_eq!(losses.len(), want.len());
+    for (i, (a, b)) in losses.iter().zip(&want).enumerate() {
+        let tol = if i < 30 { 1e-5 * b } else { 1e-3 };
+        assert!((a - b).abs() < tol, "update {i}: unfold {a} vs torch {b}");
+    }
+    assert!(want[want.len() - 1] < 0.5 * want[0], "the run learned");
+    let mut torch_final = SequenceClassifier::<f32>::new(cfg, Readout::Mean, 0).unwrap();
+    load("final.", &mut torch_final);
+    let names = trainer.model.param_specs().into_iter().map(|s| s.name);
+    for ((name, got), want) in names
+        .zip(trainer.model.param_slices())
+        .zip(torch_final.param_slices())
+    {
+        let d = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-3, "{name}: largest difference {d}");
+    }
+}
