@@ -29,6 +29,15 @@
                                Adam updates with clipping at norm 1. The data (x, padded
                                [N, T, C]; lengths; labels), the initial and final weights and
                                every update's loss.
+    seq2seq_trajectory.safetensors
+                               a whole encoder-decoder training run, the model of
+                               `unfold train --pairs`'s defaults: a bidirectional GRU encoder over
+                               packed sources, its final states through tanh(Linear) as the
+                               decoder's initial state, a GRU decoder under teacher forcing,
+                               additive attention (v^T tanh(W_1 h + b + W_2 e)) combined as
+                               tanh(W_c [c; h] + b_c), cross-entropy ignoring <pad> (0);
+                               60 full-batch Adam updates with clipping at norm 1. The data,
+                               initial and final weights and every update's loss.
 
 Run from the repository root:
 
@@ -251,6 +260,78 @@ def classifier_trajectory(out):
     save_file(tensors, os.path.join(out, "classifier_trajectory.safetensors"), metadata=meta)
 
 
+def seq2seq_trajectory(out):
+    g = torch.Generator().manual_seed(13)
+    torch.manual_seed(13)
+    SV, TV, E, H, B, STEPS, LR = 9, 10, 6, 8, 6, 60, 1e-2
+    src_len = torch.randint(3, 8, (B,), generator=g)
+    tgt_len = torch.randint(2, 7, (B,), generator=g)
+    TX, TY = int(src_len.max()), int(tgt_len.max())
+    src = torch.randint(4, SV, (TX, B), generator=g)
+    # Targets: a function of the source (reversed, mapped into the target ids), so that there
+    # is something to learn; decoder inputs: <bos> (1) then the targets shifted by one.
+    y = torch.zeros(TY, B, dtype=torch.long)
+    for j in range(B):
+        for t in range(int(tgt_len[j])):
+            y[t, j] = 4 + (int(src[(int(src_len[j]) - 1 - t) % int(src_len[j]), j]) % (TV - 4))
+    x = torch.zeros(TY, B, dtype=torch.long)
+    x[0] = 1
+    x[1:] = y[:-1]
+    for j in range(B):
+        src[int(src_len[j]):, j] = 0
+        x[int(tgt_len[j]):, j] = 0
+    src_emb, tgt_emb = torch.nn.Embedding(SV, E), torch.nn.Embedding(TV, E)
+    enc = torch.nn.GRU(E, H, bidirectional=True)
+    bridge = torch.nn.Linear(2 * H, H)
+    dec = torch.nn.GRU(E, H)
+    attn_key = torch.nn.Linear(2 * H, H, bias=False)
+    attn_query = torch.nn.Linear(H, H)
+    attn_v = torch.nn.Linear(H, 1, bias=False)
+    combine = torch.nn.Linear(3 * H, H)
+    head = torch.nn.Linear(H, TV)
+    mods = (("src_embed", src_emb), ("tgt_embed", tgt_emb), ("encoder", enc), ("bridge", bridge),
+            ("decoder", dec), ("attn_key", attn_key), ("attn_query", attn_query), ("attn_v", attn_v),
+            ("combine", combine), ("head", head))
+    tensors = {"src": src.double(), "src_len": src_len.double(), "x": x.double(), "y": y.double(),
+               "tgt_len": tgt_len.double()}
+    for prefix, m in mods:
+        for k, v in m.state_dict().items():
+            tensors[f"{prefix}.{k}"] = v.clone()
+    params = [p for _, m in mods for p in m.parameters()]
+    opt = torch.optim.Adam(params, lr=LR, foreach=False)
+    src_mask = torch.arange(TX)[:, None] < src_len[None, :]  # [TX, B]
+    losses = []
+    for _ in range(STEPS):
+        packed = torch.nn.utils.rnn.pack_padded_sequence(src_emb(src), src_len, enforce_sorted=False)
+        e_out, h_n = enc(packed)
+        e_out, _ = torch.nn.utils.rnn.pad_packed_sequence(e_out, total_length=TX)
+        ctx = torch.cat([h_n[0], h_n[1]], -1)
+        h0 = torch.tanh(bridge(ctx))[None]
+        packed = torch.nn.utils.rnn.pack_padded_sequence(tgt_emb(x), tgt_len, enforce_sorted=False)
+        d_out, _ = dec(packed, h0)
+        d_out, _ = torch.nn.utils.rnn.pad_packed_sequence(d_out, total_length=TY)
+        keys = attn_key(e_out)  # [TX, B, H]
+        q = attn_query(d_out)  # [TY, B, H]
+        score = attn_v(torch.tanh(q[:, None] + keys[None])).squeeze(-1)  # [TY, TX, B]
+        score = score.masked_fill(~src_mask[None], float("-inf"))
+        a = torch.softmax(score, 1)
+        c = torch.einsum("tsb,sbd->tbd", a, e_out)
+        htil = torch.tanh(combine(torch.cat([c, d_out], -1)))
+        loss = torch.nn.functional.cross_entropy(head(htil).reshape(-1, TV), y.reshape(-1), ignore_index=0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        losses.append(loss.item())
+    tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
+    for prefix, m in mods:
+        for k, v in m.state_dict().items():
+            tensors[f"final.{prefix}.{k}"] = v.clone()
+    meta = {"torch": torch.__version__, "src_vocab": str(SV), "tgt_vocab": str(TV), "embed": str(E),
+            "hidden": str(H), "steps": str(STEPS), "lr": str(LR)}
+    save_file(tensors, os.path.join(out, "seq2seq_trajectory.safetensors"), metadata=meta)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -261,6 +342,7 @@ def main():
     labeller(out)
     char_lm_trajectory(out)
     classifier_trajectory(out)
+    seq2seq_trajectory(out)
     with open(os.path.join(out, "README.md"), "w") as f:
         f.write("# PyTorch reference fixtures for training\n\n")
         f.write(f"Made by `python3 tools/torch_train_reference.py crates/unfold/tests/fixtures/train` "

@@ -587,3 +587,102 @@ fn classifier_training_run_follows_pytorch_update_by_update() {
         assert!(d < 1e-3, "{name}: largest difference {d}");
     }
 }
+
+/// A whole training run of the encoder-decoder `unfold train --pairs` builds by default (a
+/// bidirectional GRU encoder over packed sources, its final states as the decoder's initial
+/// state through `tanh(Linear)`, a GRU decoder under teacher forcing, additive attention),
+/// next to PyTorch's: 60 full-batch Adam updates with clipping, from the same initial weights.
+#[test]
+fn seq2seq_training_run_follows_pytorch_update_by_update() {
+    use unfold::data::{Dataset, Sequence};
+    use unfold::models::{Attention, Seq2Seq, Seq2SeqConfig};
+    use unfold::train::{Batches, Clip, Event, TrainConfig, Trainer};
+    let f = fixture("seq2seq_trajectory.safetensors");
+    let meta = |k: &str| -> usize { f.metadata[k].parse().unwrap() };
+    let cfg = Seq2SeqConfig {
+        src_vocab: meta("src_vocab"),
+        tgt_vocab: meta("tgt_vocab"),
+        embed: meta("embed"),
+        cell: CellKind::Gru,
+        hidden: meta("hidden"),
+        layers: 1,
+        bidirectional: true,
+        context_init: true,
+        context_every_step: false,
+        attention: Attention::Additive,
+    };
+    let steps = meta("steps");
+    let lr: f64 = f.metadata["lr"].parse().unwrap();
+    let load = |prefix: &str, model: &mut Seq2Seq<f32>| {
+        let mut w = TensorFile::new();
+        for spec in model.param_specs() {
+            let t = f.tensors[&format!("{prefix}{}", spec.name)].clone();
+            w.tensors.insert(spec.name.clone(), t);
+        }
+        w.load_params("", model).unwrap();
+    };
+    let mut model = Seq2Seq::<f32>::new(cfg, 0).unwrap();
+    load("", &mut model);
+    let ids = |k: &str| -> Vec<usize> { get::<f64>(&f, k).iter().map(|&v| v as usize).collect() };
+    let (src, src_len, x, y, tgt_len) = (
+        ids("src"),
+        ids("src_len"),
+        ids("x"),
+        ids("y"),
+        ids("tgt_len"),
+    );
+    let b = src_len.len();
+    // Time-major [T, B] columns back into sequences.
+    let column = |m: &[usize], j: usize, len: usize| -> Vec<usize> {
+        (0..len).map(|t| m[t * b + j]).collect()
+    };
+    let seqs: Vec<Sequence<f32>> = (0..b)
+        .map(|j| Sequence {
+            len: tgt_len[j],
+            input: Values::Symbols(column(&x, j, tgt_len[j])),
+            target: Values::Symbols(column(&y, j, tgt_len[j])),
+        })
+        .collect();
+    let srcs = (0..b)
+        .map(|j| Values::Symbols(column(&src, j, src_len[j])))
+        .collect();
+    let data = Dataset::with_sources(seqs, srcs).unwrap();
+    let mut batches = Batches::new(&data, b, 1, 0).unwrap();
+    let tc = TrainConfig {
+        lr: LrSchedule::constant(lr),
+        optimizer: OptimizerConfig::adam(),
+        clip: Clip::Norm(1.0),
+        eval_every: 0,
+        ..TrainConfig::new(steps as u64)
+    };
+    let mut trainer = Trainer::new(model, tc).unwrap();
+    let mut losses = Vec::new();
+    trainer
+        .run(&mut batches, None, &mut |ev| {
+            if let Event::Step { loss, .. } = ev {
+                losses.push(*loss);
+            }
+        })
+        .unwrap();
+    let want: Vec<f64> = get(&f, "losses");
+    assert_eq!(losses.len(), want.len());
+    for (i, (a, w)) in losses.iter().zip(&want).enumerate() {
+        let tol = if i < 20 { 1e-5 * w } else { 1e-3 };
+        assert!((a - w).abs() < tol, "update {i}: unfold {a} vs torch {w}");
+    }
+    assert!(want[want.len() - 1] < 0.5 * want[0], "the run learned");
+    let mut torch_final = Seq2Seq::<f32>::new(cfg, 0).unwrap();
+    load("final.", &mut torch_final);
+    let names = trainer.model.param_specs().into_iter().map(|s| s.name);
+    for ((name, got), want) in names
+        .zip(trainer.model.param_slices())
+        .zip(torch_final.param_slices())
+    {
+        let d = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(d < 1e-3, "{name}: largest difference {d}");
+    }
+}
