@@ -31,6 +31,15 @@ pub type Model = AnyModel<f32>;
 
 /// The architecture the settings ask for, in the given shape.
 pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
+    if shape.kind != ModelKind::Classifier && (s.bidirectional || s.readout != "last") {
+        return Err(BadInput(
+            "--bidirectional and --readout apply to sequence classifiers (--ts, and the tasks \
+             with one output per sequence): a model that predicts at every step cannot read \
+             ahead, and an encoder-decoder's encoder always reads both ways"
+                .into(),
+        )
+        .into());
+    }
     let arch = Architecture {
         cell: s.cell(),
         hidden: s.hidden,

@@ -1123,6 +1123,19 @@ fn ts_defaults_downsample_long_series_and_read_both_ways() {
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
     assert!(v["value"].as_f64().unwrap() > 0.9, "{summary}");
+    // Both ways and pooled readouts are for classifiers; a bad readout is named.
+    bad(
+        &["train", "--task", "reber", "--bidirectional"],
+        "apply to sequence classifiers",
+    );
+    bad(
+        &["train", "--task", "sines", "--readout", "mean"],
+        "apply to sequence classifiers",
+    );
+    bad(
+        &["train", "--task", "parity", "--readout", "max"],
+        "--readout",
+    );
     // `eval` reads the test file the same way and gets the same score.
     let eval = ok(&["eval", run.to_str().unwrap(), "--json"]);
     let e: serde_json::Value = serde_json::from_str(eval.lines().last().unwrap()).unwrap();
