@@ -8,6 +8,10 @@ For each configuration it runs `unfold bench --json --config NAME` and then
 then prints a Markdown table with the ratios (unfold / PyTorch throughput; for streaming,
 PyTorch latency / unfold latency). Finally it measures the peak resident memory of a process
 training lstm-h512-b64 in each. Build unfold first: `cargo build --release`.
+
+With `--baseline OTHER_UNFOLD` (an unfold binary built from an earlier commit) each round runs
+that binary too, in the same alternation, and a second table compares the two unfolds (and
+each with PyTorch): how a change moved every configuration, measured side by side.
 """
 import argparse
 import json
@@ -44,6 +48,7 @@ def main():
     ap.add_argument("--unfold", default="target/release/unfold")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--config", action="append", default=[])
+    ap.add_argument("--baseline", help="an earlier unfold binary to measure alongside")
     ap.add_argument("--rounds", type=int, default=1,
                     help="alternating unfold/PyTorch pairs per configuration; the table shows "
                          "the median of each side and the median of the pairs' ratios")
@@ -52,17 +57,23 @@ def main():
     uf = [a.unfold, "--threads", str(a.threads), "bench", "--json", "--seconds", str(a.seconds)]
     tb = [a.python, os.path.join(HERE, "torch_bench.py"), "--threads", str(a.threads),
           "--seconds", str(a.seconds)]
-    rows = []
+    base = [a.baseline] + uf[1:] if a.baseline else None
+    rows, base_rows = [], []
     for n in names:
         # mode -> list over rounds of (unfold, PyTorch) results
-        pairs = {}
+        pairs, trios = {}, {}
         for _ in range(a.rounds):
+            b = {r["mode"]: r for r in run_json(base + ["--config", n])} if base else {}
             u = run_json(uf + ["--config", n])
             t = {r["mode"]: r for r in run_json(tb + ["--config", n])}
             for r in u:
                 pairs.setdefault(r["mode"], []).append((r, t.get(r["mode"])))
+                if r["mode"] in b:
+                    trios.setdefault(r["mode"], []).append((r, b[r["mode"]], t.get(r["mode"])))
         for mode, ps in pairs.items():
             rows.append((n, mode, ps))
+        for mode, ps in trios.items():
+            base_rows.append((n, mode, ps))
     med = statistics.median
     print(f"| config | mode | unfold tokens/s | PyTorch tokens/s | unfold us/step | "
           f"PyTorch us/step | ratio |")
@@ -76,6 +87,18 @@ def main():
               f"{med([t['tokens_per_s'] for _, t in ps]):.0f} | "
               f"{med([u['us_per_step'] for u, _ in ps]):.2f} | "
               f"{med([t['us_per_step'] for _, t in ps]):.2f} | {ratio:.2f} {label} |")
+    if base_rows:
+        print(f"\n| config | mode | unfold tokens/s | baseline tokens/s | unfold / baseline | "
+              f"unfold / PyTorch | baseline / PyTorch |")
+        print("|---|---|---|---|---|---|---|")
+        for n, mode, ps in base_rows:
+            if any(t is None for _, _, t in ps):
+                continue
+            print(f"| {n} | {mode} | {med([u['tokens_per_s'] for u, _, _ in ps]):.0f} | "
+                  f"{med([b['tokens_per_s'] for _, b, _ in ps]):.0f} | "
+                  f"{med([u['tokens_per_s'] / b['tokens_per_s'] for u, b, _ in ps]):.3f} | "
+                  f"{med([u['tokens_per_s'] / t['tokens_per_s'] for u, _, t in ps]):.2f} | "
+                  f"{med([b['tokens_per_s'] / t['tokens_per_s'] for _, b, t in ps]):.2f} |")
     mem_u = peak_rss_mib(uf + ["--config", "lstm-h512-b64", "--mode", "train"])
     mem_t = peak_rss_mib(tb + ["--config", "lstm-h512-b64", "--mode", "train"])
     print(f"\nPeak resident memory, lstm-h512-b64 train, {a.threads} threads: "
