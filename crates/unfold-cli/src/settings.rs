@@ -71,7 +71,7 @@ pub struct RawSettings {
     /// Task length setting (see `unfold tasks`; 0: the task's default).
     #[arg(long)]
     pub length: Option<usize>,
-    /// Training sequences to generate.
+    /// Training sequences to generate (default 5000; 20000 for the copy task).
     #[arg(long)]
     pub train_size: Option<usize>,
     /// Held-out sequences to generate.
@@ -332,11 +332,47 @@ impl RawSettings {
             bail!(BadInput("--column and --target apply to --csv".into()));
         }
         // Defaults: a built-in task's, or those of the kind of user data.
-        let (task, cell, hidden, steps, lr, batch, forget_bias) = match user {
-            Some("text") => ("text".to_string(), CellKind::Lstm, 128, 2000, 2e-3, 32, 0.0),
-            Some("ts") => ("ts".to_string(), CellKind::Gru, 64, 1500, 5e-3, 32, 1.0),
-            Some("pairs") => ("pairs".to_string(), CellKind::Gru, 128, 3000, 3e-3, 64, 1.0),
-            Some(_) => ("csv".to_string(), CellKind::Gru, 32, 2000, 5e-3, 32, 1.0),
+        let (task, cell, hidden, steps, lr, batch, forget_bias, train_size) = match user {
+            Some("text") => (
+                "text".to_string(),
+                CellKind::Lstm,
+                128,
+                2000,
+                2e-3,
+                32,
+                0.0,
+                5000,
+            ),
+            Some("ts") => (
+                "ts".to_string(),
+                CellKind::Gru,
+                64,
+                1500,
+                5e-3,
+                32,
+                1.0,
+                5000,
+            ),
+            Some("pairs") => (
+                "pairs".to_string(),
+                CellKind::Gru,
+                128,
+                3000,
+                3e-3,
+                64,
+                1.0,
+                5000,
+            ),
+            Some(_) => (
+                "csv".to_string(),
+                CellKind::Gru,
+                32,
+                2000,
+                5e-3,
+                32,
+                1.0,
+                5000,
+            ),
             None => {
                 let task = self
                     .task
@@ -350,6 +386,7 @@ impl RawSettings {
                     info.lr,
                     info.batch,
                     info.forget_bias,
+                    info.train_size,
                 )
             }
         };
@@ -375,7 +412,7 @@ impl RawSettings {
             optimizer: self.optimizer.unwrap_or_else(|| "adam".into()),
             clip: self.clip.unwrap_or(1.0),
             length: self.length.unwrap_or(0),
-            train_size: self.train_size.unwrap_or(5000),
+            train_size: self.train_size.unwrap_or(train_size),
             valid_size: self.valid_size.unwrap_or(500),
             eval_every: self.eval_every.unwrap_or((steps / 20).max(1)),
             patience: self.patience.unwrap_or(0),
