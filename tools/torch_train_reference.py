@@ -168,6 +168,11 @@ def labeller(out):
     save_file(tensors, os.path.join(out, "labeller_lstm.safetensors"), metadata={"torch": torch.__version__})
 
 
+def weights(mods, prefix=""):
+    """The modules' weights under unfold's names: `{prefix}{module}.{PyTorch's name}`."""
+    return {f"{prefix}{name}.{k}": v.clone() for name, m in mods for k, v in m.state_dict().items()}
+
+
 def char_lm_trajectory(out):
     g = torch.Generator().manual_seed(11)
     torch.manual_seed(11)
@@ -186,9 +191,7 @@ def char_lm_trajectory(out):
     head = torch.nn.Linear(H, V)
     mods = (("input", emb), ("rnn", rnn), ("head", head))
     tensors = {"ids": ids.double()}
-    for prefix, m in mods:
-        for k, v in m.state_dict().items():
-            tensors[f"{prefix}.{k}"] = v.clone()
+    tensors.update(weights(mods))
     # Stream j is the j-th contiguous part of the text, as in unfold's truncated BPTT.
     xs = ids[:-1].view(B, L).t()
     ys = ids[1:].view(B, L).t()
@@ -210,9 +213,7 @@ def char_lm_trajectory(out):
         opt.step()
         losses.append(loss.item())
     tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
-    for prefix, m in mods:
-        for k, v in m.state_dict().items():
-            tensors[f"final.{prefix}.{k}"] = v.clone()
+    tensors.update(weights(mods, "final."))
     meta = {"torch": torch.__version__, "vocab": str(V), "embed": str(E), "hidden": str(H),
             "streams": str(B), "window": str(T), "steps": str(STEPS), "lr": str(LR)}
     save_file(tensors, os.path.join(out, "char_lm_trajectory.safetensors"), metadata=meta)
@@ -233,9 +234,7 @@ def classifier_trajectory(out):
     head = torch.nn.Linear(2 * H, K)
     mods = (("rnn", rnn), ("head", head))
     tensors = {"x": x.double(), "lengths": lengths.double(), "labels": labels.double()}
-    for prefix, m in mods:
-        for k, v in m.state_dict().items():
-            tensors[f"{prefix}.{k}"] = v.clone()
+    tensors.update(weights(mods))
     params = [p for _, m in mods for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=LR, foreach=False)
     mask = (torch.arange(TMAX)[None, :] < lengths[:, None]).float()[..., None]
@@ -252,9 +251,7 @@ def classifier_trajectory(out):
         opt.step()
         losses.append(loss.item())
     tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
-    for prefix, m in mods:
-        for k, v in m.state_dict().items():
-            tensors[f"final.{prefix}.{k}"] = v.clone()
+    tensors.update(weights(mods, "final."))
     meta = {"torch": torch.__version__, "channels": str(C), "hidden": str(H), "classes": str(K),
             "steps": str(STEPS), "lr": str(LR)}
     save_file(tensors, os.path.join(out, "classifier_trajectory.safetensors"), metadata=meta)
@@ -294,9 +291,7 @@ def seq2seq_trajectory(out):
             ("combine", combine), ("head", head))
     tensors = {"src": src.double(), "src_len": src_len.double(), "x": x.double(), "y": y.double(),
                "tgt_len": tgt_len.double()}
-    for prefix, m in mods:
-        for k, v in m.state_dict().items():
-            tensors[f"{prefix}.{k}"] = v.clone()
+    tensors.update(weights(mods))
     params = [p for _, m in mods for p in m.parameters()]
     opt = torch.optim.Adam(params, lr=LR, foreach=False)
     src_mask = torch.arange(TX)[:, None] < src_len[None, :]  # [TX, B]
@@ -324,9 +319,7 @@ def seq2seq_trajectory(out):
         opt.step()
         losses.append(loss.item())
     tensors["losses"] = torch.tensor(losses, dtype=torch.float64)
-    for prefix, m in mods:
-        for k, v in m.state_dict().items():
-            tensors[f"final.{prefix}.{k}"] = v.clone()
+    tensors.update(weights(mods, "final."))
     meta = {"torch": torch.__version__, "src_vocab": str(SV), "tgt_vocab": str(TV), "embed": str(E),
             "hidden": str(H), "steps": str(STEPS), "lr": str(LR)}
     save_file(tensors, os.path.join(out, "seq2seq_trajectory.safetensors"), metadata=meta)

@@ -111,6 +111,18 @@ fn load_forecaster(path: &Path) -> Result<Esn> {
     Ok(esn)
 }
 
+/// The scaling of one forecast series (`(mean, std)`), as every saved model stores it.
+fn series_scaler(column: &str, (mean, std): (f64, f64)) -> Scaler {
+    Scaler {
+        names: vec![column.to_string()],
+        mean: vec![mean],
+        std: vec![std],
+        target: Some(0),
+        classes: Vec::new(),
+        downsample: 1,
+    }
+}
+
 fn esn_forecast(
     args: &ForecastArgs,
     loaded: Option<Esn>,
@@ -145,14 +157,7 @@ fn esn_forecast(
             tf.metadata
                 .insert("unfold.forecast.column".into(), args.column.clone());
             // The series' scaling, as every saved model stores it.
-            let sc = Scaler {
-                names: vec![args.column.clone()],
-                mean: vec![scaler.0],
-                std: vec![scaler.1],
-                target: Some(0),
-                classes: Vec::new(),
-                downsample: 1,
-            };
+            let sc = series_scaler(&args.column, scaler);
             let json = serde_json::to_string(&sc).expect("a scaler always serialises");
             tf.metadata
                 .insert(unfold::models::spec::SCALER_KEY.into(), json);
@@ -221,14 +226,7 @@ fn rnn_forecast(
         model: AnyModel::Labeller(model.clone()),
         vocab: None,
         src_vocab: None,
-        scaler: Some(Scaler {
-            names: vec![args.column.clone()],
-            mean: vec![scaler.0],
-            std: vec![scaler.1],
-            target: Some(0),
-            classes: Vec::new(),
-            downsample: 1,
-        }),
+        scaler: Some(series_scaler(&args.column, scaler)),
         metadata: [("unfold.forecast.cell".to_string(), args.model.clone())].into(),
     }
     .save(dir.join("model.safetensors"))?;
