@@ -209,8 +209,8 @@ pub(crate) fn parse_ts(path: &Path) -> Result<TsFile> {
 }
 
 fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
-    let tr = parse_ts(train)?;
-    let te = parse_ts(test)?;
+    let mut tr = parse_ts(train)?;
+    let mut te = parse_ts(test)?;
     if tr.channels != te.channels {
         bail!(BadInput(format!(
             "{}: {} channels, but {} has {}",
@@ -234,13 +234,12 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
         classes: tr.classes.clone(),
         downsample,
     };
-    // Downsampled first; the scaling is fitted on what the model reads.
-    let shorter: Vec<Vec<f64>> = tr
-        .series
-        .iter()
-        .map(|(_, r)| scaler.downsampled(r))
-        .collect();
-    (scaler.mean, scaler.std) = moments(shorter.iter().flat_map(|r| r.chunks(ch)), ch);
+    // Downsampled first (both files, once); the scaling is fitted on what the model reads.
+    for (len, rows) in tr.series.iter_mut().chain(te.series.iter_mut()) {
+        *rows = scaler.downsampled(rows);
+        *len = len.div_ceil(downsample);
+    }
+    (scaler.mean, scaler.std) = moments(tr.series.iter().flat_map(|(_, r)| r.chunks(ch)), ch);
     let to_seqs = |f: &TsFile, origin: &Path| -> Result<Vec<Sequence<f32>>> {
         f.series
             .iter()
@@ -256,12 +255,11 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
                             origin.display()
                         ))
                     })?;
-                let rows = scaler.downsampled(rows);
                 Ok(Sequence {
-                    len: len.div_ceil(scaler.downsample),
+                    len: *len,
                     input: Values::Reals {
                         width: ch,
-                        data: scale(&rows, &scaler),
+                        data: scale(rows, &scaler),
                     },
                     target: Values::Symbols(vec![class]),
                 })

@@ -157,10 +157,9 @@ fn esn_forecast(
             tf.metadata
                 .insert("unfold.forecast.column".into(), args.column.clone());
             // The series' scaling, as every saved model stores it.
-            let sc = series_scaler(&args.column, scaler);
-            let json = serde_json::to_string(&sc).expect("a scaler always serialises");
-            tf.metadata
-                .insert(unfold::models::spec::SCALER_KEY.into(), json);
+            let (key, json) =
+                unfold::models::spec::scaler_entry(&series_scaler(&args.column, scaler));
+            tf.metadata.insert(key, json);
             tf.write(dir.join("esn.safetensors"))?;
             (
                 esn,

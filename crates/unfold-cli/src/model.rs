@@ -18,10 +18,9 @@ use crate::BadInput;
 
 /// Metadata key of the resolved settings (TOML) in a checkpoint.
 pub const META_SETTINGS: &str = "unfold.settings";
-/// Metadata keys the library reads too (vocabularies, input scaling).
-pub use unfold::models::spec::{
-    SCALER_KEY as META_SCALER, SRC_VOCAB_KEY as META_SRC_VOCAB, VOCAB_KEY as META_VOCAB,
-};
+use unfold::models::spec;
+/// Metadata keys the library reads too (vocabularies).
+pub use unfold::models::spec::{SRC_VOCAB_KEY as META_SRC_VOCAB, VOCAB_KEY as META_VOCAB};
 /// Metadata key of the model's shape in checkpoints written before model specs were stored
 /// (their model is rebuilt from the run's settings and this shape).
 pub const META_SHAPE: &str = "unfold.shape";
@@ -124,20 +123,10 @@ pub fn load(arg: &Path) -> Result<Loaded> {
         })
     };
     let settings = Settings::from_toml(meta(META_SETTINGS)?, &origin)?;
-    let vocab = match file.metadata.get(META_VOCAB) {
-        Some(v) => Some(Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?),
-        None => None,
-    };
-    let src_vocab = match file.metadata.get(META_SRC_VOCAB) {
-        Some(v) => Some(Vocab::from_metadata(v).map_err(|e| BadInput(format!("{origin}: {e}")))?),
-        None => None,
-    };
-    let scaler = match file.metadata.get(META_SCALER) {
-        Some(v) => Some(
-            serde_json::from_str(v).map_err(|e| BadInput(format!("{origin}: bad scaler: {e}")))?,
-        ),
-        None => None,
-    };
+    let bad = |e: unfold::Error| BadInput(format!("{origin}: {e}"));
+    let vocab = spec::vocab_from_metadata(&file.metadata, META_VOCAB).map_err(bad)?;
+    let src_vocab = spec::vocab_from_metadata(&file.metadata, META_SRC_VOCAB).map_err(bad)?;
+    let scaler = spec::scaler_from_metadata(&file.metadata).map_err(bad)?;
     // The library rebuilds the model from the spec it stored; a checkpoint written before
     // specs were stored is rebuilt from its run settings and shape.
     let (model, shape) = if file.metadata.contains_key(unfold::models::spec::SPEC_KEY) {

@@ -19,7 +19,7 @@ use crate::checkpoint::TensorFile;
 use crate::data::Scaler;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::models::spec::{SCALER_KEY, SPEC_KEY};
+use crate::models::spec::{scaler_from_metadata, SPEC_KEY};
 use crate::models::SavedModel;
 use crate::reservoir::Esn;
 
@@ -60,16 +60,9 @@ pub fn load<T: Float>(path: impl AsRef<Path>) -> Result<Saved<T>> {
 pub fn from_file<T: Float>(file: &TensorFile) -> Result<Saved<T>> {
     let esn = file.metadata.keys().any(|k| k.starts_with(ESN_PREFIX));
     if esn && !file.metadata.contains_key(SPEC_KEY) {
-        let scaler = match file.metadata.get(SCALER_KEY) {
-            Some(v) => Some(
-                serde_json::from_str(v)
-                    .map_err(|e| Error::CheckpointMismatch(format!("malformed scaler: {e}")))?,
-            ),
-            None => None,
-        };
         return Ok(Saved::Esn {
             esn: Box::new(Esn::from_tensor_file(file)?),
-            scaler,
+            scaler: scaler_from_metadata(&file.metadata)?,
             metadata: file.metadata.clone(),
         });
     }

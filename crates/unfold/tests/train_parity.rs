@@ -340,13 +340,7 @@ fn pattern_one_model_matches_torch_end_to_end() {
         },
     };
     let mut model = SequenceLabeller::<f32>::new(cfg, 0).unwrap();
-    let mut weights = TensorFile::new();
-    for spec in model.param_specs() {
-        weights
-            .tensors
-            .insert(spec.name.clone(), f.tensors[&spec.name].clone());
-    }
-    weights.load_params("", &mut model).unwrap();
+    load_prefixed(&f, "", &mut model);
     let x: Vec<usize> = get::<f64>(&f, "x").iter().map(|&v| v as usize).collect();
     let y: Vec<usize> = get::<f64>(&f, "y").iter().map(|&v| v as usize).collect();
     let lengths: Vec<usize> = get::<f64>(&f, "lengths")

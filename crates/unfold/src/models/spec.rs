@@ -327,25 +327,12 @@ impl<T: Float> SavedModel<T> {
         let spec = ModelSpec::from_metadata(&file.metadata)?;
         let mut model = spec.build::<T>(0)?;
         file.load_params(PARAM_PREFIX, &mut model)?;
-        let vocab = |k: &str| {
-            file.metadata
-                .get(k)
-                .map(|v| Vocab::from_metadata(v))
-                .transpose()
-        };
-        let scaler = match file.metadata.get(SCALER_KEY) {
-            Some(v) => Some(
-                serde_json::from_str(v)
-                    .map_err(|e| Error::CheckpointMismatch(format!("malformed scaler: {e}")))?,
-            ),
-            None => None,
-        };
         Ok(SavedModel {
             spec,
             model,
-            vocab: vocab(VOCAB_KEY)?,
-            src_vocab: vocab(SRC_VOCAB_KEY)?,
-            scaler,
+            vocab: vocab_from_metadata(&file.metadata, VOCAB_KEY)?,
+            src_vocab: vocab_from_metadata(&file.metadata, SRC_VOCAB_KEY)?,
+            scaler: scaler_from_metadata(&file.metadata)?,
             metadata: file.metadata.clone(),
         })
     }
@@ -383,11 +370,32 @@ impl<T: Float> SavedModel<T> {
             v.push((SRC_VOCAB_KEY.to_string(), x.to_metadata()));
         }
         if let Some(x) = scaler {
-            let json = serde_json::to_string(x).expect("a scaler always serialises");
-            v.push((SCALER_KEY.to_string(), json));
+            v.push(scaler_entry(x));
         }
         v
     }
+}
+
+/// The metadata entry ([`SCALER_KEY`]) that stores an input scaling.
+pub fn scaler_entry(scaler: &Scaler) -> (String, String) {
+    let json = serde_json::to_string(scaler).expect("a scaler always serialises");
+    (SCALER_KEY.to_string(), json)
+}
+
+/// The input scaling stored in checkpoint metadata, if there is one; a malformed one is an
+/// error.
+pub fn scaler_from_metadata(meta: &BTreeMap<String, String>) -> Result<Option<Scaler>> {
+    meta.get(SCALER_KEY)
+        .map(|v| {
+            serde_json::from_str(v)
+                .map_err(|e| Error::CheckpointMismatch(format!("malformed scaler: {e}")))
+        })
+        .transpose()
+}
+
+/// The vocabulary stored under `key` ([`VOCAB_KEY`] or [`SRC_VOCAB_KEY`]), if there is one.
+pub fn vocab_from_metadata(meta: &BTreeMap<String, String>, key: &str) -> Result<Option<Vocab>> {
+    meta.get(key).map(|v| Vocab::from_metadata(v)).transpose()
 }
 
 /// Loads any model saved by unfold (a checkpoint file, e.g. a run directory's
