@@ -254,17 +254,15 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let valid = summary.last_eval.unwrap_or_default();
     report(&s, &setup, &score, &valid, global.quiet);
     let plots = write_plots(&dir, &s, setup.shape.monitor())?;
-    write_summary(
-        &dir,
-        &s,
-        &setup,
-        &score,
-        &valid,
-        &summary,
+    let outcome = Outcome {
+        score: &score,
+        valid: &valid,
+        summary: &summary,
         secs,
-        model.num_params(),
-        &plots,
-    )?;
+        params: model.num_params(),
+        plots: &plots,
+    };
+    write_summary(&dir, &s, &setup, &outcome)?;
     say(&format!(
         "run directory {}: {CHECKPOINT}, config.toml, {METRICS}, loss.png/svg, valid.png/svg, summary.json, summary.md",
         dir.display()
@@ -355,18 +353,27 @@ fn write_plots(dir: &Path, s: &Settings, key: &str) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_summary(
-    dir: &Path,
-    s: &Settings,
-    setup: &Prepared,
-    score: &Score,
-    valid: &LossStats,
-    summary: &Summary,
+/// What a finished run reports in its summary files.
+struct Outcome<'a> {
+    score: &'a Score,
+    valid: &'a LossStats,
+    summary: &'a Summary,
+    /// Training time in seconds.
     secs: f64,
     params: usize,
-    plots: &[PathBuf],
-) -> Result<()> {
+    plots: &'a [PathBuf],
+}
+
+/// Writes summary.json and summary.md into the run directory.
+fn write_summary(dir: &Path, s: &Settings, setup: &Prepared, outcome: &Outcome) -> Result<()> {
+    let &Outcome {
+        score,
+        valid,
+        summary,
+        secs,
+        params,
+        plots,
+    } = outcome;
     let details: serde_json::Map<String, serde_json::Value> = score
         .details
         .iter()

@@ -245,14 +245,13 @@ fn output_distributions_match_torch_losses() {
     let mut d = vec![0f32; logits.len()];
     let mut g = ce.zeros_like();
     let st = ce
-        .nll(
+        .nll_grad(
             &logits,
             n,
             Target::Symbols(&y),
             None,
             1.0 / scored as f64,
-            Some((&mut d, &mut g)),
-            None,
+            (&mut d, &mut g),
         )
         .unwrap();
     assert_eq!(st.rows, scored);
@@ -270,14 +269,13 @@ fn output_distributions_match_torch_losses() {
     let mut d = vec![0f32; z.len()];
     let mut g = be.zeros_like();
     let st = be
-        .nll(
+        .nll_grad(
             &z,
             n,
             Target::Reals(&yb),
             None,
             1.0 / n as f64,
-            Some((&mut d, &mut g)),
-            None,
+            (&mut d, &mut g),
         )
         .unwrap();
     close(
@@ -299,14 +297,13 @@ fn output_distributions_match_torch_losses() {
     let mut d = vec![0f32; mu.len()];
     let mut g = ga.zeros_like();
     let st = ga
-        .nll(
+        .nll_grad(
             &mu,
             n,
             Target::Reals(&yg),
             None,
             1.0 / n as f64,
-            Some((&mut d, &mut g)),
-            None,
+            (&mut d, &mut g),
         )
         .unwrap();
     close(

@@ -153,7 +153,7 @@ pub enum Finish {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline(never)]
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+#[allow(clippy::needless_range_loop)]
 pub unsafe fn lstm_tile<const U: usize, const V: usize>(
     segs: [(*const f32, usize); 2],
     ld: usize,

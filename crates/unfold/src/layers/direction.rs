@@ -13,7 +13,9 @@ use crate::kernels::packed::PackedPanels;
 use crate::kernels::{gru, lstm};
 use crate::layers::config::{CellKind, EngineCell};
 use crate::layers::engine_choice::Engine;
-use crate::layers::engine_io::{as_f32, as_f32_mut, params_f32, BackwardBufs, ForwardBufs};
+use crate::layers::engine_io::{
+    as_f32, as_f32_mut, params_f32, BackwardBufs, ForwardBufs, SharedColumns,
+};
 use crate::layers::params::CellParams;
 use crate::layers::sweep::Sweep;
 use crate::layers::{fused, fused_lanes};
@@ -58,9 +60,11 @@ pub(crate) fn forward<T: Float>(
                     sw,
                     whh,
                     f.x,
-                    f.out.as_mut_ptr(),
-                    f.out.len(),
-                    f.out_ld,
+                    SharedColumns {
+                        ptr: f.out.as_mut_ptr(),
+                        len: f.out.len(),
+                        ld: f.out_ld,
+                    },
                     f.h,
                     f.c,
                     f.gates,
@@ -106,9 +110,9 @@ pub(crate) fn forward<T: Float>(
                     hp[b * gh..(b + 1) * gh].copy_from_slice(p.b_hh());
                 }
             }
-            recurrent_product(bsz, gh, hs, h, p, whh_t, hp, bias);
+            recurrent_product(sw, h, p, whh_t, hp, bias);
         } else {
-            recurrent_product(bsz, gh, hs, h, p, whh_t, g_t, true);
+            recurrent_product(sw, h, p, whh_t, g_t, true);
         }
         for b in 0..bsz {
             let r = t * bsz + b;
@@ -137,19 +141,16 @@ pub(crate) fn forward<T: Float>(
 /// The lane-layout inference forward of one LSTM direction (`layers::fused_lanes`) when it
 /// applies: `f32` weights packed for it, a batch it takes and scratch enough. Returns false,
 /// having done nothing, otherwise. Arguments as for [`forward`] (inference), with `scratch` in
-/// place of the gate buffer and `out` as a pointer to `out_len` values.
+/// place of the gate buffer and `out` as this direction's columns of a shared buffer.
 ///
 /// # Safety
-/// `out` must be valid for `out_len` values, and nothing else may access this direction's
-/// output columns (`r * out_ld + j`, `j < H`) meanwhile.
-#[allow(clippy::too_many_arguments)]
+/// `out` must be valid for `out.len` values, and nothing else may access this direction's
+/// output columns (`r * out.ld + j`, `j < H`) meanwhile.
 pub(crate) unsafe fn forward_lanes<T: Float>(
     sw: &Sweep,
     whh: RecurrentWeights<T>,
     x: &[T],
-    out: *mut T,
-    out_len: usize,
-    out_ld: usize,
+    out: SharedColumns<T>,
     h: &mut [T],
     c: &mut [T],
     scratch: &mut [T],
@@ -171,7 +172,12 @@ pub(crate) unsafe fn forward_lanes<T: Float>(
     );
     // SAFETY: T is f32 (checked above); the caller guarantees `out`.
     unsafe {
-        fused_lanes::forward(sw, &pk.lanes, xf, out as *mut f32, out_len, out_ld, h, c, g);
+        let out = SharedColumns {
+            ptr: out.ptr as *mut f32,
+            len: out.len,
+            ld: out.ld,
+        };
+        fused_lanes::forward(sw, &pk.lanes, xf, out, h, c, g);
     }
     true
 }
@@ -205,18 +211,16 @@ pub(crate) fn project_inputs<T: Float>(
 }
 
 /// `c[B, G*H] (+)= h[B, H] W_hh^T`, from the transposed copy when there is one.
-#[allow(clippy::too_many_arguments)]
 #[inline]
 fn recurrent_product<T: Float>(
-    bsz: usize,
-    gh: usize,
-    hs: usize,
+    sw: &Sweep,
     h: &[T],
     p: &CellParams<T>,
     whh_t: Option<&[T]>,
     c: &mut [T],
     acc: bool,
 ) {
+    let (bsz, gh, hs) = (sw.batch, sw.gh(), sw.hidden);
     match whh_t {
         Some(wt) => gemm_nn(bsz, gh, hs, h, hs, wt, gh, c, gh, acc),
         None => gemm_nt(bsz, gh, hs, h, hs, p.w_hh(), hs, c, gh, acc),

@@ -138,3 +138,21 @@ pub(crate) fn as_f32_mut<T: Float>(s: &mut [T]) -> Option<&mut [f32]> {
 unsafe fn cast_mut<T>(s: &mut [T]) -> &mut [f32] {
     unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr() as *mut f32, s.len()) }
 }
+
+/// One direction's output columns inside an output buffer that another thread writes too
+/// (the other direction's columns): a raw pointer to `len` values with row stride `ld`, so
+/// that the two directions of a bidirectional layer run at once on one buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedColumns<T> {
+    /// The first value of this direction's first row.
+    pub ptr: *mut T,
+    /// How many values may be reached from `ptr`.
+    pub len: usize,
+    /// Row stride.
+    pub ld: usize,
+}
+
+// SAFETY: a `SharedColumns` is only created over a buffer that outlives the threads using
+// it, and each direction writes only its own columns (see `forward_lanes`).
+unsafe impl<T> Send for SharedColumns<T> {}
+unsafe impl<T> Sync for SharedColumns<T> {}

@@ -106,7 +106,6 @@ const ROW_SPLIT_MAX_WEIGHTS: usize = 1 << 20;
 /// the team, since step t+1 reads all of h(t)), or, when the weights are small enough for
 /// every core to hold them all, split the batch: sequences do not interact in the time loop,
 /// so each thread runs all rounds and blocks for its own rows with no synchronisation at all.
-#[allow(clippy::too_many_arguments)]
 fn run_split<F>(
     batch: usize,
     gh: usize,

@@ -17,6 +17,7 @@ use crate::kernels::lanes::step_block;
 use crate::kernels::lanes::{partial_len, LanePanels, BLOCK};
 use crate::kernels::team::run_steps;
 use crate::layers::config::CellKind;
+use crate::layers::engine_io::SharedColumns;
 use crate::layers::sweep::Sweep;
 
 /// Below this much multiply-add work per step the loop stays on one thread.
@@ -52,21 +53,18 @@ pub(crate) fn scratch_len(input: usize, hidden: usize, batch: usize) -> usize {
 }
 
 /// One LSTM direction's inference forward: `x` (`[T*B, I]`), `out` the outputs (row stride
-/// `out_ld`, zero at padded steps), `h` and `c` (`[B, H]`) the state, initial on entry and
+/// `out.ld`, zero at padded steps), `h` and `c` (`[B, H]`) the state, initial on entry and
 /// final on exit (each sequence's at its own last step); `scratch` at least
 /// [`scratch_len`] values.
 ///
 /// # Safety
-/// `out` must be valid for `out_len` values, and nothing else may access this direction's
-/// output columns (`r * out_ld + j`, `j < H`) meanwhile; the other columns are not touched.
-#[allow(clippy::too_many_arguments)]
+/// `out` must be valid for `out.len` values, and nothing else may access this direction's
+/// output columns (`r * out.ld + j`, `j < H`) meanwhile; the other columns are not touched.
 pub(crate) unsafe fn forward(
     sw: &Sweep,
     panels: &LanePanels,
     x: &[f32],
-    out: *mut f32,
-    out_len: usize,
-    out_ld: usize,
+    out: SharedColumns<f32>,
     h: &mut [f32],
     c: &mut [f32],
     scratch: &mut [f32],
@@ -83,7 +81,7 @@ pub(crate) unsafe fn forward(
     );
     let tb = sw.steps * bsz;
     assert!(x.len() >= tb * input && h.len() >= bsz * hs && c.len() >= bsz * hs);
-    assert!(sw.steps == 0 || out_len >= (tb - 1) * out_ld + hs);
+    assert!(sw.steps == 0 || out.len >= (tb - 1) * out.ld + hs);
     let ld = lanes(bsz);
     let (ni, nh) = (input * ld, hs * ld);
     let blocks = hs.div_ceil(BLOCK);
@@ -111,7 +109,7 @@ pub(crate) unsafe fn forward(
         SendPtr(ha.as_mut_ptr()),
         SendPtr(hb.as_mut_ptr()),
         SendPtr(ct.as_mut_ptr()),
-        SendPtr(out),
+        SendPtr(out.ptr),
         SendPtr(part.as_mut_ptr()),
     );
     // Block u at step s for the sequences (lanes) l0..l1.
@@ -175,10 +173,10 @@ pub(crate) unsafe fn forward(
             for b0 in (l0..l1).step_by(16) {
                 let inactive = !(active[b0 / 16]);
                 for j0 in (u0..u1).step_by(16) {
-                    let dst = op.0.add((t * bsz + b0) * out_ld + j0);
+                    let dst = op.0.add((t * bsz + b0) * out.ld + j0);
                     let src = hnext.0.add(j0 * ld + b0);
                     let cols = (bsz - b0).min(16);
-                    tr16(src, ld, (u1 - j0).min(16), cols, dst, out_ld, inactive);
+                    tr16(src, ld, (u1 - j0).min(16), cols, dst, out.ld, inactive);
                 }
             }
         }

@@ -27,5 +27,7 @@ pub use embedding::Embedding;
 pub use linear::Linear;
 pub use output::{LossStats, OutputKind, OutputLayer, Target};
 pub use params::{CellParams, ParamSpec, Parameters};
-pub use recurrent::{InferWorkspace, Recurrent, RecurrentGrads, StepWorkspace, TrainCache};
+pub use recurrent::{
+    InferWorkspace, Recurrent, RecurrentGrads, SeqInput, StepWorkspace, TrainCache,
+};
 pub use state::RecurrentState;

@@ -220,17 +220,55 @@ impl<T: Float> OutputLayer<T> {
     }
 
     /// Negative log-likelihood of `rows` output rows `out` (`[rows, width]`) against `target`.
-    /// Rows with `mask[r] == false` (and padding symbols) are not scored. When `grad` is given,
-    /// `dout` receives `scale * d(sum NLL)/d out` (zero on unscored rows) and the distribution's
-    /// own parameter gradients are *added* to `dparams`. `row_ll`, when given, receives each
-    /// row's log-likelihood (0 for unscored rows).
-    #[allow(clippy::too_many_arguments)]
+    /// Rows with `mask[r] == false` (and padding symbols) are not scored. `row_ll`, when given,
+    /// receives each row's log-likelihood (0 for unscored rows).
     pub fn nll(
         &self,
         out: &[T],
         rows: usize,
         target: Target<'_, T>,
         mask: Option<&[bool]>,
+        row_ll: Option<&mut [f64]>,
+    ) -> Result<LossStats> {
+        let scored = ScoredRows {
+            out,
+            rows,
+            target,
+            mask,
+        };
+        self.score(scored, 1.0, None, row_ll)
+    }
+
+    /// [`OutputLayer::nll`] and its gradient: `dout` receives `scale * d(sum NLL)/d out` (zero
+    /// on unscored rows), and the distribution's own parameter gradients (the Gaussian's
+    /// log-variances) are *added* to `dparams`.
+    pub fn nll_grad(
+        &self,
+        out: &[T],
+        rows: usize,
+        target: Target<'_, T>,
+        mask: Option<&[bool]>,
+        scale: f64,
+        (dout, dparams): (&mut [T], &mut OutputLayer<T>),
+    ) -> Result<LossStats> {
+        let scored = ScoredRows {
+            out,
+            rows,
+            target,
+            mask,
+        };
+        self.score(scored, scale, Some((dout, dparams)), None)
+    }
+
+    /// What [`OutputLayer::nll`] and [`OutputLayer::nll_grad`] share.
+    fn score(
+        &self,
+        ScoredRows {
+            out,
+            rows,
+            target,
+            mask,
+        }: ScoredRows<'_, T>,
         scale: f64,
         grad: Option<(&mut [T], &mut OutputLayer<T>)>,
         mut row_ll: Option<&mut [f64]>,
@@ -509,4 +547,13 @@ impl<T: Float> Parameters<T> for OutputLayer<T> {
             vec![&mut self.log_var]
         }
     }
+}
+
+/// The rows one call to [`OutputLayer::nll`] scores: `rows` output rows `out`, their targets,
+/// and which rows count.
+struct ScoredRows<'a, T> {
+    out: &'a [T],
+    rows: usize,
+    target: Target<'a, T>,
+    mask: Option<&'a [bool]>,
 }

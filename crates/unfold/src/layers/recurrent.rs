@@ -18,12 +18,11 @@
 use crate::error::{check_len, Error, Result};
 use crate::float::Float;
 use crate::kernels::aligned::AlignedBuf;
-use crate::kernels::gemm::SendPtr;
 use crate::layers::cell::Cell;
 use crate::layers::config::{CellKind, RecurrentConfig};
 use crate::layers::direction::{self, PreparedWeights, RecurrentWeights};
 use crate::layers::engine_choice::{self, Engine};
-use crate::layers::engine_io::{as_f32, BackwardBufs, ForwardBufs};
+use crate::layers::engine_io::{as_f32, BackwardBufs, ForwardBufs, SharedColumns};
 use crate::layers::params::{CellParams, ParamSpec, Parameters};
 use crate::layers::state::RecurrentState;
 use crate::layers::sweep::Sweep;
@@ -31,6 +30,21 @@ use crate::layers::unrolled::{self, Sizes};
 use crate::layers::{cells, stream};
 use crate::rng::Rng;
 use std::sync::Arc;
+
+/// A batch of sequences as a recurrent layer reads it: `x` (`[steps, batch, input_size]`,
+/// time-major) and, for a ragged batch, each sequence's length (PyTorch's packed semantics;
+/// `None` when all run the whole `steps`).
+#[derive(Clone, Copy, Debug)]
+pub struct SeqInput<'a, T> {
+    /// `[steps, batch, input_size]` inputs.
+    pub x: &'a [T],
+    /// Time steps.
+    pub steps: usize,
+    /// Sequences.
+    pub batch: usize,
+    /// Each sequence's length, or `None` for all `steps`.
+    pub lengths: Option<&'a [usize]>,
+}
 
 /// A stacked, optionally bidirectional recurrent layer. Also serves as the container of its own
 /// gradients (same names, same shapes): see [`Recurrent::zeros_like`].
@@ -201,24 +215,32 @@ impl<T: Float> Recurrent<T> {
         init: Option<&RecurrentState<T>>,
         cache: &mut TrainCache<T>,
     ) -> Result<()> {
-        self.forward_train_dropout(x, steps, batch, lengths, init, None, cache)
+        let input = SeqInput {
+            x,
+            steps,
+            batch,
+            lengths,
+        };
+        self.forward_train_dropout(input, init, None, cache)
     }
 
     /// [`Recurrent::forward_train`] with dropout between stacked layers (PyTorch's `dropout`
     /// argument): each output of a layer below the top is zeroed with probability `p` and the
     /// rest scaled by `1 / (1 - p)` before the next layer reads it, masks drawn from `rng`.
     /// Backward uses the same masks. Inference and streaming never drop.
-    #[allow(clippy::too_many_arguments)]
     pub fn forward_train_dropout(
         &self,
-        x: &[T],
-        steps: usize,
-        batch: usize,
-        lengths: Option<&[usize]>,
+        input: SeqInput<'_, T>,
         init: Option<&RecurrentState<T>>,
         dropout: Option<(f64, &mut Rng)>,
         cache: &mut TrainCache<T>,
     ) -> Result<()> {
+        let SeqInput {
+            x,
+            steps,
+            batch,
+            lengths,
+        } = input;
         self.check_input(x, steps, batch, lengths, init)?;
         let mut dropout = dropout;
         if let Some((p, _)) = &dropout {
@@ -624,7 +646,11 @@ impl<T: Float> Recurrent<T> {
                 let (g0, g1) = ws.gates[..gates].split_at_mut(per_direction);
                 let (h0, h1) = ws.state.h[2 * l * n..(2 * l + 2) * n].split_at_mut(n);
                 let (c0, c1) = ws.state.c[2 * l * n..(2 * l + 2) * n].split_at_mut(n);
-                let (out, out_len) = (SendPtr(dst.as_mut_ptr()), dst.len());
+                let out = SharedColumns {
+                    ptr: dst.as_mut_ptr(),
+                    len: dst.len(),
+                    ld: 2 * hs,
+                };
                 let weights = &ws.weights;
                 let run = |d: usize, h: &mut [T], c: &mut [T], g: &mut [T]| {
                     #[allow(clippy::redundant_locals)]
@@ -637,9 +663,11 @@ impl<T: Float> Recurrent<T> {
                             &sweep(l, d),
                             weights.get(2 * l + d),
                             x_l,
-                            out.0.add(d * hs),
-                            out_len - d * hs,
-                            2 * hs,
+                            SharedColumns {
+                                ptr: out.ptr.add(d * hs),
+                                len: out.len - d * hs,
+                                ..out
+                            },
                             h,
                             c,
                             g,

@@ -182,14 +182,13 @@ impl<T: Float> Model<T> for SequenceClassifier<T> {
         self.head.forward(feat, b, logits)?;
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, None, b);
-        let stats = self.output.nll(
+        let stats = self.output.nll_grad(
             logits,
             b,
             target,
             None,
             1.0 / n.max(1) as f64,
-            Some((&mut dlogits[..], &mut grads.output)),
-            None,
+            (&mut dlogits[..], &mut grads.output),
         )?;
         dfeat.resize(b * w, T::ZERO);
         self.head
@@ -247,7 +246,7 @@ impl<T: Float> Model<T> for SequenceClassifier<T> {
         ws.logits.resize(b * self.head.out_features(), T::ZERO);
         self.head.forward(&ws.feat, b, &mut ws.logits)?;
         self.output
-            .nll(&ws.logits, b, target_view(batch), None, 1.0, None, None)
+            .nll(&ws.logits, b, target_view(batch), None, None)
     }
 
     fn describe(&self) -> Vec<(String, String)> {

@@ -349,15 +349,8 @@ impl<T: Float> OutputFeedback<T> {
         ws.mask.clear();
         ws.mask.extend_from_slice(&batch.mask);
         ws.mask[..(from * batch.batch).min(rows)].fill(false);
-        self.output.nll(
-            &ws.logits,
-            rows,
-            target_view(batch),
-            Some(&ws.mask),
-            1.0,
-            None,
-            None,
-        )
+        self.output
+            .nll(&ws.logits, rows, target_view(batch), Some(&ws.mask), None)
     }
 
     /// Generates `steps` outputs for one sequence, running free after `P` priming values
@@ -448,14 +441,13 @@ impl<T: Float> Model<T> for OutputFeedback<T> {
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, Some(&batch.mask), rows);
         ws.dlogits.resize(rows * o, T::ZERO);
-        let stats = self.output.nll(
+        let stats = self.output.nll_grad(
             &ws.logits,
             rows,
             target,
             Some(&batch.mask),
             1.0 / batch.loss_norm.unwrap_or(n.max(1) as f64),
-            Some((&mut ws.dlogits[..], &mut grads.output)),
-            None,
+            (&mut ws.dlogits[..], &mut grads.output),
         )?;
         ws.dh.resize(rows * h, T::ZERO);
         let through = self.config.backprop_feedback

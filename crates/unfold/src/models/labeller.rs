@@ -10,12 +10,12 @@ use crate::float::Float;
 use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
 use crate::layers::{
-    CellKind, InferWorkspace, Recurrent, RecurrentConfig, RecurrentState, TrainCache,
+    CellKind, InferWorkspace, Recurrent, RecurrentConfig, RecurrentState, SeqInput, TrainCache,
 };
 use crate::models::input::{InputLayer, InputSpec};
 use crate::models::{
-    compose_parameters, project_init, project_init_backward, scored_rows, target_view, Model,
-    TrainContext,
+    compose_parameters, project_init, project_init_backward, scored_rows, target_view,
+    InitProjection, Model, TrainContext,
 };
 use crate::rng::Rng;
 
@@ -278,7 +278,13 @@ impl<T: Float> SequenceLabeller<T> {
         let Some(ci) = &self.cond_init else {
             return Ok(false);
         };
-        project_init(ci, cond, b, self.rnn.config(), pre, state)?;
+        let ip = InitProjection {
+            proj: ci,
+            config: self.rnn.config(),
+            c: cond,
+            batch: b,
+        };
+        project_init(&ip, pre, state)?;
         Ok(true)
     }
 
@@ -340,8 +346,13 @@ impl<T: Float> SequenceLabeller<T> {
             };
         let init = if from_cond { Some(&*cinit) } else { init };
         let drop = rng.map(|r| (self.dropout, r));
-        self.rnn
-            .forward_train_dropout(xin, steps, b, Some(&batch.lengths), init, drop, cache)?;
+        let input = SeqInput {
+            x: xin,
+            steps,
+            batch: b,
+            lengths: Some(&batch.lengths),
+        };
+        self.rnn.forward_train_dropout(input, init, drop, cache)?;
         let o = self.head.out_features();
         logits.resize(rows * o, T::ZERO);
         dlogits.resize(rows * o, T::ZERO);
@@ -349,14 +360,13 @@ impl<T: Float> SequenceLabeller<T> {
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, Some(&batch.mask), rows);
         let scale = 1.0 / batch.loss_norm.unwrap_or(n.max(1) as f64);
-        let stats = self.output.nll(
+        let stats = self.output.nll_grad(
             logits,
             rows,
             target,
             Some(&batch.mask),
             scale,
-            Some((&mut dlogits[..], &mut grads.output)),
-            None,
+            (&mut dlogits[..], &mut grads.output),
         )?;
         let hw = self.rnn.config().output_size();
         dh.resize(rows * hw, T::ZERO);
@@ -392,8 +402,13 @@ impl<T: Float> SequenceLabeller<T> {
             grads.cond_init.as_mut(),
             batch.cond.as_deref(),
         ) {
-            let rc = self.rnn.config();
-            project_init_backward(ci, cv, b, rc, pre, cache.dinit(), dpre, gci, None)?;
+            let ip = InitProjection {
+                proj: ci,
+                config: self.rnn.config(),
+                c: cv,
+                batch: b,
+            };
+            project_init_backward(&ip, pre, cache.dinit(), dpre, gci, None)?;
         }
         Ok(stats)
     }
@@ -428,8 +443,6 @@ impl<T: Float> SequenceLabeller<T> {
             rows,
             target_view(batch),
             Some(&batch.mask),
-            1.0,
-            None,
             row_ll,
         )
     }

@@ -42,17 +42,28 @@ use crate::layers::output::{OutputKind, Target};
 use crate::layers::params::ParamSpec;
 use crate::layers::{RecurrentConfig, RecurrentState};
 
-/// The initial state `h(0) = tanh(W c + b)` of every layer and direction from one vector `c`
-/// per sequence (`[B, C]`; `proj` maps it to `[B, L*D*H]`), cell states zero: how a context or
-/// conditioning vector starts a recurrent stack. `pre` keeps the `tanh` outputs for backward.
+/// How a context or conditioning vector starts a recurrent stack: the initial state
+/// `h(0) = tanh(W c + b)` of every layer and direction from one vector `c` per sequence
+/// (`[B, C]`; `proj` maps it to `[B, L*D*H]`), cell states zero.
+pub(crate) struct InitProjection<'a, T> {
+    /// The map `W c + b`.
+    pub proj: &'a Linear<T>,
+    /// The stack it starts.
+    pub config: &'a RecurrentConfig,
+    /// `[B, C]` the vectors.
+    pub c: &'a [T],
+    /// `B`.
+    pub batch: usize,
+}
+
+/// The initial state of [`InitProjection`] into `state`; `pre` keeps the `tanh` outputs for
+/// backward.
 pub(crate) fn project_init<T: Float>(
-    proj: &Linear<T>,
-    c: &[T],
-    b: usize,
-    config: &RecurrentConfig,
+    ip: &InitProjection<'_, T>,
     pre: &mut Vec<T>,
     state: &mut RecurrentState<T>,
 ) -> Result<()> {
+    let (proj, config, c, b) = (ip.proj, ip.config, ip.c, ip.batch);
     let (n, h) = (config.num_layers * config.directions(), config.hidden_size);
     pre.resize(b * n * h, T::ZERO);
     proj.forward(c, b, pre)?;
@@ -68,18 +79,15 @@ pub(crate) fn project_init<T: Float>(
 
 /// Backward of [`project_init`]: adds the projection's gradients given the gradient on the
 /// initial state, and adds the gradient on `c` to `dc` when given.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn project_init_backward<T: Float>(
-    proj: &Linear<T>,
-    c: &[T],
-    b: usize,
-    config: &RecurrentConfig,
+    ip: &InitProjection<'_, T>,
     pre: &[T],
     dinit: &RecurrentState<T>,
     dpre: &mut Vec<T>,
     grads: &mut Linear<T>,
     dc: Option<&mut [T]>,
 ) -> Result<()> {
+    let (proj, config, c, b) = (ip.proj, ip.config, ip.c, ip.batch);
     let (n, h) = (config.num_layers * config.directions(), config.hidden_size);
     dpre.resize(b * n * h, T::ZERO);
     for k in 0..n {

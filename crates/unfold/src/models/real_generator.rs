@@ -298,14 +298,13 @@ impl<T: Float> Model<T> for RealGenerator<T> {
             learn_variance: false,
         })?;
         let mut scratch = gauss.zeros_like();
-        let mut st = gauss.nll(
+        let mut st = gauss.nll_grad(
             mean,
             rows,
             Target::Reals(yv),
             Some(&batch.mask),
             scale,
-            Some((&mut dmean[..], &mut scratch)),
-            None,
+            (&mut dmean[..], &mut scratch),
         )?;
         dh.resize(rows * hsz, T::ZERO);
         self.head.backward(
@@ -322,14 +321,13 @@ impl<T: Float> Model<T> for RealGenerator<T> {
             zs.resize(rows, T::ZERO);
             dzs.resize(rows, T::ZERO);
             stop.forward(cache.output(), rows, zs)?;
-            let sb = bern.nll(
+            let sb = bern.nll_grad(
                 zs,
                 rows,
                 Target::Reals(bits),
                 Some(&batch.mask),
                 scale,
-                Some((&mut dzs[..], &mut sc)),
-                None,
+                (&mut dzs[..], &mut sc),
             )?;
             st.nll += sb.nll;
             st.correct += sb.correct;

@@ -28,8 +28,8 @@ use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
 use crate::layers::{CellKind, Recurrent, RecurrentConfig, RecurrentState, TrainCache};
 use crate::models::{
-    compose_parameters, project_init, project_init_backward, scored_rows, target_view, Model,
-    TrainContext,
+    compose_parameters, project_init, project_init_backward, scored_rows, target_view,
+    InitProjection, Model, TrainContext,
 };
 
 /// Attention over the encoder states.
@@ -254,7 +254,13 @@ impl<T: Float> Seq2Seq<T> {
         let dcfg = self.decoder.config().clone();
         let init = match &self.bridge {
             Some(br) => {
-                project_init(br, &ws.ctx, b, &dcfg, &mut ws.pre, &mut ws.init)?;
+                let ip = InitProjection {
+                    proj: br,
+                    config: &dcfg,
+                    c: &ws.ctx,
+                    batch: b,
+                };
+                project_init(&ip, &mut ws.pre, &mut ws.init)?;
                 Some(&ws.init)
             }
             None => None,
@@ -296,19 +302,19 @@ impl<T: Float> Seq2Seq<T> {
                     let r = t * b + j;
                     let hrow = &dec_out[r * h..(r + 1) * h];
                     if t < batch.lengths[j] {
-                        self.attend(
-                            hrow,
-                            r,
-                            j,
-                            b,
-                            src.lengths[j],
-                            enc_out,
-                            &ws.keys,
-                            &ws.query,
-                            &mut ws.u,
-                            &mut ws.attn[r * tx..(r + 1) * tx],
-                            tx,
-                        );
+                        let keys = SourceKeys {
+                            keys: &ws.keys,
+                            batch: b,
+                            index: j,
+                            len: src.lengths[j],
+                        };
+                        let additive = self.attn_v.as_ref().map(|_| {
+                            (
+                                &ws.query[r * h..(r + 1) * h],
+                                &mut ws.u[r * tx * h..(r + 1) * tx * h],
+                            )
+                        });
+                        self.attend(hrow, keys, additive, &mut ws.attn[r * tx..(r + 1) * tx]);
                         let cat = &mut ws.cat[r * (dc + h)..(r + 1) * (dc + h)];
                         for s in 0..src.lengths[j] {
                             let a = ws.attn[r * tx + s];
@@ -332,36 +338,29 @@ impl<T: Float> Seq2Seq<T> {
         Ok(())
     }
 
-    /// Attention weights of one decoder row over one source's `len` states (softmax of the
-    /// scores); stores the additive score's `u` for backward.
-    #[allow(clippy::too_many_arguments)]
+    /// Attention weights `a` of one decoder row `hrow` over one source's states (softmax of
+    /// the scores). For additive attention, `additive` holds the row's query projection and
+    /// the `[len, H]` block where the score's `u = tanh(q + k)` is stored for backward.
     fn attend(
         &self,
         hrow: &[T],
-        r: usize,
-        j: usize,
-        b: usize,
-        len: usize,
-        _enc_out: &[T],
-        keys: &[T],
-        query: &[T],
-        u: &mut [T],
+        src: SourceKeys<'_, T>,
+        mut additive: Option<(&[T], &mut [T])>,
         a: &mut [T],
-        tx: usize,
     ) {
         let h = self.config.hidden;
+        let len = src.len;
         for s in 0..len {
-            let k = &keys[(s * b + j) * h..][..h];
-            a[s] = match &self.attn_v {
-                None => dot(hrow, k),
-                Some(v) => {
-                    let q = &query[r * h..(r + 1) * h];
-                    let us = &mut u[(r * tx + s) * h..][..h];
-                    for ((o, &qi), &ki) in us.iter_mut().zip(q).zip(k) {
+            let k = &src.keys[(s * src.batch + src.index) * h..][..h];
+            a[s] = match (&self.attn_v, additive.as_mut()) {
+                (Some(v), Some((q, u))) => {
+                    let us = &mut u[s * h..(s + 1) * h];
+                    for ((o, &qi), &ki) in us.iter_mut().zip(*q).zip(k) {
                         *o = (qi + ki).tanh();
                     }
                     dot(&v.weight, us)
                 }
+                _ => dot(hrow, k),
             };
         }
         let m = a[..len]
@@ -433,14 +432,13 @@ impl<T: Float> Model<T> for Seq2Seq<T> {
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, Some(&batch.mask), rows);
         ws.dlogits.resize(rows * v, T::ZERO);
-        let stats = self.output.nll(
+        let stats = self.output.nll_grad(
             &ws.logits,
             rows,
             target,
             Some(&batch.mask),
             1.0 / batch.loss_norm.unwrap_or(n.max(1) as f64),
-            Some((&mut ws.dlogits[..], &mut grads.output)),
-            None,
+            (&mut ws.dlogits[..], &mut grads.output),
         )?;
         // dtop: gradient on the decoder outputs.
         ws.dh.clear();
@@ -572,10 +570,15 @@ impl<T: Float> Model<T> for Seq2Seq<T> {
         }
         if let Some(br) = &self.bridge {
             let gb = grads.bridge.as_mut().expect("same shape");
-            let dcfg = self.decoder.config();
+            let ip = InitProjection {
+                proj: br,
+                config: self.decoder.config(),
+                c: &ws.ctx,
+                batch: b,
+            };
             let dinit = ws.dec.dinit();
             let dctx = Some(&mut ws.dctx[..]);
-            project_init_backward(br, &ws.ctx, b, dcfg, &ws.pre, dinit, &mut ws.dpre, gb, dctx)?;
+            project_init_backward(&ip, &ws.pre, dinit, &mut ws.dpre, gb, dctx)?;
         }
         // Encoder: the context came from the top layer's final h.
         let ecfg = self.encoder.config();
@@ -603,8 +606,6 @@ impl<T: Float> Model<T> for Seq2Seq<T> {
             rows,
             target_view(batch),
             Some(&batch.mask),
-            1.0,
-            None,
             None,
         )
     }
@@ -683,7 +684,13 @@ impl<T: Float> Seq2Seq<T> {
         let mut state = RecurrentState::zeros(&dcfg, k);
         if let Some(br) = &self.bridge {
             let rows: Vec<T> = (0..k).flat_map(|_| ctx.iter().copied()).collect();
-            project_init(br, &rows, k, &dcfg, &mut Vec::new(), &mut state)?;
+            let ip = InitProjection {
+                proj: br,
+                config: &dcfg,
+                c: &rows,
+                batch: k,
+            };
+            project_init(&ip, &mut Vec::new(), &mut state)?;
         }
         let din = dcfg.input_size;
         let v = self.head.out_features();
@@ -721,7 +728,14 @@ impl<T: Float> Seq2Seq<T> {
                     if let Some(qq) = &self.attn_query {
                         qq.forward(hrow, 1, &mut q)?;
                     }
-                    self.attend(hrow, 0, 0, 1, tx, &enc_out, &keys, &q, &mut u, &mut a, tx);
+                    let src = SourceKeys {
+                        keys: &keys,
+                        batch: 1,
+                        index: 0,
+                        len: tx,
+                    };
+                    let additive = self.attn_v.as_ref().map(|_| (&q[..], &mut u[..]));
+                    self.attend(hrow, src, additive, &mut a);
                     cat.fill(T::ZERO);
                     for s in 0..tx {
                         for (cv, &ev) in cat[..dc].iter_mut().zip(&enc_out[s * dc..(s + 1) * dc]) {
@@ -795,4 +809,14 @@ impl<T: Float> Seq2Seq<T> {
             });
         Ok((best.tokens, best.logp))
     }
+}
+
+/// The attention keys of one source sequence inside a batch's `[T, B, H]` keys: sequence
+/// `index` of `batch`, its first `len` steps.
+#[derive(Clone, Copy)]
+struct SourceKeys<'a, T> {
+    keys: &'a [T],
+    batch: usize,
+    index: usize,
+    len: usize,
 }

@@ -43,6 +43,15 @@ pub struct Stream<'a, T> {
     parts: Vec<Part<T>>,
 }
 
+/// One update's window of the stream: positions `start..end`, gradients through all of it,
+/// loss scored from `score_from`, from the carried state `init` at `start`.
+struct Window<'a, T> {
+    start: usize,
+    end: usize,
+    score_from: usize,
+    init: &'a RecurrentState<T>,
+}
+
 impl<'a, T: Float> Stream<'a, T> {
     /// A stream of `input` rows with one `target` row each, cut into `streams` parallel
     /// streams, advanced `k1` steps per update with gradients through the last `k2`.
@@ -181,18 +190,22 @@ impl<T: Float> Stream<'_, T> {
     /// by the whole update's scored rows, so the summed gradients are the whole batch's. Each
     /// group draws its dropout masks from its own generator, seeded from `ctx.rng`. Returns
     /// the loss sums and the whole final state.
-    #[allow(clippy::too_many_arguments)]
     fn split_step(
         &mut self,
         model: &SequenceLabeller<T>,
         parts: usize,
-        (start, end, score_from): (usize, usize, usize),
-        init: &RecurrentState<T>,
+        window: Window<'_, T>,
         ws: &mut LabellerWorkspace<T>,
         grads: &mut SequenceLabeller<T>,
         ctx: &mut TrainContext<'_>,
     ) -> Result<(LossStats, RecurrentState<T>)> {
         use rayon::prelude::*;
+        let Window {
+            start,
+            end,
+            score_from,
+            init,
+        } = window;
         let config = model.rnn.config().clone();
         let bounds: Vec<(usize, usize)> = (0..parts)
             .map(|k| (k * self.streams / parts, (k + 1) * self.streams / parts))
@@ -276,15 +289,13 @@ impl<T: Float> TrainData<T, SequenceLabeller<T>> for Stream<'_, T> {
         let init = self.state_at(model, start)?;
         let parts = data_parallel_parts(model, self.streams);
         let stats = if parts > 1 {
-            let (stats, last) = self.split_step(
-                model,
-                parts,
-                (start, end, score_from),
-                &init,
-                ws,
-                grads,
-                ctx,
-            )?;
+            let window = Window {
+                start,
+                end,
+                score_from,
+                init: &init,
+            };
+            let (stats, last) = self.split_step(model, parts, window, ws, grads, ctx)?;
             self.history.push((end, last));
             stats
         } else {

@@ -2,7 +2,7 @@
 //! act tanh or ReLU. The state is h alone; backward reads the activation's derivative off
 //! h(t) itself, so nothing is recorded.
 
-use super::TorchLayout;
+use super::{strided, TorchLayout};
 use crate::float::Float;
 use crate::kernels::elman::{backward_row, forward_row, Activation};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
@@ -61,7 +61,13 @@ impl<T: Float> Cell<T> for Elman {
             backward_row(self.act, h_t, row(s.dnext, b, hs), row_mut(s.proj, b, hs));
         }
         s.dprev.fill(T::ZERO);
-        self.layout
-            .add_recurrent_backward(p, s.batch, s.prev, hs, s.proj, hs, s.dprev, g);
+        self.layout.add_recurrent_backward(
+            p,
+            s.batch,
+            strided(s.prev, hs),
+            strided(s.proj, hs),
+            s.dprev,
+            g,
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! `h_* = W_h* h(t-1) + b_h*`. Since r multiplies h_n, the hidden projection stays apart from
 //! the input projection; h_n is recorded for backward.
 
-use super::TorchLayout;
+use super::{strided, TorchLayout};
 use crate::float::Float;
 use crate::kernels::gru::{backward_gates, forward_gates};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
@@ -68,7 +68,13 @@ impl<T: Float> Cell<T> for Gru {
             let hn = row_mut(s.record, b, hs);
             backward_gates(gr, gz, gn, hn, pr, pz, pn, row(s.prev, b, hs), dh);
         }
-        self.layout
-            .add_recurrent_backward(p, s.batch, s.prev, hs, s.scratch, ld, s.dprev, g);
+        self.layout.add_recurrent_backward(
+            p,
+            s.batch,
+            strided(s.prev, hs),
+            strided(s.scratch, ld),
+            s.dprev,
+            g,
+        );
     }
 }

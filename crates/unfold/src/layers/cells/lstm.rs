@@ -2,7 +2,7 @@
 //! `c(t) = σ(f) c(t-1) + σ(i) tanh(g)`, `h(t) = σ(o) tanh(c(t))`. The state row is `[h | c]`;
 //! the projection row keeps the activated gates for backward.
 
-use super::TorchLayout;
+use super::{strided, TorchLayout};
 use crate::float::Float;
 use crate::kernels::lstm::{backward_gates, forward_gates};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
@@ -61,7 +61,13 @@ impl<T: Float> Cell<T> for Lstm {
             let c_prev = &row(s.prev, b, sw)[hs..];
             backward_gates(gi, gf, gg, go, c_t, c_prev, dh, dc);
         }
-        self.layout
-            .add_recurrent_backward(p, s.batch, s.prev, sw, s.proj, gh, s.dprev, g);
+        self.layout.add_recurrent_backward(
+            p,
+            s.batch,
+            strided(s.prev, sw),
+            strided(s.proj, gh),
+            s.dprev,
+            g,
+        );
     }
 }

@@ -183,28 +183,41 @@ impl TorchLayout {
         gemm_nt(batch, gh, hs, h, s, p.w_hh(), hs, acc, ld, true);
     }
 
-    /// Backward of [`TorchLayout::add_recurrent`] given `d` (`[B, G*H]`, stride `ld`), the
-    /// gradient on its result: adds `d W_hh` to `dh` (stride `s`) and the `W_hh` and `b_hh`
-    /// gradients to `g`.
-    #[allow(clippy::too_many_arguments)]
+    /// Backward of [`TorchLayout::add_recurrent`] given `d` (`[B, G*H]`), the gradient on its
+    /// result: adds `d W_hh` to `dh` (`[B, H]` in rows of `h`'s stride) and the `W_hh` and
+    /// `b_hh` gradients to `g`.
     pub fn add_recurrent_backward<T: Float>(
         &self,
         p: &CellParams<T>,
         batch: usize,
-        h: &[T],
-        s: usize,
-        d: &[T],
-        ld: usize,
+        h: StridedRows<'_, T>,
+        d: StridedRows<'_, T>,
         dh: &mut [T],
         g: &mut CellParams<T>,
     ) {
         let (gh, hs) = (self.gh(), self.hidden);
+        let (s, ld, d, h) = (h.ld, d.ld, d.data, h.data);
         gemm_nn(batch, hs, gh, d, ld, p.w_hh(), hs, dh, s, true);
         gemm_tn(gh, hs, batch, d, ld, h, s, g.get_mut(1), hs, true);
         if self.bias {
             sum_rows(batch, gh, d, ld, g.get_mut(3));
         }
     }
+}
+
+/// The rows of a row-major matrix whose rows lie `ld` values apart in `data` (each row's
+/// first values used, the rest belonging to something else).
+#[derive(Clone, Copy, Debug)]
+pub struct StridedRows<'a, T> {
+    /// The values, row `r` starting at `r * ld`.
+    pub data: &'a [T],
+    /// The distance between rows.
+    pub ld: usize,
+}
+
+/// `data` seen as rows `ld` values apart.
+pub(crate) fn strided<T>(data: &[T], ld: usize) -> StridedRows<'_, T> {
+    StridedRows { data, ld }
 }
 
 /// Every tensor uniform in `[-1/sqrt(H), 1/sqrt(H)]`, in order, from one stream.
