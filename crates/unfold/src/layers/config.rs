@@ -2,6 +2,7 @@
 //! kinds are the registry of [`crate::layers::cells`]: each names one [`crate::layers::Cell`].
 
 use crate::error::{Error, Result};
+pub use crate::layers::cell_specs::{ClockSpec, DeepSpec, DelaySpec, LeakSpec, SmallList};
 
 /// The recurrent cell of a layer. The four PyTorch cells also have fused engines; any other
 /// cell runs on the generic time loop (`layers/unrolled.rs`).
@@ -18,6 +19,15 @@ pub enum CellKind {
     /// Leaky-integrator tanh units, `h = (1 - a) h + a tanh(W x + U h + b)`, one leak rate per
     /// unit ([`crate::layers::cells::leaky`]).
     Leaky(LeakSpec),
+    /// Clockwork RNN: tanh units in modules with periods, a module updated only at multiples
+    /// of its period ([`crate::layers::cells::clockwork`]).
+    Clockwork(ClockSpec),
+    /// Tanh RNN with recurrences from `h(t - d)` for several delays `d`
+    /// ([`crate::layers::cells::delay`]).
+    Delay(DelaySpec),
+    /// Deep transition: an MLP from `h(t-1)` to `h(t)`, optionally with a shortcut
+    /// ([`crate::layers::cells::deep_transition`]).
+    DeepTransition(DeepSpec),
 }
 
 /// The cells the fused engines run (`direction.rs`, `fused.rs`, `stream.rs` match on these, so
@@ -34,68 +44,24 @@ pub(crate) enum EngineCell {
     Gru,
 }
 
-/// The leak rates of a [`CellKind::Leaky`] layer: unit `j` of `H` starts at
-/// `max * (min / max)^(j / (H - 1))` (geometric steps from the fastest to the slowest unit;
-/// `min == max` gives every unit the same rate), and keeps it unless `learn`.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct LeakSpec {
-    /// Leak rate of the slowest unit, in (0, 1]. Default 0.02 (a time constant of 50 steps).
-    pub min: f64,
-    /// Leak rate of the fastest unit, in `[min, 1]`. Default 1 (an ordinary tanh unit).
-    pub max: f64,
-    /// Train the leak rates (through `a = 1 / (1 + ρ²)`) instead of keeping them. Default true.
-    pub learn: bool,
-}
-
-impl Default for LeakSpec {
-    fn default() -> Self {
-        LeakSpec {
-            min: 0.02,
-            max: 1.0,
-            learn: true,
-        }
-    }
-}
-
-impl LeakSpec {
-    /// Every unit's leak rate at the start (`[hidden]`).
-    pub fn initial(&self, hidden: usize) -> Vec<f64> {
-        (0..hidden)
-            .map(|j| {
-                if hidden < 2 || self.min == self.max {
-                    self.max
-                } else {
-                    let f = j as f64 / (hidden - 1) as f64;
-                    self.max * (self.min / self.max).powf(f)
-                }
-            })
-            .collect()
-    }
-
-    /// The `ρ >= 0` with `1 / (1 + ρ²) = a`.
-    pub fn rho_of(a: f64) -> f64 {
-        (1.0 / a - 1.0).max(0.0).sqrt()
-    }
-
-    /// Checks `0 < min <= max <= 1`.
-    pub fn validate(&self) -> Result<()> {
-        if !(self.min > 0.0 && self.min <= self.max && self.max <= 1.0) {
-            return Err(Error::InvalidConfig(format!(
-                "leak rates need 0 < min <= max <= 1 (got min {}, max {})",
-                self.min, self.max
-            )));
-        }
-        Ok(())
-    }
-}
-
 impl CellKind {
     /// Number of gate blocks of size H stacked in the weight matrices.
     pub fn gates(self) -> usize {
         match self {
-            CellKind::RnnTanh | CellKind::RnnRelu | CellKind::Leaky(_) => 1,
             CellKind::Lstm => 4,
             CellKind::Gru => 3,
+            _ => 1,
+        }
+    }
+
+    /// State values per sequence beyond h, per layer and direction, for `hidden` units: the
+    /// LSTM's cell state, a delay cell's older states, a clockwork cell's phase.
+    pub fn extra_state_size(self, hidden: usize) -> usize {
+        match self {
+            CellKind::Lstm => hidden,
+            CellKind::Delay(d) => (d.delays.max() - 1) * hidden,
+            CellKind::Clockwork(_) => 1,
+            _ => 0,
         }
     }
 
@@ -130,6 +96,9 @@ impl CellKind {
             CellKind::Lstm => "lstm",
             CellKind::Gru => "gru",
             CellKind::Leaky(_) => "leaky",
+            CellKind::Clockwork(_) => "clockwork",
+            CellKind::Delay(_) => "delay",
+            CellKind::DeepTransition(_) => "deep",
         }
     }
 
@@ -141,8 +110,12 @@ impl CellKind {
             "lstm" => Ok(CellKind::Lstm),
             "gru" => Ok(CellKind::Gru),
             "leaky" => Ok(CellKind::Leaky(LeakSpec::default())),
+            "clockwork" | "cwrnn" => Ok(CellKind::Clockwork(ClockSpec::default_for(8))),
+            "delay" => Ok(CellKind::Delay(DelaySpec::default_delays())),
+            "deep" | "dt" => Ok(CellKind::DeepTransition(DeepSpec::default())),
             other => Err(Error::InvalidConfig(format!(
-                "unknown cell kind {other:?} (expected rnn_tanh, rnn_relu, lstm, gru or leaky)"
+                "unknown cell kind {other:?} (expected rnn_tanh, rnn_relu, lstm, gru, leaky, \
+                 clockwork, delay or deep)"
             ))),
         }
     }
@@ -156,6 +129,9 @@ impl CellKind {
             CellKind::Lstm => 6 * hidden,
             CellKind::Gru => 5 * hidden,
             CellKind::Leaky(_) => 3 * hidden,
+            CellKind::Clockwork(_) => 3 * hidden + 1,
+            CellKind::Delay(d) => (1 + d.delays.max()) * hidden + hidden,
+            CellKind::DeepTransition(d) => (d.depth + 2) * hidden,
         }
     }
 }
@@ -228,11 +204,7 @@ impl RecurrentConfig {
     /// State values per sequence beyond h, per layer and direction (the LSTM's cell state c;
     /// none for the other cells).
     pub fn extra_state_size(&self) -> usize {
-        if self.kind.has_cell_state() {
-            self.hidden_size
-        } else {
-            0
-        }
+        self.kind.extra_state_size(self.hidden_size)
     }
 
     /// Input features of stacked layer `layer`.
@@ -252,8 +224,14 @@ impl RecurrentConfig {
                 self.input_size, self.hidden_size, self.num_layers
             )));
         }
-        if let CellKind::Leaky(spec) = self.kind {
-            spec.validate()?;
+        match self.kind {
+            CellKind::Leaky(spec) => spec.validate()?,
+            CellKind::Clockwork(spec) => {
+                spec.validate()?;
+                spec.check_hidden(self.hidden_size)?;
+            }
+            CellKind::DeepTransition(spec) => spec.validate()?,
+            _ => {}
         }
         Ok(())
     }

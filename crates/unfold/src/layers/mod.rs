@@ -4,6 +4,7 @@
 //! modes), and the dense pieces around it: linear layers, embeddings and output distributions.
 
 pub mod cell;
+pub mod cell_specs;
 pub mod cells;
 pub mod config;
 mod direction;
@@ -22,7 +23,7 @@ mod sweep;
 pub(crate) mod unrolled;
 
 pub use cell::Cell;
-pub use config::{CellKind, LeakSpec, RecurrentConfig};
+pub use config::{CellKind, ClockSpec, DeepSpec, DelaySpec, LeakSpec, RecurrentConfig, SmallList};
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use output::{LossStats, OutputKind, OutputLayer, Target};

@@ -5,7 +5,11 @@
 //! - [`lstm`]: PyTorch's `nn.LSTM` cell;
 //! - [`gru`]: PyTorch's `nn.GRU` cell;
 //! - [`leaky`]: the leaky-integrator unit `h = (1 - a) h + a tanh(W x + U h + b)`, one time
-//!   constant per unit, fixed or learned.
+//!   constant per unit, fixed or learned;
+//! - [`clockwork`]: the clockwork RNN, modules of tanh units updated at their own periods;
+//! - [`delay`]: tanh units with recurrences from `h(t - d)` for several delays `d`;
+//! - [`deep_transition`]: an MLP from `h(t-1)` to `h(t)` (DT-RNN), with an optional shortcut
+//!   (DT(S)-RNN).
 //!
 //! The three PyTorch cells share the layout of [`TorchLayout`]: `[W_ih, W_hh, b_ih, b_hh]`,
 //! gates stacked by rows.
@@ -46,6 +50,9 @@ macro_rules! torch_layout_methods {
     };
 }
 
+pub mod clockwork;
+pub mod deep_transition;
+pub mod delay;
 pub mod elman;
 pub mod gru;
 pub mod leaky;
@@ -77,6 +84,11 @@ pub fn build<T: Float>(
         CellKind::Lstm => Box::new(lstm::Lstm { layout }),
         CellKind::Gru => Box::new(gru::Gru { layout }),
         CellKind::Leaky(spec) => Box::new(leaky::Leaky::new(input, hidden, bias, spec)),
+        CellKind::Clockwork(spec) => Box::new(clockwork::Clockwork::new(input, hidden, bias, spec)),
+        CellKind::Delay(spec) => Box::new(delay::Delay::new(input, hidden, bias, spec)),
+        CellKind::DeepTransition(spec) => Box::new(deep_transition::DeepTransition::new(
+            input, hidden, bias, spec,
+        )),
     }
 }
 

@@ -1,0 +1,289 @@
+//! The clockwork RNN (Koutník, Greff, Gomez and Schmidhuber 2014), the chapter's example of
+//! multiple time scales by removing connections (section 10.9.3). The H tanh units are split
+//! into modules `m = 0..M` with periods `T_0 <= T_1 <= ...` (1, 2, 4, ... by default); at step
+//! `t` of a sequence only the modules with `t mod T_m == 0` are updated:
+//!
+//! ```text
+//! h_m(t) = tanh(W_m x(t) + U_m h(t-1) + b_m)   if t mod T_m == 0
+//! h_m(t) = h_m(t-1)                             otherwise
+//! ```
+//!
+//! and `U` is block upper triangular: module `m` reads the state of modules `m..M` only (its own
+//! and the slower ones). Slow modules thus keep information for many steps, and a gradient
+//! crosses `n` steps through a module of period `T` in `n / T` Jacobians.
+//!
+//! The step skips the work of the modules that do not tick: their rows of `U` are not
+//! multiplied, and the blocks below the diagonal are never multiplied at all, so a step with
+//! periods 1, 2, 4, ... costs well under a dense tanh step of the same size.
+//!
+//! Each sequence's phase `t mod lcm(T)` is the one value of extra state (stored as a number
+//! beside h), so streaming, truncated back-propagation and carried states keep the clock, and
+//! the reverse direction of a bidirectional layer counts from its own first step.
+//!
+//! Parameters: `weight_ih [H, I]`, `weight_hh [H, H]` (zero below the module blocks, and kept
+//! zero: those entries get no gradient) and `bias [H]` with biases.
+
+use crate::float::Float;
+use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
+use crate::layers::config::ClockSpec;
+use crate::layers::params::{CellParams, ParamSpec};
+use crate::rng::Rng;
+
+/// A layer direction of clockwork tanh units.
+#[derive(Debug, Clone)]
+pub struct Clockwork {
+    input: usize,
+    hidden: usize,
+    bias: bool,
+    /// Each module's first unit, and `hidden` at the end (`M + 1` values).
+    starts: Vec<usize>,
+    periods: Vec<usize>,
+    /// The phase wraps after this many steps (the periods' least common multiple).
+    cycle: usize,
+}
+
+impl Clockwork {
+    /// The cell for `input` features and `hidden` units in the modules of `spec`.
+    pub fn new(input: usize, hidden: usize, bias: bool, spec: ClockSpec) -> Self {
+        let periods = spec.periods.values();
+        let mut starts: Vec<usize> = (0..periods.len())
+            .map(|m| spec.module_units(m, hidden).start)
+            .collect();
+        starts.push(hidden);
+        Clockwork {
+            input,
+            hidden,
+            bias,
+            starts,
+            periods,
+            cycle: spec.cycle(),
+        }
+    }
+
+    /// The phase stored in a state row (a whole number in `0..cycle`; anything else, such as
+    /// a user's initial state, is rounded and wrapped).
+    fn phase<T: Float>(&self, state_row: &[T]) -> usize {
+        let v = state_row[self.hidden].to_f64();
+        if !v.is_finite() {
+            return 0;
+        }
+        (v.round() as i64).rem_euclid(self.cycle as i64) as usize
+    }
+
+    /// Whether module `m` updates at `phase`.
+    fn ticks(&self, m: usize, phase: usize) -> bool {
+        phase % self.periods[m] == 0
+    }
+
+    /// The rows `r0..r1` of the batch, grouped into runs that share a phase (usually one run:
+    /// all sequences of a batch start together).
+    fn runs<T: Float>(&self, prev: &[T], batch: usize, mut f: impl FnMut(usize, usize, usize)) {
+        let s = self.hidden + 1;
+        let mut r0 = 0;
+        while r0 < batch {
+            let ph = self.phase(row(prev, r0, s));
+            let mut r1 = r0 + 1;
+            while r1 < batch && self.phase(row(prev, r1, s)) == ph {
+                r1 += 1;
+            }
+            f(r0, r1, ph);
+            r0 = r1;
+        }
+    }
+}
+
+impl<T: Float> Cell<T> for Clockwork {
+    fn name(&self) -> &'static str {
+        "clockwork"
+    }
+    fn input_size(&self) -> usize {
+        self.input
+    }
+    fn hidden_size(&self) -> usize {
+        self.hidden
+    }
+    fn extra_state_size(&self) -> usize {
+        1
+    }
+    fn param_specs(&self) -> Vec<ParamSpec> {
+        let (h, i) = (self.hidden, self.input);
+        let spec = |name: &str, shape: Vec<usize>| ParamSpec {
+            name: name.into(),
+            shape,
+        };
+        let mut v = vec![spec("weight_ih", vec![h, i]), spec("weight_hh", vec![h, h])];
+        if self.bias {
+            v.push(spec("bias", vec![h]));
+        }
+        v
+    }
+    /// Uniform in `[-1/sqrt(H), 1/sqrt(H)]` (PyTorch's RNN initialisation), `weight_hh` zero
+    /// outside its module blocks.
+    fn init_params(&self, p: &mut CellParams<T>, rng: &mut Rng) {
+        let h = self.hidden;
+        let k = 1.0 / (h as f64).sqrt();
+        for t in p.tensors.iter_mut() {
+            for v in t.iter_mut() {
+                *v = T::from_f64(rng.uniform_range(-k, k));
+            }
+        }
+        let w = p.get_mut(1);
+        for m in 0..self.periods.len() {
+            for u in self.starts[m]..self.starts[m + 1] {
+                w[u * h..u * h + self.starts[m]].fill(T::ZERO);
+            }
+        }
+    }
+    fn projection_width(&self) -> usize {
+        self.hidden
+    }
+    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
+        let (h, i) = (self.hidden, self.input);
+        let proj = &mut proj[..rows * h];
+        if self.bias {
+            for r in proj.chunks_exact_mut(h) {
+                r.copy_from_slice(p.get(2));
+            }
+        }
+        gemm_nt(rows, h, i, x, i, p.get(0), i, proj, h, self.bias);
+    }
+    fn project_backward(
+        &self,
+        p: &CellParams<T>,
+        x: &[T],
+        dproj: &[T],
+        rows: usize,
+        g: &mut CellParams<T>,
+        dx: Option<&mut [T]>,
+    ) {
+        let (h, i) = (self.hidden, self.input);
+        gemm_tn(h, i, rows, dproj, h, x, i, g.get_mut(0), i, true);
+        if self.bias {
+            sum_rows(rows, h, dproj, h, g.get_mut(2));
+        }
+        if let Some(dx) = dx {
+            gemm_nn(rows, i, h, dproj, h, p.get(0), i, dx, i, true);
+        }
+    }
+
+    fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {
+        let (h, sw) = (self.hidden, self.hidden + 1);
+        let w = p.get(1);
+        let StepForward {
+            batch,
+            proj,
+            prev,
+            next,
+            ..
+        } = s;
+        self.runs(prev, batch, |r0, r1, ph| {
+            let n = r1 - r0;
+            for m in 0..self.periods.len() {
+                let (u0, u1) = (self.starts[m], self.starts[m + 1]);
+                if self.ticks(m, ph) {
+                    // pre[:, u0..u1] += h(t-1)[:, u0..H] U[u0..u1, u0..H]^T
+                    gemm_nt(
+                        n,
+                        u1 - u0,
+                        h - u0,
+                        &prev[r0 * sw + u0..],
+                        sw,
+                        &w[u0 * h + u0..],
+                        h,
+                        &mut proj[r0 * h + u0..],
+                        h,
+                        true,
+                    );
+                    for b in r0..r1 {
+                        let (pr, nx) = (row_mut(proj, b, h), row_mut(next, b, sw));
+                        for u in u0..u1 {
+                            pr[u] = pr[u].tanh();
+                            nx[u] = pr[u];
+                        }
+                    }
+                } else {
+                    for b in r0..r1 {
+                        let (pv, nx) = (row(prev, b, sw), row_mut(next, b, sw));
+                        nx[u0..u1].copy_from_slice(&pv[u0..u1]);
+                    }
+                }
+            }
+            let phase = T::from_f64(((ph + 1) % self.cycle) as f64);
+            for b in r0..r1 {
+                next[b * sw + h] = phase;
+            }
+        });
+    }
+
+    fn step_backward(&self, p: &CellParams<T>, s: StepBackward<'_, T>, g: &mut CellParams<T>) {
+        let (h, sw) = (self.hidden, self.hidden + 1);
+        let w = p.get(1);
+        let gw = g.get_mut(1);
+        let StepBackward {
+            batch,
+            proj,
+            prev,
+            next,
+            dnext,
+            dprev,
+            ..
+        } = s;
+        self.runs(prev, batch, |r0, r1, ph| {
+            let n = r1 - r0;
+            // Units that do not tick pass their gradient straight back; the phase has none.
+            for b in r0..r1 {
+                let (dn, dp) = (row(dnext, b, sw), row_mut(dprev, b, sw));
+                dp.fill(T::ZERO);
+                for m in 0..self.periods.len() {
+                    if !self.ticks(m, ph) {
+                        let r = self.starts[m]..self.starts[m + 1];
+                        dp[r.clone()].copy_from_slice(&dn[r]);
+                    }
+                }
+            }
+            for m in 0..self.periods.len() {
+                let (u0, u1) = (self.starts[m], self.starts[m + 1]);
+                if !self.ticks(m, ph) {
+                    for b in r0..r1 {
+                        row_mut(proj, b, h)[u0..u1].fill(T::ZERO);
+                    }
+                    continue;
+                }
+                for b in r0..r1 {
+                    let (dn, nx) = (row(dnext, b, sw), row(next, b, sw));
+                    let pr = row_mut(proj, b, h);
+                    for u in u0..u1 {
+                        pr[u] = dn[u] * (T::ONE - nx[u] * nx[u]);
+                    }
+                }
+                // dh(t-1)[:, u0..H] += dpre[:, u0..u1] U[u0..u1, u0..H]
+                gemm_nn(
+                    n,
+                    h - u0,
+                    u1 - u0,
+                    &proj[r0 * h + u0..],
+                    h,
+                    &w[u0 * h + u0..],
+                    h,
+                    &mut dprev[r0 * sw + u0..],
+                    sw,
+                    true,
+                );
+                // dU[u0..u1, u0..H] += dpre[:, u0..u1]^T h(t-1)[:, u0..H]
+                gemm_tn(
+                    u1 - u0,
+                    h - u0,
+                    n,
+                    &proj[r0 * h + u0..],
+                    h,
+                    &prev[r0 * sw + u0..],
+                    sw,
+                    &mut gw[u0 * h + u0..],
+                    h,
+                    true,
+                );
+            }
+        });
+    }
+}
