@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use unfold::builtin::{self, TaskInfo};
-use unfold::layers::LeakSpec;
+use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec};
 use unfold::models::Readout;
 use unfold::train::{Clip, Decay, FeedSchedule, LrSchedule, OptimizerConfig};
 use unfold::CellKind;
@@ -22,9 +22,25 @@ pub struct RawSettings {
     /// Built-in task: reber, adding, copy, parity, mackey-glass, sines (`unfold tasks`).
     #[arg(long)]
     pub task: Option<String>,
-    /// Recurrent cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky-integrator tanh units).
+    /// Recurrent cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky-integrator tanh units),
+    /// clockwork (modules of tanh units at their own periods), delay (tanh units reading
+    /// h(t-d) for several delays d), deep (a deep transition h(t-1) -> h(t)).
     #[arg(long)]
     pub model: Option<String>,
+    /// Clockwork RNN: the modules' periods, e.g. 1,2,4,8 (default 1, 2, 4, ... 128: eight
+    /// modules, fewer for fewer than eight units).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub periods: Option<Vec<usize>>,
+    /// Delay cell: the delays d of the recurrences from h(t-d), e.g. 1,4 (the default); leave
+    /// 1 out to drop the one-step recurrence.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub delays: Option<Vec<usize>>,
+    /// Deep transition: tanh layers between h(t-1) and h(t) (default 2).
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Deep transition: a shortcut from h(t-1) to the last layer, the DT(S)-RNN (default true).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub shortcut: Option<bool>,
     /// Leaky units: leak rate of the slowest unit, in (0, 1] (default 0.02: a time constant of
     /// 50 steps); the units' leaks are spread geometrically from --leak-max down to it.
     #[arg(long)]
@@ -151,6 +167,18 @@ pub struct Settings {
     /// Leaky units: leak rates fixed (not learned).
     #[serde(default)]
     pub leak_fixed: bool,
+    /// Clockwork RNN: the modules' periods (empty: 1, 2, 4, ... for up to eight modules).
+    #[serde(default)]
+    pub periods: Vec<usize>,
+    /// Delay cell: the delays.
+    #[serde(default = "default_delays")]
+    pub delays: Vec<usize>,
+    /// Deep transition: layers from h(t-1) to h(t).
+    #[serde(default = "default_depth")]
+    pub depth: usize,
+    /// Deep transition: shortcut from h(t-1) to the last layer.
+    #[serde(default = "default_shortcut")]
+    pub shortcut: bool,
     /// Hidden units per layer.
     pub hidden: usize,
     /// Stacked recurrent layers.
@@ -250,6 +278,10 @@ impl RawSettings {
             leak_min,
             leak_max,
             leak_fixed,
+            periods,
+            delays,
+            depth,
+            shortcut,
             hidden,
             layers,
             embed,
@@ -394,12 +426,16 @@ impl RawSettings {
         // A series classifier reads both ways and pools over every step, on series of at most
         // AUTO_MAX_STEPS steps (docs/defaults.md has the measurements behind these).
         let ts = user == Some("ts");
-        let s = Settings {
+        let mut s = Settings {
             task,
             model: self.model.unwrap_or_else(|| cell.name().to_string()),
             leak_min: self.leak_min.unwrap_or_else(default_leak_min),
             leak_max: self.leak_max.unwrap_or_else(default_leak_max),
             leak_fixed: self.leak_fixed.unwrap_or(false),
+            periods: self.periods.unwrap_or_default(),
+            delays: self.delays.unwrap_or_else(default_delays),
+            depth: self.depth.unwrap_or_else(default_depth),
+            shortcut: self.shortcut.unwrap_or_else(default_shortcut),
             hidden: self.hidden.unwrap_or(hidden),
             layers: self.layers.unwrap_or(1),
             embed: self.embed.unwrap_or(16),
@@ -444,6 +480,10 @@ impl RawSettings {
             pairs: self.pairs,
         };
         s.check()?;
+        // The clockwork periods in use, so that config.toml shows them.
+        if let CellKind::Clockwork(spec) = s.cell() {
+            s.periods = spec.periods.values();
+        }
         Ok(s)
     }
 }
@@ -473,10 +513,12 @@ impl Settings {
         if let Err(e) = CellKind::parse(&self.model) {
             return bad(format!("--model: {e}"));
         }
-        if let CellKind::Leaky(spec) = self.cell() {
-            if let Err(e) = spec.validate() {
-                return bad(format!("--leak-min / --leak-max: {e}"));
-            }
+        if let Err(e) = self.try_cell() {
+            return bad(e);
+        }
+        if let Err(e) = unfold::RecurrentConfig::new(self.cell(), 1, self.hidden.max(1)).validate()
+        {
+            return bad(format!("--model {}: {e}", self.model));
         }
         if let Err(e) = OptimizerConfig::parse(&self.optimizer) {
             return bad(format!("--optimizer: {e}"));
@@ -539,16 +581,43 @@ impl Settings {
         Ok(())
     }
 
-    /// The recurrent cell (for leaky units, with the leak settings).
+    /// The recurrent cell with its settings (leaks, periods, delays, depth).
     pub fn cell(&self) -> CellKind {
-        match CellKind::parse(&self.model).expect("checked when resolved") {
-            CellKind::Leaky(_) => CellKind::Leaky(LeakSpec {
-                min: self.leak_min,
-                max: self.leak_max,
-                learn: !self.leak_fixed,
+        self.try_cell().expect("checked when resolved")
+    }
+
+    /// [`Settings::cell`], or what is wrong with the cell's settings.
+    fn try_cell(&self) -> std::result::Result<CellKind, String> {
+        let kind = CellKind::parse(&self.model).map_err(|e| format!("--model: {e}"))?;
+        Ok(match kind {
+            CellKind::Leaky(_) => {
+                let spec = LeakSpec {
+                    min: self.leak_min,
+                    max: self.leak_max,
+                    learn: !self.leak_fixed,
+                };
+                spec.validate()
+                    .map_err(|e| format!("--leak-min / --leak-max: {e}"))?;
+                CellKind::Leaky(spec)
+            }
+            CellKind::Clockwork(_) => CellKind::Clockwork(if self.periods.is_empty() {
+                ClockSpec::default_for(self.hidden)
+            } else {
+                ClockSpec::new(&self.periods).map_err(|e| format!("--periods: {e}"))?
             }),
+            CellKind::Delay(_) => CellKind::Delay(
+                DelaySpec::new(&self.delays).map_err(|e| format!("--delays: {e}"))?,
+            ),
+            CellKind::DeepTransition(_) => {
+                let spec = DeepSpec {
+                    depth: self.depth,
+                    shortcut: self.shortcut,
+                };
+                spec.validate().map_err(|e| format!("--depth: {e}"))?;
+                CellKind::DeepTransition(spec)
+            }
             kind => kind,
-        }
+        })
     }
 
     /// The optimizer.
@@ -626,6 +695,18 @@ pub fn check_out(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn default_delays() -> Vec<usize> {
+    DelaySpec::default_delays().delays.values()
+}
+
+fn default_depth() -> usize {
+    DeepSpec::default().depth
+}
+
+fn default_shortcut() -> bool {
+    DeepSpec::default().shortcut
 }
 
 fn default_leak_min() -> f64 {

@@ -1,12 +1,13 @@
 //! Models rebuild from their checkpoint through the library alone: every kind of
-//! [`ModelSpec`] (labellers with symbols or reals, leaky or LSTM cells, dropout and
-//! conditioning; classifiers; encoder-decoders with attention) saved with its vocabulary and
-//! input scaling loads back equal, with the same outputs; checkpoints without a spec, from a
-//! newer release or with a malformed spec are clear errors.
+//! [`ModelSpec`] (labellers with symbols or reals, leaky, LSTM, delay or deep-transition
+//! cells, dropout and conditioning; classifiers, one of them clockwork; encoder-decoders with
+//! attention) saved with its vocabulary and input scaling loads back equal, with the same
+//! outputs; checkpoints without a spec, from a newer release or with a malformed spec are
+//! clear errors.
 
 use unfold::checkpoint::TensorFile;
 use unfold::data::{tasks, Dataset, Scaler, Vocab};
-use unfold::layers::{LeakSpec, OutputKind};
+use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec, OutputKind};
 use unfold::models::{
     load_model, AnyModel, Architecture, Attention, CondMode, Conditioning, InputSpec, Model,
     ModelConfig, ModelSpec, Readout, SavedModel, Seq2SeqConfig,
@@ -92,6 +93,33 @@ fn specs() -> Vec<ModelSpec> {
                 context_every_step: false,
                 attention: Attention::Additive,
             },
+        },
+        // The cells of the multiple-time-scale and deep-transition family, settings included.
+        ModelSpec::Classifier {
+            config: reals_config(
+                CellKind::Clockwork(ClockSpec::new(&[1, 3]).unwrap()),
+                OutputKind::Categorical {
+                    classes: 2,
+                    pad: None,
+                },
+            ),
+            readout: Readout::Last,
+        },
+        ModelSpec::Labeller {
+            config: reals_config(CellKind::Delay(DelaySpec::new(&[2, 5]).unwrap()), gaussian),
+            dropout: 0.0,
+            conditioning: None,
+        },
+        ModelSpec::Labeller {
+            config: reals_config(
+                CellKind::DeepTransition(DeepSpec {
+                    depth: 3,
+                    shortcut: false,
+                }),
+                gaussian,
+            ),
+            dropout: 0.0,
+            conditioning: None,
         },
     ]
 }

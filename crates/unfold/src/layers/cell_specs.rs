@@ -150,19 +150,13 @@ pub struct ClockSpec {
 }
 
 impl ClockSpec {
-    /// The most steps a clockwork cell's phase counts before it wraps (the least common
-    /// multiple of the periods must divide it exactly, so it must not exceed this).
-    pub const MAX_CYCLE: usize = 1 << 22;
-
     /// Modules with the given periods, sorted fastest first.
     pub fn new(periods: &[usize]) -> Result<Self> {
         let mut p = periods.to_vec();
         p.sort_unstable();
-        let spec = ClockSpec {
+        Ok(ClockSpec {
             periods: SmallList::new(&p)?,
-        };
-        spec.validate()?;
-        Ok(spec)
+        })
     }
 
     /// `modules` modules with periods 1, 2, 4, ..., 2^(modules-1), the paper's exponential
@@ -176,35 +170,6 @@ impl ClockSpec {
     /// there are fewer than eight units.
     pub fn default_for(hidden: usize) -> Self {
         Self::exponential(hidden.clamp(1, 8)).expect("powers of two up to 128 are valid")
-    }
-
-    /// The number of steps after which every module's phase repeats: the least common multiple
-    /// of the periods.
-    pub fn cycle(&self) -> usize {
-        fn gcd(a: usize, b: usize) -> usize {
-            if b == 0 {
-                a
-            } else {
-                gcd(b, a % b)
-            }
-        }
-        self.periods.values().into_iter().fold(1usize, |l, p| {
-            let g = gcd(l, p);
-            (l / g).saturating_mul(p)
-        })
-    }
-
-    /// Checks that the periods' cycle is at most [`ClockSpec::MAX_CYCLE`] steps.
-    pub fn validate(&self) -> Result<()> {
-        let c = self.cycle();
-        if c > Self::MAX_CYCLE {
-            return Err(Error::InvalidConfig(format!(
-                "the clockwork periods {:?} repeat only every {c} steps; at most {} is supported",
-                self.periods,
-                Self::MAX_CYCLE
-            )));
-        }
-        Ok(())
     }
 
     /// The units of module `m` of `hidden`: `[m H / M, (m + 1) H / M)`.

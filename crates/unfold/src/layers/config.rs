@@ -60,7 +60,7 @@ impl CellKind {
         match self {
             CellKind::Lstm => hidden,
             CellKind::Delay(d) => (d.delays.max() - 1) * hidden,
-            CellKind::Clockwork(_) => 1,
+            CellKind::Clockwork(c) => c.periods.len(),
             _ => 0,
         }
     }
@@ -129,7 +129,7 @@ impl CellKind {
             CellKind::Lstm => 6 * hidden,
             CellKind::Gru => 5 * hidden,
             CellKind::Leaky(_) => 3 * hidden,
-            CellKind::Clockwork(_) => 3 * hidden + 1,
+            CellKind::Clockwork(c) => 3 * hidden + c.periods.len(),
             CellKind::Delay(d) => (1 + d.delays.max()) * hidden + hidden,
             CellKind::DeepTransition(d) => (d.depth + 2) * hidden,
         }
@@ -226,10 +226,7 @@ impl RecurrentConfig {
         }
         match self.kind {
             CellKind::Leaky(spec) => spec.validate()?,
-            CellKind::Clockwork(spec) => {
-                spec.validate()?;
-                spec.check_hidden(self.hidden_size)?;
-            }
+            CellKind::Clockwork(spec) => spec.check_hidden(self.hidden_size)?,
             CellKind::DeepTransition(spec) => spec.validate()?,
             _ => {}
         }

@@ -16,12 +16,14 @@
 //! multiplied, and the blocks below the diagonal are never multiplied at all, so a step with
 //! periods 1, 2, 4, ... costs well under a dense tanh step of the same size.
 //!
-//! Each sequence's phase `t mod lcm(T)` is the one value of extra state (stored as a number
-//! beside h), so streaming, truncated back-propagation and carried states keep the clock, and
-//! the reverse direction of a bidirectional layer counts from its own first step.
+//! Each module's phase `t mod T_m` is part of the state (M numbers beside h), so streaming,
+//! truncated back-propagation and carried states keep the clock, and the reverse direction of
+//! a bidirectional layer counts from its own first step. The phases get no gradient.
 //!
 //! Parameters: `weight_ih [H, I]`, `weight_hh [H, H]` (zero below the module blocks, and kept
 //! zero: those entries get no gradient) and `bias [H]` with biases.
+
+#![allow(clippy::needless_range_loop)] // module m indexes starts, periods and ticks together
 
 use crate::float::Float;
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
@@ -39,9 +41,10 @@ pub struct Clockwork {
     /// Each module's first unit, and `hidden` at the end (`M + 1` values).
     starts: Vec<usize>,
     periods: Vec<usize>,
-    /// The phase wraps after this many steps (the periods' least common multiple).
-    cycle: usize,
 }
+
+/// Which modules update at a step.
+type Ticks = [bool; crate::layers::SmallList::CAPACITY];
 
 impl Clockwork {
     /// The cell for `input` features and `hidden` units in the modules of `spec`.
@@ -57,37 +60,40 @@ impl Clockwork {
             bias,
             starts,
             periods,
-            cycle: spec.cycle(),
         }
     }
 
-    /// The phase stored in a state row (a whole number in `0..cycle`; anything else, such as
-    /// a user's initial state, is rounded and wrapped).
-    fn phase<T: Float>(&self, state_row: &[T]) -> usize {
-        let v = state_row[self.hidden].to_f64();
+    /// Module `m`'s phase in a state row: a whole number in `0..T_m` (anything else, such
+    /// as a user's initial state, is rounded and wrapped).
+    fn phase<T: Float>(&self, state_row: &[T], m: usize) -> usize {
+        let v = state_row[self.hidden + m].to_f64();
         if !v.is_finite() {
             return 0;
         }
-        (v.round() as i64).rem_euclid(self.cycle as i64) as usize
+        (v.round() as i64).rem_euclid(self.periods[m] as i64) as usize
     }
 
-    /// Whether module `m` updates at `phase`.
-    fn ticks(&self, m: usize, phase: usize) -> bool {
-        phase % self.periods[m] == 0
+    /// Which modules of a state row update at this step (those at phase 0).
+    fn ticks<T: Float>(&self, state_row: &[T]) -> Ticks {
+        let mut t = [false; crate::layers::SmallList::CAPACITY];
+        for (m, tick) in t.iter_mut().enumerate().take(self.periods.len()) {
+            *tick = self.phase(state_row, m) == 0;
+        }
+        t
     }
 
-    /// The rows `r0..r1` of the batch, grouped into runs that share a phase (usually one run:
-    /// all sequences of a batch start together).
-    fn runs<T: Float>(&self, prev: &[T], batch: usize, mut f: impl FnMut(usize, usize, usize)) {
-        let s = self.hidden + 1;
+    /// The rows of the batch grouped into runs `r0..r1` whose modules tick alike (usually one
+    /// run: the sequences of a batch start together).
+    fn runs<T: Float>(&self, prev: &[T], batch: usize, mut f: impl FnMut(usize, usize, &Ticks)) {
+        let s = self.hidden + self.periods.len();
         let mut r0 = 0;
         while r0 < batch {
-            let ph = self.phase(row(prev, r0, s));
+            let ticks = self.ticks(row(prev, r0, s));
             let mut r1 = r0 + 1;
-            while r1 < batch && self.phase(row(prev, r1, s)) == ph {
+            while r1 < batch && self.ticks(row(prev, r1, s)) == ticks {
                 r1 += 1;
             }
-            f(r0, r1, ph);
+            f(r0, r1, &ticks);
             r0 = r1;
         }
     }
@@ -104,7 +110,7 @@ impl<T: Float> Cell<T> for Clockwork {
         self.hidden
     }
     fn extra_state_size(&self) -> usize {
-        1
+        self.periods.len()
     }
     fn param_specs(&self) -> Vec<ParamSpec> {
         let (h, i) = (self.hidden, self.input);
@@ -168,7 +174,7 @@ impl<T: Float> Cell<T> for Clockwork {
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {
-        let (h, sw) = (self.hidden, self.hidden + 1);
+        let (h, sw) = (self.hidden, self.hidden + self.periods.len());
         let w = p.get(1);
         let StepForward {
             batch,
@@ -177,11 +183,11 @@ impl<T: Float> Cell<T> for Clockwork {
             next,
             ..
         } = s;
-        self.runs(prev, batch, |r0, r1, ph| {
+        self.runs(prev, batch, |r0, r1, ticks| {
             let n = r1 - r0;
             for m in 0..self.periods.len() {
                 let (u0, u1) = (self.starts[m], self.starts[m + 1]);
-                if self.ticks(m, ph) {
+                if ticks[m] {
                     // pre[:, u0..u1] += h(t-1)[:, u0..H] U[u0..u1, u0..H]^T
                     gemm_nt(
                         n,
@@ -209,15 +215,17 @@ impl<T: Float> Cell<T> for Clockwork {
                     }
                 }
             }
-            let phase = T::from_f64(((ph + 1) % self.cycle) as f64);
-            for b in r0..r1 {
-                next[b * sw + h] = phase;
-            }
         });
+        for b in 0..batch {
+            for m in 0..self.periods.len() {
+                let ph = (self.phase(row(prev, b, sw), m) + 1) % self.periods[m];
+                next[b * sw + h + m] = T::from_f64(ph as f64);
+            }
+        }
     }
 
     fn step_backward(&self, p: &CellParams<T>, s: StepBackward<'_, T>, g: &mut CellParams<T>) {
-        let (h, sw) = (self.hidden, self.hidden + 1);
+        let (h, sw) = (self.hidden, self.hidden + self.periods.len());
         let w = p.get(1);
         let gw = g.get_mut(1);
         let StepBackward {
@@ -229,14 +237,14 @@ impl<T: Float> Cell<T> for Clockwork {
             dprev,
             ..
         } = s;
-        self.runs(prev, batch, |r0, r1, ph| {
+        self.runs(prev, batch, |r0, r1, ticks| {
             let n = r1 - r0;
             // Units that do not tick pass their gradient straight back; the phase has none.
             for b in r0..r1 {
                 let (dn, dp) = (row(dnext, b, sw), row_mut(dprev, b, sw));
                 dp.fill(T::ZERO);
                 for m in 0..self.periods.len() {
-                    if !self.ticks(m, ph) {
+                    if !ticks[m] {
                         let r = self.starts[m]..self.starts[m + 1];
                         dp[r.clone()].copy_from_slice(&dn[r]);
                     }
@@ -244,7 +252,7 @@ impl<T: Float> Cell<T> for Clockwork {
             }
             for m in 0..self.periods.len() {
                 let (u0, u1) = (self.starts[m], self.starts[m + 1]);
-                if !self.ticks(m, ph) {
+                if !ticks[m] {
                     for b in r0..r1 {
                         row_mut(proj, b, h)[u0..u1].fill(T::ZERO);
                     }
