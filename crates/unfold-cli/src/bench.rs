@@ -9,13 +9,16 @@ pub fn bench(
     modes: &[String],
     seconds: f64,
     peak: bool,
+    cells: bool,
 ) -> Result<()> {
-    use unfold::bench::{find, gemm_peak_gflops, run, train_flops, Mode, CONFIGS};
+    use unfold::bench::{cell_configs, find, gemm_peak_gflops, run, train_flops, Mode, CONFIGS};
     anyhow::ensure!(
         seconds.is_finite() && seconds >= 0.0,
         "--seconds must be a non-negative number"
     );
-    let selected: Vec<&unfold::bench::BenchConfig> = if configs.is_empty() {
+    let selected: Vec<&unfold::bench::BenchConfig> = if cells {
+        cell_configs().iter().collect()
+    } else if configs.is_empty() {
         CONFIGS.iter().collect()
     } else {
         configs

@@ -83,7 +83,8 @@ enum Command {
     #[command(after_help = "Examples:\n  \
         unfold bench\n  \
         unfold bench --json --config lstm-h256-b32 --mode train\n  \
-        unfold bench --threads 1 --peak")]
+        unfold bench --threads 1 --peak\n  \
+        unfold bench --cells")]
     Bench {
         /// Print one JSON object per line instead of a table.
         #[arg(long)]
@@ -100,6 +101,10 @@ enum Command {
         /// Also measure the GEMM peak (2048^3 product) and print each training run's share of it.
         #[arg(long)]
         peak: bool,
+        /// Run the configurations of the cells PyTorch has no module for (deep transitions,
+        /// clockwork, delays), each beside its dense equivalent on the same time loop.
+        #[arg(long)]
+        cells: bool,
     },
 }
 
@@ -185,7 +190,8 @@ fn run(cli: Cli) -> Result<()> {
             modes,
             seconds,
             peak,
-        } => bench::bench(json, &configs, &modes, seconds, peak).map_err(|e| {
+            cells,
+        } => bench::bench(json, &configs, &modes, seconds, peak, cells).map_err(|e| {
             if e.is::<unfold::Error>() {
                 BadInput(format!("{e:#}")).into()
             } else {

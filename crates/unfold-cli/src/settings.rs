@@ -605,9 +605,9 @@ impl Settings {
             } else {
                 ClockSpec::new(&self.periods).map_err(|e| format!("--periods: {e}"))?
             }),
-            CellKind::Delay(_) => CellKind::Delay(
-                DelaySpec::new(&self.delays).map_err(|e| format!("--delays: {e}"))?,
-            ),
+            CellKind::Delay(_) => {
+                CellKind::Delay(DelaySpec::new(&self.delays).map_err(|e| format!("--delays: {e}"))?)
+            }
             CellKind::DeepTransition(_) => {
                 let spec = DeepSpec {
                     depth: self.depth,

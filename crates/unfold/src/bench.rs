@@ -92,10 +92,40 @@ pub const CONFIGS: [BenchConfig; 13] = [
     cfg("gru-h256-stream", CellKind::Gru, 256, 1, 1, false, true),
 ];
 
-/// Finds a configuration by name.
+/// The cells PyTorch has no module for, on the generic time loop, each beside its dense
+/// equivalent on the same loop (H = 256, B = 32, T = 100): a deep transition of depth 1 is the
+/// tanh RNN (`deep1`), so `deep2` and `deep4` show what each extra transition layer costs; a
+/// clockwork RNN of one module of period 1 is a dense tanh RNN (`clockwork1`), so
+/// `clockwork8` (periods 1, 2, ..., 128) shows what skipping the modules that do not tick
+/// saves; `delay14` reads h(t-1) and h(t-4). `unfold bench --cells` runs them.
+pub fn cell_configs() -> &'static [BenchConfig] {
+    use crate::layers::{ClockSpec, DeepSpec, DelaySpec};
+    static CELLS: std::sync::LazyLock<Vec<BenchConfig>> = std::sync::LazyLock::new(|| {
+        let deep = |depth| {
+            CellKind::DeepTransition(DeepSpec {
+                depth,
+                shortcut: true,
+            })
+        };
+        let clock = |m| CellKind::Clockwork(ClockSpec::exponential(m).expect("valid"));
+        let delay = CellKind::Delay(DelaySpec::new(&[1, 4]).expect("valid"));
+        vec![
+            cfg("deep1-h256-b32", deep(1), 256, 32, 1, false, false),
+            cfg("deep2-h256-b32", deep(2), 256, 32, 1, false, false),
+            cfg("deep4-h256-b32", deep(4), 256, 32, 1, false, false),
+            cfg("clockwork1-h256-b32", clock(1), 256, 32, 1, false, false),
+            cfg("clockwork8-h256-b32", clock(8), 256, 32, 1, false, false),
+            cfg("delay14-h256-b32", delay, 256, 32, 1, false, false),
+        ]
+    });
+    &CELLS
+}
+
+/// Finds a configuration by name (of [`CONFIGS`] or [`cell_configs`]).
 pub fn find(name: &str) -> Result<&'static BenchConfig> {
-    CONFIGS.iter().find(|c| c.name == name).ok_or_else(|| {
-        let names: Vec<&str> = CONFIGS.iter().map(|c| c.name).collect();
+    let all = || CONFIGS.iter().chain(cell_configs());
+    all().find(|c| c.name == name).ok_or_else(|| {
+        let names: Vec<&str> = all().map(|c| c.name).collect();
         Error::InvalidConfig(format!(
             "unknown benchmark configuration {name:?}; known: {}",
             names.join(", ")
