@@ -10,39 +10,12 @@ use unfold::checkpoint::TensorFile;
 use unfold::layers::TrainCache;
 use unfold::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
 
-/// Relative tolerance of the comparison: |a - b| <= REL * max(|b|, FLOOR * max|tensor|).
-/// The floor matters only for elements much smaller than the rest of their tensor: a gradient
-/// is a sum of many terms of the tensor's magnitude, and when they cancel, f32 rounding in a
-/// different summation order (ours vs MKL's) leaves an error relative to the terms, not to the
-/// small sum.
-const REL: f32 = 1e-5;
-const FLOOR: f32 = 0.1;
+mod common;
+
+use common::{compare, tensor};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
-}
-
-fn tensor(f: &TensorFile, name: &str) -> Vec<f32> {
-    f.tensors
-        .get(name)
-        .unwrap_or_else(|| panic!("fixture lacks {name}"))
-        .to_vec()
-        .unwrap()
-}
-
-fn compare(tag: &str, got: &[f32], want: &[f32]) -> f32 {
-    assert_eq!(got.len(), want.len(), "{tag}: length");
-    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())) * FLOOR;
-    let mut worst = 0.0f32;
-    for (i, (a, b)) in got.iter().zip(want).enumerate() {
-        let rel = (a - b).abs() / b.abs().max(scale).max(f32::MIN_POSITIVE);
-        assert!(
-            rel <= REL,
-            "{tag}[{i}]: unfold {a} vs torch {b} (rel {rel:e})"
-        );
-        worst = worst.max(rel);
-    }
-    worst
 }
 
 #[test]

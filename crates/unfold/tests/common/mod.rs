@@ -1,0 +1,40 @@
+//! Helpers shared by the PyTorch parity tests: reading fixture tensors and comparing with a
+//! relative tolerance.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use unfold::checkpoint::TensorFile;
+
+/// Relative tolerance of the comparison: |a - b| <= REL * max(|b|, FLOOR * max|tensor|).
+/// The floor matters only for elements much smaller than the rest of their tensor: a gradient
+/// is a sum of many terms of the tensor's magnitude, and when they cancel, f32 rounding in a
+/// different summation order (ours vs MKL's) leaves an error relative to the terms, not to the
+/// small sum.
+pub const REL: f32 = 1e-5;
+/// See [`REL`].
+pub const FLOOR: f32 = 0.1;
+
+/// Tensor `name` of a fixture as `f32` values (panics when the fixture lacks it).
+pub fn tensor(f: &TensorFile, name: &str) -> Vec<f32> {
+    f.tensors
+        .get(name)
+        .unwrap_or_else(|| panic!("fixture lacks {name}"))
+        .to_vec()
+        .unwrap()
+}
+
+/// Asserts `got` equals `want` within [`REL`] (see there); returns the worst relative error.
+pub fn compare(tag: &str, got: &[f32], want: &[f32]) -> f32 {
+    assert_eq!(got.len(), want.len(), "{tag}: length");
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())) * FLOOR;
+    let mut worst = 0.0f32;
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        let rel = (a - b).abs() / b.abs().max(scale).max(f32::MIN_POSITIVE);
+        assert!(
+            rel <= REL,
+            "{tag}[{i}]: unfold {a} vs torch {b} (rel {rel:e})"
+        );
+        worst = worst.max(rel);
+    }
+    worst
+}
