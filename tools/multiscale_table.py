@@ -32,8 +32,10 @@ CELLS = [
 def tasks(data):
     gp = os.path.join(data, "classification", "GunPoint")
     return [
-        ("adding T=200", ["--task", "adding", "--length", "200", "--steps", "4000",
-                          "--hidden", "64", "--lr", "2e-3"]),
+        ("adding T=50", ["--task", "adding", "--length", "50", "--steps", "6000",
+                         "--hidden", "64", "--lr", "0.01"]),
+        ("adding T=100", ["--task", "adding", "--length", "100", "--steps", "6000",
+                          "--hidden", "64", "--lr", "0.01"]),
         ("copy, delay 20", ["--task", "copy", "--length", "20", "--steps", "4000",
                             "--hidden", "64", "--lr", "5e-3"]),
         ("mackey-glass", ["--task", "mackey-glass", "--steps", "2000", "--hidden", "32"]),

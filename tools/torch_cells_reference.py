@@ -9,6 +9,8 @@ Each cell is written the obvious way, a Python loop over time steps on fixed wei
     delay       h' = tanh(W x + sum_d U_d h(t - d) + b)
     clockwork   h'_m = tanh(W_m x + U_m h + b_m) for modules m with t mod T_m == 0, else h_m;
                 U block upper triangular (module m reads modules m..)
+    tdnn        h(t) = tanh(sum_k W_k x(t - k d) + b), as torch.nn.functional.conv1d with
+                (taps - 1) d zeros of left padding (a whole-sequence convolution, no loop)
 
 over a ragged batch (a sequence past its length keeps its state and outputs zero, as PyTorch's
 packed sequences do), then backward of
@@ -134,21 +136,40 @@ def clockwork_cell(H, periods, g):
     return cell, p, step, M
 
 
+def tdnn_cell(H, taps, dilation, g):
+    k = 1 / (taps * I) ** 0.5
+    p = {"weight": uniform((taps, H, I), k, g), "bias": uniform((H,), k, g)}
+
+    def whole(p, x):
+        # torch.nn.functional.conv1d over [B, I, T] with (taps - 1) * dilation zeros on the
+        # left; Conv1d's kernel runs oldest tap first, so unfold's tap k is index taps - 1 - k.
+        w = p["weight"].flip(0).permute(1, 2, 0)  # [H, I, taps]
+        xs = torch.nn.functional.pad(x.permute(1, 2, 0), ((taps - 1) * dilation, 0))
+        y = torch.nn.functional.conv1d(xs, w, p["bias"], dilation=dilation)
+        return torch.tanh(y).permute(2, 0, 1)  # [T, B, H]
+
+    cell = {"Tdnn": {"taps": taps, "dilation": dilation}}
+    # The delay lines are state (zero: the zero padding), compared through the outputs only.
+    return cell, p, whole, dilation * taps * (taps - 1) // 2 * H
+
+
 def fixture(name, made, H, seed):
     cell, params, step, extra = made
+    whole = "Tdnn" in cell
     torch.manual_seed(seed)
     params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     x = torch.randn(T, B, I, requires_grad=True)
     h0 = torch.randn(B, H, requires_grad=True)
-    clock = "Clockwork" in cell
+    clock = "Clockwork" in cell or whole
     e0 = (torch.zeros(B, extra) if clock else torch.randn(B, extra)).requires_grad_(not clock)
     dout = torch.randn(T, B, H)
     dh_n = torch.randn(B, H)
     de_n = torch.randn(B, extra)
     lengths = torch.tensor(LENGTHS)
     h, e, outs = h0, e0, []
+    ys = step(params, x) if whole else None
     for t in range(T):
-        hn, en = step(params, x[t], h, e, t)
+        hn, en = (ys[t], e) if whole else step(params, x[t], h, e, t)
         live = (t < lengths).unsqueeze(1)
         h = torch.where(live, hn, h)
         e = torch.where(live, en, e) if extra and not clock else e
@@ -194,6 +215,7 @@ def main():
         ("delay_1_3", delay_cell(5, [1, 3], g), 5),
         ("delay_2", delay_cell(5, [2], g), 5),
         ("clockwork_1_2_4", clockwork_cell(6, [1, 2, 4], g), 6),
+        ("tdnn_3_d2", tdnn_cell(5, 3, 2, g), 5),
     ]
     for seed, (name, made, H) in enumerate(cells):
         t, meta = fixture(name, made, H, seed)

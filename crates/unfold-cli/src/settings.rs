@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use unfold::builtin::{self, TaskInfo};
-use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec};
+use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec, TdnnSpec};
 use unfold::models::Readout;
 use unfold::train::{Clip, Decay, FeedSchedule, LrSchedule, OptimizerConfig};
 use unfold::CellKind;
@@ -24,7 +24,8 @@ pub struct RawSettings {
     pub task: Option<String>,
     /// Recurrent cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky-integrator tanh units),
     /// clockwork (modules of tanh units at their own periods), delay (tanh units reading
-    /// h(t-d) for several delays d), deep (a deep transition h(t-1) -> h(t)).
+    /// h(t-d) for several delays d), deep (a deep transition h(t-1) -> h(t)), tdnn (a
+    /// time-delay layer: a causal dilated convolution over time, no recurrence).
     #[arg(long)]
     pub model: Option<String>,
     /// Clockwork RNN: the modules' periods, e.g. 1,2,4,8 (default 1, 2, 4, ... 128: eight
@@ -41,6 +42,12 @@ pub struct RawSettings {
     /// Deep transition: a shortcut from h(t-1) to the last layer, the DT(S)-RNN (default true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub shortcut: Option<bool>,
+    /// Time-delay layer: taps of the causal convolution over time (default 4).
+    #[arg(long)]
+    pub taps: Option<usize>,
+    /// Time-delay layer: steps between taps (default 1).
+    #[arg(long)]
+    pub dilation: Option<usize>,
     /// Leaky units: leak rate of the slowest unit, in (0, 1] (default 0.02: a time constant of
     /// 50 steps); the units' leaks are spread geometrically from --leak-max down to it.
     #[arg(long)]
@@ -179,6 +186,12 @@ pub struct Settings {
     /// Deep transition: shortcut from h(t-1) to the last layer.
     #[serde(default = "default_shortcut")]
     pub shortcut: bool,
+    /// Time-delay layer: taps.
+    #[serde(default = "default_taps")]
+    pub taps: usize,
+    /// Time-delay layer: steps between taps.
+    #[serde(default = "default_dilation")]
+    pub dilation: usize,
     /// Hidden units per layer.
     pub hidden: usize,
     /// Stacked recurrent layers.
@@ -282,6 +295,8 @@ impl RawSettings {
             delays,
             depth,
             shortcut,
+            taps,
+            dilation,
             hidden,
             layers,
             embed,
@@ -436,6 +451,8 @@ impl RawSettings {
             delays: self.delays.unwrap_or_else(default_delays),
             depth: self.depth.unwrap_or_else(default_depth),
             shortcut: self.shortcut.unwrap_or_else(default_shortcut),
+            taps: self.taps.unwrap_or_else(default_taps),
+            dilation: self.dilation.unwrap_or_else(default_dilation),
             hidden: self.hidden.unwrap_or(hidden),
             layers: self.layers.unwrap_or(1),
             embed: self.embed.unwrap_or(16),
@@ -616,6 +633,15 @@ impl Settings {
                 spec.validate().map_err(|e| format!("--depth: {e}"))?;
                 CellKind::DeepTransition(spec)
             }
+            CellKind::Tdnn(_) => {
+                let spec = TdnnSpec {
+                    taps: self.taps,
+                    dilation: self.dilation,
+                };
+                spec.validate()
+                    .map_err(|e| format!("--taps / --dilation: {e}"))?;
+                CellKind::Tdnn(spec)
+            }
             kind => kind,
         })
     }
@@ -707,6 +733,14 @@ fn default_depth() -> usize {
 
 fn default_shortcut() -> bool {
     DeepSpec::default().shortcut
+}
+
+fn default_taps() -> usize {
+    TdnnSpec::default().taps
+}
+
+fn default_dilation() -> usize {
+    TdnnSpec::default().dilation
 }
 
 fn default_leak_min() -> f64 {

@@ -97,9 +97,10 @@ pub const CONFIGS: [BenchConfig; 13] = [
 /// tanh RNN (`deep1`), so `deep2` and `deep4` show what each extra transition layer costs; a
 /// clockwork RNN of one module of period 1 is a dense tanh RNN (`clockwork1`), so
 /// `clockwork8` (periods 1, 2, ..., 128) shows what skipping the modules that do not tick
-/// saves; `delay14` reads h(t-1) and h(t-4). `unfold bench --cells` runs them.
+/// saves; `delay14` reads h(t-1) and h(t-4); `tdnn4` is a time-delay layer of 4 taps (all its
+/// weight products in the one input GEMM). `unfold bench --cells` runs them.
 pub fn cell_configs() -> &'static [BenchConfig] {
-    use crate::layers::{ClockSpec, DeepSpec, DelaySpec};
+    use crate::layers::{ClockSpec, DeepSpec, DelaySpec, TdnnSpec};
     static CELLS: std::sync::LazyLock<Vec<BenchConfig>> = std::sync::LazyLock::new(|| {
         let deep = |depth| {
             CellKind::DeepTransition(DeepSpec {
@@ -109,6 +110,10 @@ pub fn cell_configs() -> &'static [BenchConfig] {
         };
         let clock = |m| CellKind::Clockwork(ClockSpec::exponential(m).expect("valid"));
         let delay = CellKind::Delay(DelaySpec::new(&[1, 4]).expect("valid"));
+        let tdnn = CellKind::Tdnn(TdnnSpec {
+            taps: 4,
+            dilation: 1,
+        });
         vec![
             cfg("deep1-h256-b32", deep(1), 256, 32, 1, false, false),
             cfg("deep2-h256-b32", deep(2), 256, 32, 1, false, false),
@@ -116,6 +121,7 @@ pub fn cell_configs() -> &'static [BenchConfig] {
             cfg("clockwork1-h256-b32", clock(1), 256, 32, 1, false, false),
             cfg("clockwork8-h256-b32", clock(8), 256, 32, 1, false, false),
             cfg("delay14-h256-b32", delay, 256, 32, 1, false, false),
+            cfg("tdnn4-h256-b32", tdnn, 256, 32, 1, false, false),
         ]
     });
     &CELLS

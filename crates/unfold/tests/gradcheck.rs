@@ -5,14 +5,15 @@
 
 #![allow(clippy::needless_range_loop)] // perturbing element j of several parallel buffers
 
-use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec};
+use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec, TdnnSpec};
 use unfold::layers::{InferWorkspace, StepWorkspace, TrainCache};
 use unfold::rng::Rng;
 use unfold::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
 
 /// The PyTorch cells, the leaky unit with learned and with fixed (per-unit) leaks, the
 /// clockwork RNN (uneven modules, periods that do not divide each other), delays with and
-/// without the one-step recurrence, and deep transitions with and without the shortcut.
+/// without the one-step recurrence, deep transitions with and without the shortcut, and
+/// time-delay layers (dilated, and not).
 fn kinds() -> Vec<CellKind> {
     vec![
         CellKind::RnnTanh,
@@ -39,6 +40,14 @@ fn kinds() -> Vec<CellKind> {
         CellKind::DeepTransition(DeepSpec {
             depth: 2,
             shortcut: false,
+        }),
+        CellKind::Tdnn(TdnnSpec {
+            taps: 3,
+            dilation: 2,
+        }),
+        CellKind::Tdnn(TdnnSpec {
+            taps: 2,
+            dilation: 1,
         }),
     ]
 }

@@ -1,8 +1,9 @@
 //! Numerical parity with PyTorch for the cells PyTorch has no module for (leaky units, deep
-//! transitions with and without the shortcut, delayed recurrences, the clockwork RNN), on the
-//! fixtures made by `tools/torch_cells_reference.py`, where each cell is written as a loop over
-//! time steps in PyTorch (see `fixtures/cells/README.md`): same weights, inputs and output
-//! gradients over a ragged batch; outputs, final states and every gradient compared in f32.
+//! transitions with and without the shortcut, delayed recurrences, the clockwork RNN) and for
+//! the time-delay layer (against `conv1d`), on the fixtures made by
+//! `tools/torch_cells_reference.py`, where each cell is written as a loop over time steps in
+//! PyTorch (see `fixtures/cells/README.md`): same weights, inputs and output gradients over a
+//! ragged batch; outputs, final states and every gradient compared in f32.
 
 use std::path::PathBuf;
 use unfold::checkpoint::TensorFile;
@@ -22,7 +23,7 @@ fn cells_match_their_pytorch_loops() {
         .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
         .collect();
     names.sort();
-    assert_eq!(names.len(), 6, "one fixture per cell setting");
+    assert_eq!(names.len(), 7, "one fixture per cell setting");
     let mut seen = Vec::new();
     for path in names {
         let f = TensorFile::read(&path).unwrap();
@@ -81,5 +82,5 @@ fn cells_match_their_pytorch_loops() {
     }
     seen.sort();
     seen.dedup();
-    assert_eq!(seen, ["clockwork", "deep", "delay", "leaky"]);
+    assert_eq!(seen, ["clockwork", "deep", "delay", "leaky", "tdnn"]);
 }

@@ -222,6 +222,57 @@ impl DelaySpec {
     }
 }
 
+/// A time-delay neural network layer (Waibel et al. 1989; the chapter's non-recurrent
+/// baseline): a causal 1-D convolution over time with `taps` taps `dilation` steps apart,
+/// `h(t) = tanh(sum over k < taps of W_k x(t - k dilation) + b)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TdnnSpec {
+    /// Taps of the kernel, at least 1. Default 4.
+    pub taps: usize,
+    /// Steps between taps, at least 1. Default 1.
+    pub dilation: usize,
+}
+
+impl Default for TdnnSpec {
+    fn default() -> Self {
+        TdnnSpec {
+            taps: 4,
+            dilation: 1,
+        }
+    }
+}
+
+impl TdnnSpec {
+    /// Steps of input one output sees: `(taps - 1) * dilation + 1`.
+    pub fn receptive_field(&self) -> usize {
+        (self.taps - 1) * self.dilation + 1
+    }
+
+    /// Values of past tap projections a sequence's state holds per unit: tap `k` is delayed
+    /// `k * dilation` steps, `dilation * taps * (taps - 1) / 2` in all.
+    pub fn delay_line(&self) -> usize {
+        self.dilation * self.taps * (self.taps - 1) / 2
+    }
+
+    /// Checks `1 <= taps <= 64`, `1 <= dilation <= 4096` and a receptive field of at most
+    /// 65536 steps.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=64).contains(&self.taps) || !(1..=4096).contains(&self.dilation) {
+            return Err(Error::InvalidConfig(format!(
+                "a TDNN needs 1 to 64 taps and a dilation of 1 to 4096 (got {} taps, dilation {})",
+                self.taps, self.dilation
+            )));
+        }
+        if self.receptive_field() > 65536 {
+            return Err(Error::InvalidConfig(format!(
+                "a TDNN's receptive field of {} steps is over 65536",
+                self.receptive_field()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A deep transition (Pascanu et al. 2014): the map from `h(t-1)` to `h(t)` is an MLP of
 /// `depth` tanh layers, the first reading `x(t)` and `h(t-1)`, each other the layer below;
 /// with `shortcut`, the last layer also reads `h(t-1)` directly (the DT(S)-RNN), so the

@@ -2,7 +2,9 @@
 //! kinds are the registry of [`crate::layers::cells`]: each names one [`crate::layers::Cell`].
 
 use crate::error::{Error, Result};
-pub use crate::layers::cell_specs::{ClockSpec, DeepSpec, DelaySpec, LeakSpec, SmallList};
+pub use crate::layers::cell_specs::{
+    ClockSpec, DeepSpec, DelaySpec, LeakSpec, SmallList, TdnnSpec,
+};
 
 /// The recurrent cell of a layer. The four PyTorch cells also have fused engines; any other
 /// cell runs on the generic time loop (`layers/unrolled.rs`).
@@ -28,6 +30,9 @@ pub enum CellKind {
     /// Deep transition: an MLP from `h(t-1)` to `h(t)`, optionally with a shortcut
     /// ([`crate::layers::cells::deep_transition`]).
     DeepTransition(DeepSpec),
+    /// Time-delay layer: a causal dilated 1-D convolution over time, no recurrence
+    /// ([`crate::layers::cells::tdnn`]).
+    Tdnn(TdnnSpec),
 }
 
 /// The cells the fused engines run (`direction.rs`, `fused.rs`, `stream.rs` match on these, so
@@ -61,6 +66,7 @@ impl CellKind {
             CellKind::Lstm => hidden,
             CellKind::Delay(d) => (d.delays.max() - 1) * hidden,
             CellKind::Clockwork(c) => c.periods.len(),
+            CellKind::Tdnn(t) => t.delay_line() * hidden,
             _ => 0,
         }
     }
@@ -99,6 +105,7 @@ impl CellKind {
             CellKind::Clockwork(_) => "clockwork",
             CellKind::Delay(_) => "delay",
             CellKind::DeepTransition(_) => "deep",
+            CellKind::Tdnn(_) => "tdnn",
         }
     }
 
@@ -113,9 +120,10 @@ impl CellKind {
             "clockwork" | "cwrnn" => Ok(CellKind::Clockwork(ClockSpec::default_for(8))),
             "delay" => Ok(CellKind::Delay(DelaySpec::default_delays())),
             "deep" | "dt" => Ok(CellKind::DeepTransition(DeepSpec::default())),
+            "tdnn" => Ok(CellKind::Tdnn(TdnnSpec::default())),
             other => Err(Error::InvalidConfig(format!(
                 "unknown cell kind {other:?} (expected rnn_tanh, rnn_relu, lstm, gru, leaky, \
-                 clockwork, delay or deep)"
+                 clockwork, delay, deep or tdnn)"
             ))),
         }
     }
@@ -132,6 +140,7 @@ impl CellKind {
             CellKind::Clockwork(c) => 3 * hidden + c.periods.len(),
             CellKind::Delay(d) => (1 + d.delays.max()) * hidden + hidden,
             CellKind::DeepTransition(d) => (d.depth + 2) * hidden,
+            CellKind::Tdnn(t) => (2 + t.taps + t.delay_line()) * hidden,
         }
     }
 }
@@ -228,6 +237,7 @@ impl RecurrentConfig {
             CellKind::Leaky(spec) => spec.validate()?,
             CellKind::Clockwork(spec) => spec.check_hidden(self.hidden_size)?,
             CellKind::DeepTransition(spec) => spec.validate()?,
+            CellKind::Tdnn(spec) => spec.validate()?,
             _ => {}
         }
         Ok(())

@@ -23,7 +23,9 @@ mod sweep;
 pub(crate) mod unrolled;
 
 pub use cell::Cell;
-pub use config::{CellKind, ClockSpec, DeepSpec, DelaySpec, LeakSpec, RecurrentConfig, SmallList};
+pub use config::{
+    CellKind, ClockSpec, DeepSpec, DelaySpec, LeakSpec, RecurrentConfig, SmallList, TdnnSpec,
+};
 pub use embedding::Embedding;
 pub use linear::Linear;
 pub use output::{LossStats, OutputKind, OutputLayer, Target};

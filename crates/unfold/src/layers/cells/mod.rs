@@ -9,7 +9,9 @@
 //! - [`clockwork`]: the clockwork RNN, modules of tanh units updated at their own periods;
 //! - [`delay`]: tanh units with recurrences from `h(t - d)` for several delays `d`;
 //! - [`deep_transition`]: an MLP from `h(t-1)` to `h(t)` (DT-RNN), with an optional shortcut
-//!   (DT(S)-RNN).
+//!   (DT(S)-RNN);
+//! - [`tdnn`]: a time-delay layer (causal dilated convolution over time), the non-recurrent
+//!   baseline, on the same contract.
 //!
 //! The three PyTorch cells share the layout of [`TorchLayout`]: `[W_ih, W_hh, b_ih, b_hh]`,
 //! gates stacked by rows.
@@ -57,6 +59,7 @@ pub mod elman;
 pub mod gru;
 pub mod leaky;
 pub mod lstm;
+pub mod tdnn;
 
 use crate::float::Float;
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
@@ -89,6 +92,7 @@ pub fn build<T: Float>(
         CellKind::DeepTransition(spec) => Box::new(deep_transition::DeepTransition::new(
             input, hidden, bias, spec,
         )),
+        CellKind::Tdnn(spec) => Box::new(tdnn::Tdnn::new(input, hidden, bias, spec)),
     }
 }
 
