@@ -12,9 +12,9 @@
 //! It runs on the cell contract so that every model, direction, ragged batch, streaming and
 //! checkpoint works with it unchanged. All the arithmetic with weights is in the input
 //! projection, one GEMM for the whole sequence: `p(t) = [W_0 x(t) + b | W_1 x(t) | ... |
-//! W_(K-1) x(t)]`. The step only adds the delayed taps, `h(t) = tanh(p_0(t) + p_1(t - d) + ...
-//! + p_(K-1)(t - (K-1) d))`, reading them from delay lines in the state: tap `k` keeps its last
-//! `k d` projections, newest first. Backward runs the delay lines in reverse to the projection
+//! W_(K-1) x(t)]`. The step only adds the delayed taps,
+//! `h(t) = tanh(p_0(t) + p_1(t - d) + ... + p_(K-1)(t - (K-1) d))`, reading them from delay
+//! lines in the state: tap `k` keeps its last `k d` projections, newest first. Backward runs the delay lines in reverse to the projection
 //! gradients, and one GEMM gives the weight and input gradients.
 //!
 //! Parameters: `weight [K, H, I]` (tap `k`, the input `k d` steps back, is `weight[k]`; a
