@@ -26,6 +26,7 @@ CELLS = [
     ("delay (1, 4)", ["--model", "delay", "--delays", "1,4"]),
     ("DT-RNN (depth 2)", ["--model", "deep", "--depth", "2", "--shortcut", "false"]),
     ("DT(S)-RNN (depth 2)", ["--model", "deep", "--depth", "2", "--shortcut", "true"]),
+    ("TDNN (8 taps, dilation 4)", ["--model", "tdnn", "--taps", "8", "--dilation", "4"]),
 ]
 
 
@@ -38,6 +39,8 @@ def tasks(data):
                           "--hidden", "64", "--lr", "0.01"]),
         ("copy, delay 20", ["--task", "copy", "--length", "20", "--steps", "4000",
                             "--hidden", "64", "--lr", "5e-3"]),
+        ("period (pulses 16-48 apart)", ["--task", "period", "--steps", "4000",
+                                         "--hidden", "64"]),
         ("mackey-glass", ["--task", "mackey-glass", "--steps", "2000", "--hidden", "32"]),
         ("sines", ["--task", "sines", "--steps", "2000", "--hidden", "32"]),
         ("GunPoint (150 steps)", ["--ts", os.path.join(gp, "GunPoint_TRAIN.ts"),
@@ -53,12 +56,15 @@ def main():
     ap.add_argument("--data", default="../shared/data")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--only", default=None, help="run only tasks whose name starts with this")
+    ap.add_argument("--cell", default=None, help="run only cells whose name starts with this")
     a = ap.parse_args()
     rows = []
     for tname, targs in tasks(a.data):
         if a.only and not tname.startswith(a.only):
             continue
         for cname, cargs in CELLS:
+            if a.cell and not cname.startswith(a.cell):
+                continue
             for seed in range(1, a.seeds + 1):
                 tag = f"{tname}-{cname}-{seed}".replace(" ", "_").replace("/", "_")
                 for ch in "(),=":

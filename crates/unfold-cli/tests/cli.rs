@@ -122,7 +122,15 @@ fn train_tiny(task: &str, dir: &Path, extra: &[&str]) {
 #[test]
 fn tasks_lists_every_builtin_task() {
     let out = ok(&["tasks"]);
-    for t in ["reber", "adding", "copy", "parity", "mackey-glass", "sines"] {
+    for t in [
+        "reber",
+        "adding",
+        "copy",
+        "parity",
+        "period",
+        "mackey-glass",
+        "sines",
+    ] {
         assert!(out.contains(t), "{t} missing from:\n{out}");
     }
     assert!(
@@ -211,6 +219,7 @@ fn every_task_trains_and_fills_its_run_directory() {
         ("adding", &["--length", "12"][..]),
         ("copy", &["--length", "3"][..]),
         ("parity", &["--length", "6"][..]),
+        ("period", &["--length", "100"][..]),
         ("mackey-glass", &["--length", "20"][..]),
         ("sines", &["--length", "20"][..]),
     ] {
@@ -245,7 +254,7 @@ fn every_task_trains_and_fills_its_run_directory() {
         let eval = ok(&["eval", dir.to_str().unwrap(), "--json"]);
         assert!(eval.contains(&format!("\"task\":\"{task}\"")), "{eval}");
         let kind = match task {
-            "adding" | "parity" => "classifier",
+            "adding" | "parity" | "period" => "classifier",
             _ => "labeller",
         };
         library_reloads(&dir, kind, |m| m.vocab.is_some() == (task == "reber"));

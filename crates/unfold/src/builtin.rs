@@ -61,7 +61,7 @@ pub struct TaskInfo {
 }
 
 /// Every built-in task; the first is the default.
-pub const TASKS: [TaskInfo; 6] = [
+pub const TASKS: [TaskInfo; 7] = [
     TaskInfo {
         name: "reber",
         summary: "language model of embedded Reber strings (Hochreiter & Schmidhuber 1997): the second symbol must be repeated at the end",
@@ -119,6 +119,21 @@ pub const TASKS: [TaskInfo; 6] = [
         steps: 6000,
         lr: 5e-3,
         batch: 128,
+        forget_bias: 1.0,
+        train_size: TRAIN_SIZE,
+    },
+    TaskInfo {
+        name: "period",
+        summary: "which of four slow periods (16, 24, 32, 48 steps) a noisy pulse train of variable length has, read at its end",
+        metric: "accuracy",
+        threshold: 0.95,
+        higher_is_better: true,
+        length: ("maximum length (minimum is half)", 200),
+        cell: CellKind::Lstm,
+        hidden: 64,
+        steps: 4000,
+        lr: 5e-3,
+        batch: 32,
         forget_bias: 1.0,
         train_size: TRAIN_SIZE,
     },
@@ -285,6 +300,24 @@ pub fn setup(
                 ModelKind::Classifier,
                 reals1,
                 cat(2),
+                None,
+            )
+        }
+        "period" => {
+            if length < 100 {
+                return Err(Error::InvalidConfig(
+                    "the period task needs a maximum length of at least 100 (two pulses of the \
+                     slowest period in the shortest sequence)"
+                        .into(),
+                ));
+            }
+            let r = (length / 2, length);
+            (
+                tasks::pulse_period(train, r, s1),
+                tasks::pulse_period(valid, r, s2),
+                ModelKind::Classifier,
+                reals1,
+                cat(tasks::PULSE_PERIODS.len()),
                 None,
             )
         }
@@ -531,7 +564,7 @@ pub fn score_classifier(setup: &TaskSetup, model: &SequenceClassifier<f32>) -> R
                 Vec::new(),
             ))
         }
-        "parity" => {
+        "parity" | "period" => {
             let acc = st.accuracy().unwrap_or(0.0);
             Ok(verdict(
                 info,

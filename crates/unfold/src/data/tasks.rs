@@ -186,6 +186,37 @@ pub fn parity<T: Float>(n: usize, len_range: (usize, usize), seed: u64) -> Vec<S
         .collect()
 }
 
+/// The periods of [`pulse_period`]'s classes.
+pub const PULSE_PERIODS: [usize; 4] = [16, 24, 32, 48];
+
+/// Which of [`PULSE_PERIODS`] a noisy pulse train has: each sequence has a length drawn from
+/// `len_range`, a unit pulse every `P` steps from a random phase, and Gaussian noise of
+/// standard deviation 0.2 on every step; the class (0-3) is the index of `P`. Variable lengths
+/// keep the number of pulses from giving the period away: the answer needs the time between
+/// pulses, 16 to 48 steps, a slow periodic signal.
+pub fn pulse_period<T: Float>(n: usize, len_range: (usize, usize), seed: u64) -> Vec<Sequence<T>> {
+    let mut rng = Rng::new(seed);
+    (0..n)
+        .map(|_| {
+            let len = len_range.0 + rng.below(len_range.1 - len_range.0 + 1);
+            let class = rng.below(PULSE_PERIODS.len());
+            let period = PULSE_PERIODS[class];
+            let phase = rng.below(period);
+            let data = (0..len)
+                .map(|t| {
+                    let pulse = if t % period == phase { 1.0 } else { 0.0 };
+                    T::from_f64(pulse + 0.2 * rng.normal())
+                })
+                .collect();
+            Sequence {
+                len,
+                input: Values::Reals { width: 1, data },
+                target: Values::Symbols(vec![class]),
+            }
+        })
+        .collect()
+}
+
 /// The Mackey-Glass series `dx/dt = 0.2 x(t - tau) / (1 + x(t - tau)^10) - 0.1 x(t)`,
 /// integrated with 4th-order Runge-Kutta at step `dt = 0.1` (the delayed value linearly
 /// interpolated on the grid, constant history `x = 1.2` before 0), sampled every `1 / dt`
