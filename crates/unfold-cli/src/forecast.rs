@@ -200,6 +200,7 @@ fn rnn_forecast(
             dim: 1,
             learn_variance: false,
         },
+        deep_output: 0,
     };
     let model = SequenceLabeller::<f32>::new(config, seed)?;
     let cfg = TrainConfig {

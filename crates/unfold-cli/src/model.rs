@@ -39,6 +39,14 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
         )
         .into());
     }
+    if shape.kind == ModelKind::Seq2Seq && s.deep_output > 0 {
+        return Err(BadInput(
+            "--deep-output applies to models with one output map (labellers and classifiers), \
+             not to an encoder-decoder"
+                .into(),
+        )
+        .into());
+    }
     let arch = Architecture {
         cell: s.cell(),
         hidden: s.hidden,
@@ -52,6 +60,7 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
             Some("multiplicative") => Attention::Multiplicative,
             _ => Attention::Additive,
         },
+        deep_output: s.deep_output,
     };
     Ok(ModelSpec::for_shape(*shape, &arch)?)
 }

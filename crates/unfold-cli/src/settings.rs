@@ -42,6 +42,10 @@ pub struct RawSettings {
     /// Deep transition: a shortcut from h(t-1) to the last layer, the DT(S)-RNN (default true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub shortcut: Option<bool>,
+    /// Extra tanh layers between the recurrent state and the output map: a deep output (the
+    /// DOT-RNN with --model deep). Default 0.
+    #[arg(long)]
+    pub deep_output: Option<usize>,
     /// Time-delay layer: taps of the causal convolution over time (default 4).
     #[arg(long)]
     pub taps: Option<usize>,
@@ -186,6 +190,9 @@ pub struct Settings {
     /// Deep transition: shortcut from h(t-1) to the last layer.
     #[serde(default = "default_shortcut")]
     pub shortcut: bool,
+    /// Extra tanh layers before the output map.
+    #[serde(default)]
+    pub deep_output: usize,
     /// Time-delay layer: taps.
     #[serde(default = "default_taps")]
     pub taps: usize,
@@ -295,6 +302,7 @@ impl RawSettings {
             delays,
             depth,
             shortcut,
+            deep_output,
             taps,
             dilation,
             hidden,
@@ -451,6 +459,7 @@ impl RawSettings {
             delays: self.delays.unwrap_or_else(default_delays),
             depth: self.depth.unwrap_or_else(default_depth),
             shortcut: self.shortcut.unwrap_or_else(default_shortcut),
+            deep_output: self.deep_output.unwrap_or(0),
             taps: self.taps.unwrap_or_else(default_taps),
             dilation: self.dilation.unwrap_or_else(default_dilation),
             hidden: self.hidden.unwrap_or(hidden),
@@ -594,6 +603,12 @@ impl Settings {
         }
         if self.seq_len == 0 {
             return bad("--seq-len must be at least 1".into());
+        }
+        if self.deep_output > 16 {
+            return bad(format!(
+                "--deep-output {}: at most 16 extra output layers",
+                self.deep_output
+            ));
         }
         Ok(())
     }

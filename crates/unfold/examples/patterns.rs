@@ -91,6 +91,7 @@ fn main() -> unfold::Result<()> {
                 classes: 4,
                 pad: None,
             },
+            deep_output: 0,
         },
         1,
     )?;
@@ -161,6 +162,7 @@ fn main() -> unfold::Result<()> {
                 classes: 2,
                 pad: None,
             },
+            deep_output: 0,
         },
         Readout::Last,
         1,

@@ -85,6 +85,7 @@ fn main() -> unfold::Result<()> {
                 dim: 1,
                 learn_variance: false,
             },
+            deep_output: 0,
         },
         seed,
     )?;

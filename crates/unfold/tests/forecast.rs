@@ -23,6 +23,7 @@ fn forecaster(cell: CellKind, width: usize, layers: usize) -> SequenceLabeller<f
             dim: width,
             learn_variance: false,
         },
+        deep_output: 0,
     };
     SequenceLabeller::new(config, 5).unwrap()
 }

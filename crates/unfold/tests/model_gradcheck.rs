@@ -222,6 +222,7 @@ fn pattern_one_labeller_gradients() {
                     classes: 4,
                     pad: Some(0),
                 },
+                deep_output: 0,
             },
         ),
         (
@@ -239,6 +240,7 @@ fn pattern_one_labeller_gradients() {
                     dim: 2,
                     learn_variance: true,
                 },
+                deep_output: 0,
             },
         ),
         (
@@ -253,6 +255,7 @@ fn pattern_one_labeller_gradients() {
                 layers: 1,
                 bidirectional: true,
                 output: OutputKind::Bernoulli { dim: 2 },
+                deep_output: 0,
             },
         ),
         (
@@ -274,6 +277,28 @@ fn pattern_one_labeller_gradients() {
                     dim: 2,
                     learn_variance: false,
                 },
+                deep_output: 0,
+            },
+        ),
+        (
+            "DOT(S)-RNN: deep transition and a deep output of 2 layers, softmax",
+            ModelConfig {
+                input: InputSpec::Reals {
+                    width: 2,
+                    project: None,
+                },
+                cell: CellKind::DeepTransition(unfold::layers::DeepSpec {
+                    depth: 2,
+                    shortcut: true,
+                }),
+                hidden: 3,
+                layers: 1,
+                bidirectional: false,
+                output: OutputKind::Categorical {
+                    classes: 3,
+                    pad: None,
+                },
+                deep_output: 2,
             },
         ),
     ];
@@ -299,6 +324,7 @@ fn dropout_between_layers_has_exact_gradients_and_drops() {
             classes: 4,
             pad: None,
         },
+        deep_output: 0,
     };
     let mut m = SequenceLabeller::<f64>::new(cfg, 3).unwrap();
     m.set_dropout(0.4).unwrap();
@@ -341,6 +367,7 @@ fn pattern_three_classifier_gradients() {
                     classes: 3,
                     pad: None,
                 },
+                deep_output: 0,
             },
         ),
         (
@@ -356,6 +383,7 @@ fn pattern_three_classifier_gradients() {
                     dim: 1,
                     learn_variance: true,
                 },
+                deep_output: 0,
             },
         ),
         (
@@ -371,6 +399,26 @@ fn pattern_three_classifier_gradients() {
                     classes: 2,
                     pad: None,
                 },
+                deep_output: 0,
+            },
+        ),
+        (
+            "clockwork mean readout, deep output, gaussian",
+            Readout::Mean,
+            ModelConfig {
+                input: InputSpec::Reals {
+                    width: 2,
+                    project: None,
+                },
+                cell: CellKind::Clockwork(unfold::layers::ClockSpec::new(&[1, 2]).unwrap()),
+                hidden: 4,
+                layers: 1,
+                bidirectional: true,
+                output: OutputKind::Gaussian {
+                    dim: 1,
+                    learn_variance: false,
+                },
+                deep_output: 1,
             },
         ),
     ];
@@ -656,6 +704,7 @@ fn conditioned_labeller_gradients_in_every_mode() {
                 classes: 4,
                 pad: None,
             },
+            deep_output: 0,
         };
         let m = SequenceLabeller::<f64>::conditioned(
             cfg,
@@ -690,6 +739,7 @@ fn conditioned_labeller_gradients_in_every_mode() {
             classes: 4,
             pad: None,
         },
+        deep_output: 0,
     };
     let cond = Conditioning {
         width: 2,

@@ -31,6 +31,7 @@ fn reals_config(cell: CellKind, output: OutputKind) -> ModelConfig {
         layers: 2,
         bidirectional: false,
         output,
+        deep_output: 0,
     }
 }
 
@@ -63,6 +64,7 @@ fn specs() -> Vec<ModelSpec> {
                     classes: 7,
                     pad: Some(0),
                 },
+                deep_output: 0,
             },
             dropout: 0.0,
             conditioning: Some(Conditioning {
@@ -111,13 +113,16 @@ fn specs() -> Vec<ModelSpec> {
             conditioning: None,
         },
         ModelSpec::Labeller {
-            config: reals_config(
-                CellKind::DeepTransition(DeepSpec {
-                    depth: 3,
-                    shortcut: false,
-                }),
-                gaussian,
-            ),
+            config: ModelConfig {
+                deep_output: 1,
+                ..reals_config(
+                    CellKind::DeepTransition(DeepSpec {
+                        depth: 3,
+                        shortcut: false,
+                    }),
+                    gaussian,
+                )
+            },
             dropout: 0.0,
             conditioning: None,
         },

@@ -92,6 +92,7 @@ fn end_symbol_lengths_match_the_data() {
                 classes: v.len(),
                 pad: Some(vocab::PAD),
             },
+            deep_output: 0,
         },
         3,
     )

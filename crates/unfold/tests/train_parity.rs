@@ -335,6 +335,7 @@ fn pattern_one_model_matches_torch_end_to_end() {
             classes: v,
             pad: Some(0),
         },
+        deep_output: 0,
     };
     let mut model = SequenceLabeller::<f32>::new(cfg, 0).unwrap();
     load_prefixed(&f, "", &mut model);
@@ -468,6 +469,7 @@ fn char_lm_training_run_follows_pytorch_update_by_update() {
             classes: v,
             pad: None,
         },
+        deep_output: 0,
     };
     let ids: Vec<usize> = get::<f64>(&f, "ids").iter().map(|&x| x as usize).collect();
     let input = Values::Symbols(ids[..ids.len() - 1].to_vec());
@@ -503,6 +505,7 @@ fn classifier_training_run_follows_pytorch_update_by_update() {
             classes: k,
             pad: None,
         },
+        deep_output: 0,
     };
     let x: Vec<f32> = get(&f, "x");
     let lengths: Vec<usize> = get::<f64>(&f, "lengths")

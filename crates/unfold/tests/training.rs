@@ -48,6 +48,7 @@ fn pattern_three_learns_the_sign_of_a_sum() {
                 classes: 2,
                 pad: None,
             },
+            deep_output: 0,
         },
         Readout::Last,
         7,
@@ -76,6 +77,7 @@ fn pattern_one_tags_every_step() {
                 classes: 4,
                 pad: None,
             },
+            deep_output: 0,
         },
         7,
     )
@@ -254,6 +256,7 @@ fn resume_is_bit_exact_for_truncated_bptt_streams() {
                     classes: 4,
                     pad: None,
                 },
+                deep_output: 0,
             },
             1,
         )
@@ -312,6 +315,7 @@ fn truncated_bptt_windows_score_every_step_once_with_exact_states() {
                 classes: 3,
                 pad: None,
             },
+            deep_output: 0,
         },
         2,
     )
@@ -415,6 +419,7 @@ fn small_classifier() -> SequenceClassifier<f32> {
                 classes: 2,
                 pad: None,
             },
+            deep_output: 0,
         },
         Readout::Last,
         1,
@@ -602,6 +607,7 @@ fn sequence_log_likelihood_sums_the_per_step_terms() {
                 classes: 3,
                 pad: None,
             },
+            deep_output: 0,
         },
         3,
     )
@@ -742,6 +748,7 @@ fn class_conditioned_generation_follows_the_requested_class() {
                 classes: v.len(),
                 pad: Some(vocab::PAD),
             },
+            deep_output: 0,
         };
         let model = SequenceLabeller::conditioned(cfg, Conditioning { width: 3, mode }, 1).unwrap();
         let mut tr = Trainer::new(model, cfg_clip(800, 1e-2)).unwrap();
@@ -828,6 +835,7 @@ fn aligned_conditioning_needs_output_feedback_when_outputs_are_dependent() {
                     classes: 4,
                     pad: None,
                 },
+                deep_output: 0,
             },
             1,
         )

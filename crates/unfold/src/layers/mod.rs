@@ -13,6 +13,7 @@ mod engine_choice;
 mod engine_io;
 mod fused;
 mod fused_lanes;
+pub mod head;
 pub mod linear;
 pub mod output;
 pub mod params;
@@ -27,6 +28,7 @@ pub use config::{
     CellKind, ClockSpec, DeepSpec, DelaySpec, LeakSpec, RecurrentConfig, SmallList, TdnnSpec,
 };
 pub use embedding::Embedding;
+pub use head::{Head, HeadCache};
 pub use linear::Linear;
 pub use output::{LossStats, OutputKind, OutputLayer, Target};
 pub use params::{CellParams, ParamSpec, Parameters};

@@ -7,9 +7,8 @@
 use crate::data::SeqBatch;
 use crate::error::{Error, Result};
 use crate::float::Float;
-use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputLayer};
-use crate::layers::{InferWorkspace, Recurrent, RecurrentState, TrainCache};
+use crate::layers::{Head, HeadCache, InferWorkspace, Recurrent, RecurrentState, TrainCache};
 use crate::models::input::InputLayer;
 use crate::models::labeller::ModelConfig;
 use crate::models::{compose_parameters, scored_rows, target_view, Model, TrainContext};
@@ -33,7 +32,7 @@ pub struct SequenceClassifier<T> {
     /// The recurrent stack.
     pub rnn: Recurrent<T>,
     /// Head on the summary vector.
-    pub head: Linear<T>,
+    pub head: Head<T>,
     /// The output distribution.
     pub output: OutputLayer<T>,
 }
@@ -57,6 +56,7 @@ pub struct ClassifierWorkspace<T> {
     dfeat: Vec<T>,
     dout: Vec<T>,
     dfinal: RecurrentState<T>,
+    head: HeadCache<T>,
 }
 
 impl<T: Float> ClassifierWorkspace<T> {
@@ -71,10 +71,10 @@ impl<T: Float> SequenceClassifier<T> {
     pub fn new(config: ModelConfig, readout: Readout, seed: u64) -> Result<Self> {
         let input = InputLayer::new(config.input, seed)?;
         let rnn = Recurrent::new(config.recurrent(input.out_width()), seed.wrapping_add(1))?;
-        let head = Linear::new(
+        let head = Head::new(
             rnn.config().output_size(),
             config.output.width(),
-            true,
+            config.deep_output,
             seed.wrapping_add(2),
         )?;
         Ok(SequenceClassifier {
@@ -170,6 +170,7 @@ impl<T: Float> Model<T> for SequenceClassifier<T> {
             dfeat,
             dout,
             dfinal,
+            head: hc,
             ..
         } = ws;
         let xin = self.input.forward(&batch.input, rows, x)?;
@@ -179,7 +180,7 @@ impl<T: Float> Model<T> for SequenceClassifier<T> {
         let o = self.head.out_features();
         logits.resize(b * o, T::ZERO);
         dlogits.resize(b * o, T::ZERO);
-        self.head.forward(feat, b, logits)?;
+        self.head.forward(feat, b, logits, hc)?;
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, None, b);
         let stats = self.output.nll_grad(
@@ -192,7 +193,7 @@ impl<T: Float> Model<T> for SequenceClassifier<T> {
         )?;
         dfeat.resize(b * w, T::ZERO);
         self.head
-            .backward(feat, dlogits, b, &mut grads.head, Some(dfeat), false)?;
+            .backward(feat, dlogits, b, &mut grads.head, dfeat, hc)?;
         let need_dx = self.input.trainable();
         match self.readout {
             Readout::Last => {
@@ -244,7 +245,8 @@ impl<T: Float> Model<T> for SequenceClassifier<T> {
             &mut ws.feat,
         );
         ws.logits.resize(b * self.head.out_features(), T::ZERO);
-        self.head.forward(&ws.feat, b, &mut ws.logits)?;
+        self.head
+            .forward(&ws.feat, b, &mut ws.logits, &mut ws.head)?;
         self.output
             .nll(&ws.logits, b, target_view(batch), None, None)
     }

@@ -70,6 +70,7 @@ impl<T: Float> SequenceLabeller<T> {
         let mut out = Vec::with_capacity(horizon * width);
         let mut step_ws = StepWorkspace::default();
         let (mut x, mut row) = (Vec::new(), vec![T::ZERO; out_w]);
+        let mut head = crate::layers::HeadCache::default();
         for k in 0..horizon {
             let Values::Reals { data: next, .. } = &mut input else {
                 unreachable!("the fed-back input is real-valued")
@@ -83,7 +84,7 @@ impl<T: Float> SequenceLabeller<T> {
             }
             let xin = self.input.forward(&input, 1, &mut x)?;
             let h = self.rnn.step(xin, &mut state, &mut step_ws)?;
-            self.head.forward(h, 1, &mut row)?;
+            self.head.forward(h, 1, &mut row, &mut head)?;
         }
         Ok(out)
     }

@@ -10,7 +10,8 @@ use crate::float::Float;
 use crate::layers::linear::Linear;
 use crate::layers::output::{LossStats, OutputKind, OutputLayer};
 use crate::layers::{
-    CellKind, InferWorkspace, Recurrent, RecurrentConfig, RecurrentState, SeqInput, TrainCache,
+    CellKind, Head, HeadCache, InferWorkspace, Recurrent, RecurrentConfig, RecurrentState,
+    SeqInput, TrainCache,
 };
 use crate::models::input::{InputLayer, InputSpec};
 use crate::models::{
@@ -34,6 +35,10 @@ pub struct ModelConfig {
     pub bidirectional: bool,
     /// The output distribution.
     pub output: OutputKind,
+    /// Extra tanh layers between the recurrent output and the output map (a deep output,
+    /// the DOT-RNN of Pascanu et al. 2014 with a deep transition). Default 0.
+    #[serde(default)]
+    pub deep_output: usize,
 }
 
 impl ModelConfig {
@@ -97,8 +102,8 @@ pub struct SequenceLabeller<T> {
     pub input: InputLayer<T>,
     /// The recurrent stack.
     pub rnn: Recurrent<T>,
-    /// `o = c + V h`.
-    pub head: Linear<T>,
+    /// `o = c + V h`, optionally with extra layers (a deep output).
+    pub head: Head<T>,
     /// The output distribution (and its parameters, if any).
     pub output: OutputLayer<T>,
     /// Conditioning vector to initial state, `[L*H, C]` (with [`CondMode::InitialState`] or
@@ -128,6 +133,7 @@ pub struct LabellerWorkspace<T> {
     logits: Vec<T>,
     dlogits: Vec<T>,
     dh: Vec<T>,
+    head: HeadCache<T>,
 }
 
 impl<T: Float> LabellerWorkspace<T> {
@@ -180,10 +186,10 @@ impl<T: Float> SequenceLabeller<T> {
             )?),
             None => None,
         };
-        let head = Linear::new(
+        let head = Head::new(
             rnn.config().output_size(),
             config.output.width(),
-            true,
+            config.deep_output,
             seed.wrapping_add(2),
         )?;
         let output = OutputLayer::new(config.output)?;
@@ -335,6 +341,7 @@ impl<T: Float> SequenceLabeller<T> {
             logits,
             dlogits,
             dh,
+            head: hc,
             ..
         } = ws;
         let xin = self.input.forward(&batch.input, rows, x)?;
@@ -356,7 +363,7 @@ impl<T: Float> SequenceLabeller<T> {
         let o = self.head.out_features();
         logits.resize(rows * o, T::ZERO);
         dlogits.resize(rows * o, T::ZERO);
-        self.head.forward(cache.output(), rows, logits)?;
+        self.head.forward(cache.output(), rows, logits, hc)?;
         let target = target_view(batch);
         let n = scored_rows(self.output.kind(), &target, Some(&batch.mask), rows);
         let scale = 1.0 / batch.loss_norm.unwrap_or(n.max(1) as f64);
@@ -370,14 +377,8 @@ impl<T: Float> SequenceLabeller<T> {
         )?;
         let hw = self.rnn.config().output_size();
         dh.resize(rows * hw, T::ZERO);
-        self.head.backward(
-            cache.output(),
-            dlogits,
-            rows,
-            &mut grads.head,
-            Some(dh),
-            false,
-        )?;
+        self.head
+            .backward(cache.output(), dlogits, rows, &mut grads.head, dh, hc)?;
         let need_dx = self.input.trainable();
         self.rnn
             .backward(cache, Some(dh), None, &mut grads.rnn, need_dx)?;
@@ -437,7 +438,8 @@ impl<T: Float> SequenceLabeller<T> {
         self.rnn
             .forward_infer(xin, steps, b, Some(&batch.lengths), init, &mut ws.infer)?;
         ws.logits.resize(rows * self.head.out_features(), T::ZERO);
-        self.head.forward(ws.infer.output(), rows, &mut ws.logits)?;
+        self.head
+            .forward(ws.infer.output(), rows, &mut ws.logits, &mut ws.head)?;
         self.output.nll(
             &ws.logits,
             rows,

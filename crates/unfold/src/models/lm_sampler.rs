@@ -6,7 +6,7 @@
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::{argmax, OutputKind};
-use crate::layers::{RecurrentState, StepWorkspace};
+use crate::layers::{HeadCache, RecurrentState, StepWorkspace};
 use crate::models::input::InputLayer;
 use crate::models::SequenceLabeller;
 use crate::rng::Rng;
@@ -124,6 +124,8 @@ pub struct Generator<'m, T> {
     ws: StepWorkspace<T>,
     x: Vec<T>,
     logits: Vec<T>,
+    /// The deep output's activations.
+    head: HeadCache<T>,
     scratch: Vec<(f64, usize)>,
 }
 
@@ -155,6 +157,7 @@ impl<'m, T: Float> Generator<'m, T> {
             ws: StepWorkspace::default(),
             x: Vec::new(),
             logits: vec![T::ZERO; model.head.out_features()],
+            head: HeadCache::default(),
             scratch: Vec::new(),
         })
     }
@@ -205,7 +208,9 @@ impl<'m, T: Float> Generator<'m, T> {
             .model
             .rnn
             .step(&self.x, &mut self.state, &mut self.ws)?;
-        self.model.head.forward(h, 1, &mut self.logits)?;
+        self.model
+            .head
+            .forward(h, 1, &mut self.logits, &mut self.head)?;
         Ok(&self.logits)
     }
 

@@ -91,11 +91,13 @@ pub struct Architecture {
     pub readout: Readout,
     /// An encoder-decoder's attention.
     pub attention: Attention,
+    /// Extra tanh layers before the output map of a labeller or classifier (a deep output).
+    pub deep_output: usize,
 }
 
 impl Architecture {
     /// A one-layer model of `hidden` units of `cell`, embedding 16, no dropout, one direction,
-    /// the last state read out, additive attention.
+    /// the last state read out, additive attention, a linear output map.
     pub fn new(cell: CellKind, hidden: usize) -> Self {
         Architecture {
             cell,
@@ -106,6 +108,7 @@ impl Architecture {
             bidirectional: false,
             readout: Readout::Last,
             attention: Attention::Additive,
+            deep_output: 0,
         }
     }
 }
@@ -172,6 +175,7 @@ impl ModelSpec {
             layers: arch.layers,
             bidirectional: false,
             output: shape.output,
+            deep_output: arch.deep_output,
         };
         Ok(match shape.kind {
             ModelKind::Labeller => ModelSpec::Labeller {

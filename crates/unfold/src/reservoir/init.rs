@@ -69,6 +69,7 @@ pub fn labeller_from_esn<T: Float>(esn: &Esn) -> Result<SequenceLabeller<T>> {
             dim: o,
             learn_variance: false,
         },
+        deep_output: 0,
     };
     let mut m = SequenceLabeller::<T>::new(cfg, c.seed)?;
     let conv = |v: &[f64]| -> Vec<T> { v.iter().map(|&x| T::from_f64(x)).collect() };
@@ -91,9 +92,9 @@ pub fn labeller_from_esn<T: Float>(esn: &Esn) -> Result<SequenceLabeller<T>> {
     let off = usize::from(c.readout_bias);
     for k in 0..o {
         let row = &esn.readout[k * f..(k + 1) * f];
-        m.head.weight[k * n..(k + 1) * n].copy_from_slice(&conv(&row[off..off + n]));
-        if !m.head.bias.is_empty() {
-            m.head.bias[k] = T::from_f64(if off == 1 { row[0] } else { 0.0 });
+        m.head.out.weight[k * n..(k + 1) * n].copy_from_slice(&conv(&row[off..off + n]));
+        if !m.head.out.bias.is_empty() {
+            m.head.out.bias[k] = T::from_f64(if off == 1 { row[0] } else { 0.0 });
         }
     }
     Ok(m)

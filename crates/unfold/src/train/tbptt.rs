@@ -415,6 +415,7 @@ mod tests {
                     classes: 3,
                     pad: None,
                 },
+                deep_output: 0,
             },
             3,
         )
@@ -474,6 +475,7 @@ mod tests {
                     classes: 3,
                     pad: None,
                 },
+                deep_output: 0,
             },
             1,
         )
