@@ -150,7 +150,7 @@ def tdnn_cell(H, taps, dilation, g):
 
     cell = {"Tdnn": {"taps": taps, "dilation": dilation}}
     # The delay lines are state (zero: the zero padding), compared through the outputs only.
-    return cell, p, whole, dilation * taps * (taps - 1) // 2 * H
+    return cell, p, whole, (taps - 1) * dilation * H
 
 
 def fixture(name, made, H, seed):

@@ -248,10 +248,10 @@ impl TdnnSpec {
         (self.taps - 1) * self.dilation + 1
     }
 
-    /// Values of past tap projections a sequence's state holds per unit: tap `k` is delayed
-    /// `k * dilation` steps, `dilation * taps * (taps - 1) / 2` in all.
+    /// Steps ahead a sequence's state holds partial sums for, per unit:
+    /// `(taps - 1) * dilation`.
     pub fn delay_line(&self) -> usize {
-        self.dilation * self.taps * (self.taps - 1) / 2
+        (self.taps - 1) * self.dilation
     }
 
     /// Checks `1 <= taps <= 64`, `1 <= dilation <= 4096` and a receptive field of at most

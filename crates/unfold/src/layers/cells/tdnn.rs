@@ -12,10 +12,11 @@
 //! It runs on the cell contract so that every model, direction, ragged batch, streaming and
 //! checkpoint works with it unchanged. All the arithmetic with weights is in the input
 //! projection, one GEMM for the whole sequence: `p(t) = [W_0 x(t) + b | W_1 x(t) | ... |
-//! W_(K-1) x(t)]`. The step only adds the delayed taps,
-//! `h(t) = tanh(p_0(t) + p_1(t - d) + ... + p_(K-1)(t - (K-1) d))`, reading them from delay
-//! lines in the state: tap `k` keeps its last `k d` projections, newest first. Backward runs the delay lines in reverse to the projection
-//! gradients, and one GEMM gives the weight and input gradients.
+//! W_(K-1) x(t)]`. Each tap's projection is owed to a later step (tap `k` of step `t` to step
+//! `t + k d`), so the state keeps, for each of the next `(K - 1) d` steps, the sum of what is
+//! owed to it: the step reads the sum owed to itself, moves the others one step closer and adds
+//! its own taps. Backward runs the same accounts in reverse, and one GEMM gives the weight and
+//! input gradients.
 //!
 //! Parameters: `weight [K, H, I]` (tap `k`, the input `k d` steps back, is `weight[k]`; a
 //! PyTorch `Conv1d` weight `[H, I, K]` is this with the taps reversed and moved last) and
@@ -50,14 +51,15 @@ impl Tdnn {
         }
     }
 
-    /// Offset in a state row of tap `k`'s delay line (`k >= 1`, `k d` slots of H).
-    fn line(&self, k: usize) -> usize {
-        self.hidden * (1 + self.dilation * k * (k - 1) / 2)
+    /// Steps ahead that a state row holds sums for: `(K - 1) d`.
+    fn slots(&self) -> usize {
+        (self.taps - 1) * self.dilation
     }
 
-    /// Values per state row.
+    /// Values per state row: h, then the sums owed to the next `(K - 1) d` steps (slot `j`,
+    /// `j = 0..`, for the step `j + 1` ahead), H each.
     fn width(&self) -> usize {
-        self.line(self.taps)
+        self.hidden * (1 + self.slots())
     }
 }
 
@@ -136,21 +138,27 @@ impl<T: Float> Cell<T> for Tdnn {
             self.width(),
             self.taps * self.hidden,
         );
+        let n = self.slots() * h;
         for b in 0..s.batch {
             let (pr, pv, nx) = (
                 row_mut(s.proj, b, pw),
                 row(s.prev, b, sw),
                 row_mut(s.next, b, sw),
             );
-            for k in 1..self.taps {
-                let line = self.line(k);
-                let oldest = &pv[line + (k * d - 1) * h..line + k * d * h];
-                for (v, &o) in pr[..h].iter_mut().zip(oldest) {
+            if n > 0 {
+                // What earlier steps owe this one (slot 0), then the rest one step closer,
+                // plus this step's taps for the steps k d ahead (slot k d - 1).
+                for (v, &o) in pr[..h].iter_mut().zip(&pv[h..2 * h]) {
                     *v += o;
                 }
-                // The line moves one slot back and takes this step's tap-k projection.
-                nx[line..line + h].copy_from_slice(&pr[k * h..(k + 1) * h]);
-                nx[line + h..line + k * d * h].copy_from_slice(&pv[line..line + (k * d - 1) * h]);
+                nx[h..h + n - h].copy_from_slice(&pv[2 * h..h + n]);
+                nx[h + n - h..h + n].fill(T::ZERO);
+                for k in 1..self.taps {
+                    let slot = h + (k * d - 1) * h;
+                    for (v, &t) in nx[slot..slot + h].iter_mut().zip(&pr[k * h..(k + 1) * h]) {
+                        *v += t;
+                    }
+                }
             }
             // proj keeps h(t) for backward.
             for (v, o) in pr[..h].iter_mut().zip(&mut nx[..h]) {
@@ -167,6 +175,7 @@ impl<T: Float> Cell<T> for Tdnn {
             self.width(),
             self.taps * self.hidden,
         );
+        let n = self.slots() * h;
         for b in 0..s.batch {
             let (pr, dn, dp) = (
                 row_mut(s.proj, b, pw),
@@ -178,12 +187,13 @@ impl<T: Float> Cell<T> for Tdnn {
             for (v, &g) in pr[..h].iter_mut().zip(&dn[..h]) {
                 *v = g * (T::ONE - *v * *v);
             }
-            for k in 1..self.taps {
-                let line = self.line(k);
-                let n = k * d * h;
-                pr[k * h..(k + 1) * h].copy_from_slice(&dn[line..line + h]);
-                dp[line..line + n - h].copy_from_slice(&dn[line + h..line + n]);
-                dp[line + n - h..line + n].copy_from_slice(&pr[..h]);
+            if n > 0 {
+                for k in 1..self.taps {
+                    let slot = h + (k * d - 1) * h;
+                    pr[k * h..(k + 1) * h].copy_from_slice(&dn[slot..slot + h]);
+                }
+                dp[h..2 * h].copy_from_slice(&pr[..h]);
+                dp[2 * h..h + n].copy_from_slice(&dn[h..n]);
             }
         }
     }
