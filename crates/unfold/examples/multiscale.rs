@@ -1,6 +1,7 @@
 //! Multiple time scales and deep transitions on the adding problem: the same classifier with a
-//! tanh RNN, leaky units, a clockwork RNN, delayed recurrences and deep transitions (with and
-//! without the shortcut), each trained with the same budget, then scored on held-out sequences.
+//! tanh RNN, leaky units, a clockwork RNN, delayed recurrences, deep transitions (with and
+//! without the shortcut) and the non-recurrent time-delay layer, each trained with the same
+//! budget, then scored on held-out sequences.
 //! The model for each cell comes from the library's shape-and-architecture call, the data and
 //! the score from the built-in task, so the example is also a tour of those calls.
 //!
@@ -10,7 +11,7 @@
 
 use std::time::Instant;
 use unfold::builtin;
-use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec};
+use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec, TdnnSpec};
 use unfold::models::{AnyModel, Architecture, ModelSpec};
 use unfold::train::{Batches, LrSchedule, TrainConfig, Trainer};
 use unfold::CellKind;
@@ -48,6 +49,13 @@ fn main() -> unfold::Result<()> {
         (
             "DT(S)-RNN depth 2",
             CellKind::DeepTransition(DeepSpec::default()),
+        ),
+        (
+            "TDNN 8 taps, dil. 4",
+            CellKind::Tdnn(TdnnSpec {
+                taps: 8,
+                dilation: 4,
+            }),
         ),
     ];
     println!(
