@@ -25,8 +25,9 @@
 
 #![allow(clippy::needless_range_loop)] // module m indexes starts, periods and ticks together
 
+use super::DenseInput;
 use crate::float::Float;
-use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
 use crate::layers::config::ClockSpec;
 use crate::layers::params::{CellParams, ParamSpec};
@@ -97,6 +98,15 @@ impl Clockwork {
             r0 = r1;
         }
     }
+
+    /// The input projection `x W^T + b`.
+    fn dense_input(&self) -> DenseInput {
+        DenseInput {
+            input: self.input,
+            hidden: self.hidden,
+            bias: self.bias.then_some(2),
+        }
+    }
 }
 
 impl<T: Float> Cell<T> for Clockwork {
@@ -145,14 +155,7 @@ impl<T: Float> Cell<T> for Clockwork {
         self.hidden
     }
     fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        let (h, i) = (self.hidden, self.input);
-        let proj = &mut proj[..rows * h];
-        if self.bias {
-            for r in proj.chunks_exact_mut(h) {
-                r.copy_from_slice(p.get(2));
-            }
-        }
-        gemm_nt(rows, h, i, x, i, p.get(0), i, proj, h, self.bias);
+        self.dense_input().project(p, x, rows, proj)
     }
     fn project_backward(
         &self,
@@ -163,14 +166,8 @@ impl<T: Float> Cell<T> for Clockwork {
         g: &mut CellParams<T>,
         dx: Option<&mut [T]>,
     ) {
-        let (h, i) = (self.hidden, self.input);
-        gemm_tn(h, i, rows, dproj, h, x, i, g.get_mut(0), i, true);
-        if self.bias {
-            sum_rows(rows, h, dproj, h, g.get_mut(2));
-        }
-        if let Some(dx) = dx {
-            gemm_nn(rows, i, h, dproj, h, p.get(0), i, dx, i, true);
-        }
+        self.dense_input()
+            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

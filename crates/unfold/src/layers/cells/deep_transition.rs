@@ -17,6 +17,7 @@
 //! with biases `bias [H]` (b_1) and `bias_l{j} [H]`. Everything starts uniform in
 //! `±1/sqrt(H)`.
 
+use super::DenseInput;
 use crate::float::Float;
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
 use crate::layers::cell::{Cell, StepBackward, StepForward};
@@ -65,6 +66,15 @@ impl DeepTransition {
     fn record(&self) -> usize {
         self.depth.saturating_sub(2) * self.hidden
     }
+
+    /// The input projection `x W^T + b`.
+    fn dense_input(&self) -> DenseInput {
+        DenseInput {
+            input: self.input,
+            hidden: self.hidden,
+            bias: self.bias.then_some(self.b(1)),
+        }
+    }
 }
 
 impl<T: Float> Cell<T> for DeepTransition {
@@ -112,14 +122,7 @@ impl<T: Float> Cell<T> for DeepTransition {
         2 * self.hidden
     }
     fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        let (h, i) = (self.hidden, self.input);
-        let proj = &mut proj[..rows * h];
-        if self.bias {
-            for r in proj.chunks_exact_mut(h) {
-                r.copy_from_slice(p.get(self.b(1)));
-            }
-        }
-        gemm_nt(rows, h, i, x, i, p.get(0), i, proj, h, self.bias);
+        self.dense_input().project(p, x, rows, proj)
     }
     fn project_backward(
         &self,
@@ -130,14 +133,8 @@ impl<T: Float> Cell<T> for DeepTransition {
         g: &mut CellParams<T>,
         dx: Option<&mut [T]>,
     ) {
-        let (h, i) = (self.hidden, self.input);
-        gemm_tn(h, i, rows, dproj, h, x, i, g.get_mut(0), i, true);
-        if self.bias {
-            sum_rows(rows, h, dproj, h, g.get_mut(self.b(1)));
-        }
-        if let Some(dx) = dx {
-            gemm_nn(rows, i, h, dproj, h, p.get(0), i, dx, i, true);
-        }
+        self.dense_input()
+            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     /// The intermediate layers are recorded layer-major (`[k-2, B, H]`), and in inference

@@ -18,8 +18,9 @@
 //! biases. The recurrent weights start uniform in `±1/sqrt(H |D|)`, the others in
 //! `±1/sqrt(H)`, so the summed recurrence starts at the scale of one tanh RNN's.
 
+use super::DenseInput;
 use crate::float::Float;
-use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
 use crate::layers::config::DelaySpec;
 use crate::layers::params::{CellParams, ParamSpec};
@@ -53,6 +54,15 @@ impl Delay {
     /// Index of the bias tensor.
     fn bias_index(&self) -> usize {
         1 + self.delays.len()
+    }
+
+    /// The input projection `x W^T + b`.
+    fn dense_input(&self) -> DenseInput {
+        DenseInput {
+            input: self.input,
+            hidden: self.hidden,
+            bias: self.bias.then_some(self.bias_index()),
+        }
     }
 }
 
@@ -100,14 +110,7 @@ impl<T: Float> Cell<T> for Delay {
         self.hidden
     }
     fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        let (h, i) = (self.hidden, self.input);
-        let proj = &mut proj[..rows * h];
-        if self.bias {
-            for r in proj.chunks_exact_mut(h) {
-                r.copy_from_slice(p.get(self.bias_index()));
-            }
-        }
-        gemm_nt(rows, h, i, x, i, p.get(0), i, proj, h, self.bias);
+        self.dense_input().project(p, x, rows, proj)
     }
     fn project_backward(
         &self,
@@ -118,14 +121,8 @@ impl<T: Float> Cell<T> for Delay {
         g: &mut CellParams<T>,
         dx: Option<&mut [T]>,
     ) {
-        let (h, i) = (self.hidden, self.input);
-        gemm_tn(h, i, rows, dproj, h, x, i, g.get_mut(0), i, true);
-        if self.bias {
-            sum_rows(rows, h, dproj, h, g.get_mut(self.bias_index()));
-        }
-        if let Some(dx) = dx {
-            gemm_nn(rows, i, h, dproj, h, p.get(0), i, dx, i, true);
-        }
+        self.dense_input()
+            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

@@ -15,8 +15,9 @@
 //! and `leak_rho [H]` (learned leaks only). An echo state network with leak rate `a` is exactly
 //! this cell with a fixed leak (`reservoir::labeller_from_esn`).
 
+use super::DenseInput;
 use crate::float::Float;
-use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn};
 use crate::layers::cell::{row, row_mut, Cell, StepBackward, StepForward};
 use crate::layers::config::LeakSpec;
 use crate::layers::params::{CellParams, ParamSpec};
@@ -63,6 +64,15 @@ impl<T: Float> Leaky<T> {
             }
         } else {
             a.copy_from_slice(&self.fixed);
+        }
+    }
+
+    /// The input projection `x W^T + b`.
+    fn dense_input(&self) -> DenseInput {
+        DenseInput {
+            input: self.input,
+            hidden: self.hidden,
+            bias: self.bias.then_some(2),
         }
     }
 }
@@ -117,14 +127,7 @@ impl<T: Float> Cell<T> for Leaky<T> {
         2 * self.hidden
     }
     fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        let (h, i) = (self.hidden, self.input);
-        let proj = &mut proj[..rows * h];
-        if self.bias {
-            for r in proj.chunks_exact_mut(h) {
-                r.copy_from_slice(p.get(2));
-            }
-        }
-        gemm_nt(rows, h, i, x, i, p.get(0), i, proj, h, self.bias);
+        self.dense_input().project(p, x, rows, proj)
     }
     fn project_backward(
         &self,
@@ -135,14 +138,8 @@ impl<T: Float> Cell<T> for Leaky<T> {
         g: &mut CellParams<T>,
         dx: Option<&mut [T]>,
     ) {
-        let (h, i) = (self.hidden, self.input);
-        gemm_tn(h, i, rows, dproj, h, x, i, g.get_mut(0), i, true);
-        if self.bias {
-            sum_rows(rows, h, dproj, h, g.get_mut(2));
-        }
-        if let Some(dx) = dx {
-            gemm_nn(rows, i, h, dproj, h, p.get(0), i, dx, i, true);
-        }
+        self.dense_input()
+            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

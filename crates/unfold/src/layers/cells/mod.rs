@@ -231,6 +231,54 @@ pub struct StridedRows<'a, T> {
     pub ld: usize,
 }
 
+/// The input projection `p = x W^T + b` of the cells whose projection is one dense map of
+/// width H (leaky, clockwork, delay, deep transition): `W` is tensor 0 (`weight_ih [H, I]`) and
+/// `b` the tensor at `bias` when the layer has biases.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DenseInput {
+    /// Input features I.
+    pub input: usize,
+    /// Hidden size H.
+    pub hidden: usize,
+    /// Index of the bias tensor, if any.
+    pub bias: Option<usize>,
+}
+
+impl DenseInput {
+    /// `proj[rows, H] = x W^T + b`.
+    pub fn project<T: Float>(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
+        let (h, i) = (self.hidden, self.input);
+        let proj = &mut proj[..rows * h];
+        if let Some(bi) = self.bias {
+            for r in proj.chunks_exact_mut(h) {
+                r.copy_from_slice(p.get(bi));
+            }
+        }
+        gemm_nt(rows, h, i, x, i, p.get(0), i, proj, h, self.bias.is_some());
+    }
+
+    /// Backward of [`DenseInput::project`]: adds the weight and bias gradients to `g` and, when
+    /// `dx` is given, the input gradient to it.
+    pub fn project_backward<T: Float>(
+        &self,
+        p: &CellParams<T>,
+        x: &[T],
+        dproj: &[T],
+        rows: usize,
+        g: &mut CellParams<T>,
+        dx: Option<&mut [T]>,
+    ) {
+        let (h, i) = (self.hidden, self.input);
+        gemm_tn(h, i, rows, dproj, h, x, i, g.get_mut(0), i, true);
+        if let Some(bi) = self.bias {
+            sum_rows(rows, h, dproj, h, g.get_mut(bi));
+        }
+        if let Some(dx) = dx {
+            gemm_nn(rows, i, h, dproj, h, p.get(0), i, dx, i, true);
+        }
+    }
+}
+
 /// `data` seen as rows `ld` values apart.
 pub(crate) fn strided<T>(data: &[T], ld: usize) -> StridedRows<'_, T> {
     StridedRows { data, ld }
