@@ -113,12 +113,7 @@ impl<T: Float> Cell<T> for Clockwork {
     fn name(&self) -> &'static str {
         "clockwork"
     }
-    fn input_size(&self) -> usize {
-        self.input
-    }
-    fn hidden_size(&self) -> usize {
-        self.hidden
-    }
+    dense_input_methods!();
     fn extra_state_size(&self) -> usize {
         self.periods.len()
     }
@@ -138,36 +133,13 @@ impl<T: Float> Cell<T> for Clockwork {
     /// outside its module blocks.
     fn init_params(&self, p: &mut CellParams<T>, rng: &mut Rng) {
         let h = self.hidden;
-        let k = 1.0 / (h as f64).sqrt();
-        for t in p.tensors.iter_mut() {
-            for v in t.iter_mut() {
-                *v = T::from_f64(rng.uniform_range(-k, k));
-            }
-        }
+        super::uniform_init(p, h, rng);
         let w = p.get_mut(1);
         for m in 0..self.periods.len() {
             for u in self.starts[m]..self.starts[m + 1] {
                 w[u * h..u * h + self.starts[m]].fill(T::ZERO);
             }
         }
-    }
-    fn projection_width(&self) -> usize {
-        self.hidden
-    }
-    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        self.dense_input().project(p, x, rows, proj)
-    }
-    fn project_backward(
-        &self,
-        p: &CellParams<T>,
-        x: &[T],
-        dproj: &[T],
-        rows: usize,
-        g: &mut CellParams<T>,
-        dx: Option<&mut [T]>,
-    ) {
-        self.dense_input()
-            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

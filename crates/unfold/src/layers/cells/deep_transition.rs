@@ -81,12 +81,7 @@ impl<T: Float> Cell<T> for DeepTransition {
     fn name(&self) -> &'static str {
         "deep"
     }
-    fn input_size(&self) -> usize {
-        self.input
-    }
-    fn hidden_size(&self) -> usize {
-        self.hidden
-    }
+    dense_input_methods!();
     fn param_specs(&self) -> Vec<ParamSpec> {
         let (h, i) = (self.hidden, self.input);
         let spec = |name: String, shape: Vec<usize>| ParamSpec { name, shape };
@@ -111,30 +106,12 @@ impl<T: Float> Cell<T> for DeepTransition {
     fn init_params(&self, p: &mut CellParams<T>, rng: &mut Rng) {
         super::uniform_init(p, self.hidden, rng);
     }
-    fn projection_width(&self) -> usize {
-        self.hidden
-    }
     fn record_width(&self) -> usize {
         self.record()
     }
     /// Two `[H]` gradient rows per sequence in backward.
     fn scratch_width(&self) -> usize {
         2 * self.hidden
-    }
-    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        self.dense_input().project(p, x, rows, proj)
-    }
-    fn project_backward(
-        &self,
-        p: &CellParams<T>,
-        x: &[T],
-        dproj: &[T],
-        rows: usize,
-        g: &mut CellParams<T>,
-        dx: Option<&mut [T]>,
-    ) {
-        self.dense_input()
-            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     /// The intermediate layers are recorded layer-major (`[k-2, B, H]`), and in inference

@@ -70,12 +70,7 @@ impl<T: Float> Cell<T> for Delay {
     fn name(&self) -> &'static str {
         "delay"
     }
-    fn input_size(&self) -> usize {
-        self.input
-    }
-    fn hidden_size(&self) -> usize {
-        self.hidden
-    }
+    dense_input_methods!();
     fn extra_state_size(&self) -> usize {
         (self.depth() - 1) * self.hidden
     }
@@ -105,24 +100,6 @@ impl<T: Float> Cell<T> for Delay {
                 *v = T::from_f64(rng.uniform_range(-r, r));
             }
         }
-    }
-    fn projection_width(&self) -> usize {
-        self.hidden
-    }
-    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        self.dense_input().project(p, x, rows, proj)
-    }
-    fn project_backward(
-        &self,
-        p: &CellParams<T>,
-        x: &[T],
-        dproj: &[T],
-        rows: usize,
-        g: &mut CellParams<T>,
-        dx: Option<&mut [T]>,
-    ) {
-        self.dense_input()
-            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

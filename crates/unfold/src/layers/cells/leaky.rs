@@ -81,12 +81,7 @@ impl<T: Float> Cell<T> for Leaky<T> {
     fn name(&self) -> &'static str {
         "leaky"
     }
-    fn input_size(&self) -> usize {
-        self.input
-    }
-    fn hidden_size(&self) -> usize {
-        self.hidden
-    }
+    dense_input_methods!();
     fn param_specs(&self) -> Vec<ParamSpec> {
         let (h, i) = (self.hidden, self.input);
         let spec = |name: &str, shape: Vec<usize>| ParamSpec {
@@ -118,28 +113,10 @@ impl<T: Float> Cell<T> for Leaky<T> {
             }
         }
     }
-    fn projection_width(&self) -> usize {
-        self.hidden
-    }
     /// The leak rates and, in backward, their derivatives (`2H`; per step, not per sequence,
     /// but a batch of one must hold them).
     fn scratch_width(&self) -> usize {
         2 * self.hidden
-    }
-    fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
-        self.dense_input().project(p, x, rows, proj)
-    }
-    fn project_backward(
-        &self,
-        p: &CellParams<T>,
-        x: &[T],
-        dproj: &[T],
-        rows: usize,
-        g: &mut CellParams<T>,
-        dx: Option<&mut [T]>,
-    ) {
-        self.dense_input()
-            .project_backward(p, x, dproj, rows, g, dx)
     }
 
     fn step(&self, p: &CellParams<T>, s: StepForward<'_, T>) {

@@ -52,6 +52,37 @@ macro_rules! torch_layout_methods {
     };
 }
 
+/// The methods of [`Cell`] that the cells with a [`DenseInput`] projection (from their
+/// `dense_input()`) share: sizes and the projection with its backward.
+macro_rules! dense_input_methods {
+    () => {
+        fn input_size(&self) -> usize {
+            self.input
+        }
+        fn hidden_size(&self) -> usize {
+            self.hidden
+        }
+        fn projection_width(&self) -> usize {
+            self.hidden
+        }
+        fn project(&self, p: &CellParams<T>, x: &[T], rows: usize, proj: &mut [T]) {
+            self.dense_input().project(p, x, rows, proj)
+        }
+        fn project_backward(
+            &self,
+            p: &CellParams<T>,
+            x: &[T],
+            dproj: &[T],
+            rows: usize,
+            g: &mut CellParams<T>,
+            dx: Option<&mut [T]>,
+        ) {
+            self.dense_input()
+                .project_backward(p, x, dproj, rows, g, dx)
+        }
+    };
+}
+
 pub mod clockwork;
 pub mod deep_transition;
 pub mod delay;
