@@ -7,7 +7,7 @@ process at a time, and prints a markdown table of the test metric, the updates a
 time, read from each run's summary.json. Nothing is tuned per cell.
 
     python3 tools/multiscale_table.py --unfold target/release/unfold --out runs/multiscale \
-        [--data ../shared/data] [--seeds 1] [--only adding]
+        [--data ../shared/data] [--seeds 1,2,3] [--only adding] [--cell lstm]
 """
 
 import argparse
@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--unfold", default="target/release/unfold")
     ap.add_argument("--out", default="runs/multiscale")
     ap.add_argument("--data", default="../shared/data")
-    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--seeds", default="1", help="seeds, e.g. 1 or 1,2,3")
     ap.add_argument("--only", default=None, help="run only tasks whose name starts with this")
     ap.add_argument("--cell", default=None, help="run only cells whose name starts with this")
     a = ap.parse_args()
@@ -65,7 +65,7 @@ def main():
         for cname, cargs in CELLS:
             if a.cell and not cname.startswith(a.cell):
                 continue
-            for seed in range(1, a.seeds + 1):
+            for seed in [int(v) for v in a.seeds.split(",")]:
                 tag = f"{tname}-{cname}-{seed}".replace(" ", "_").replace("/", "_")
                 for ch in "(),=":
                     tag = tag.replace(ch, "")
