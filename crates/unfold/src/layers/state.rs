@@ -81,16 +81,19 @@ impl<T: Float> RecurrentState<T> {
     /// The state of sequences `j0..j1` of the batch (a state of `j1 - j0` sequences), for a
     /// layer of `config`.
     pub fn select(&self, config: &RecurrentConfig, j0: usize, j1: usize) -> Self {
-        let (b, h) = (self.batch, config.hidden_size);
-        let pick = |v: &[T]| -> Vec<T> {
-            v.chunks_exact(b * h)
-                .flat_map(|plane| &plane[j0 * h..j1 * h])
+        let b = self.batch;
+        let pick = |v: &[T], w: usize| -> Vec<T> {
+            if w == 0 {
+                return Vec::new();
+            }
+            v.chunks_exact(b * w)
+                .flat_map(|plane| &plane[j0 * w..j1 * w])
                 .copied()
                 .collect()
         };
         RecurrentState {
-            h: pick(&self.h),
-            c: pick(&self.c),
+            h: pick(&self.h, config.hidden_size),
+            c: pick(&self.c, config.extra_state_size()),
             batch: j1 - j0,
         }
     }
@@ -98,14 +101,17 @@ impl<T: Float> RecurrentState<T> {
     /// Writes `part` (the state of `part.batch` sequences, as [`RecurrentState::select`] gives
     /// it) into sequences `j0..j0 + part.batch` of this state.
     pub fn place(&mut self, config: &RecurrentConfig, part: &RecurrentState<T>, j0: usize) {
-        let (b, pb, h) = (self.batch, part.batch, config.hidden_size);
-        let put = |dst: &mut [T], src: &[T]| {
-            for (plane, from) in dst.chunks_exact_mut(b * h).zip(src.chunks_exact(pb * h)) {
-                plane[j0 * h..(j0 + pb) * h].copy_from_slice(from);
+        let (b, pb) = (self.batch, part.batch);
+        let put = |dst: &mut [T], src: &[T], w: usize| {
+            if w == 0 {
+                return;
+            }
+            for (plane, from) in dst.chunks_exact_mut(b * w).zip(src.chunks_exact(pb * w)) {
+                plane[j0 * w..(j0 + pb) * w].copy_from_slice(from);
             }
         };
-        put(&mut self.h, &part.h);
-        put(&mut self.c, &part.c);
+        put(&mut self.h, &part.h, config.hidden_size);
+        put(&mut self.c, &part.c, config.extra_state_size());
     }
 
     /// Copies another state of the same shape into this one, without allocating. This is how a
@@ -135,25 +141,36 @@ mod tests {
 
     #[test]
     fn select_and_place_round_trip() {
-        let mut config = RecurrentConfig::new(CellKind::Lstm, 2, 3);
-        config.num_layers = 2;
-        config.bidirectional = true;
-        let mut s = RecurrentState::<f64>::zeros(&config, 5);
-        for (i, v) in s.h.iter_mut().enumerate() {
-            *v = i as f64;
+        use crate::layers::{ClockSpec, DelaySpec};
+        // Extra state of H (LSTM), 2H (delays up to 3) and one phase per module (clockwork).
+        let kinds = [
+            CellKind::Lstm,
+            CellKind::Delay(DelaySpec::new(&[1, 3]).unwrap()),
+            CellKind::Clockwork(ClockSpec::new(&[1, 2]).unwrap()),
+        ];
+        for kind in kinds {
+            let mut config = RecurrentConfig::new(kind, 2, 3);
+            config.num_layers = 2;
+            config.bidirectional = true;
+            let mut s = RecurrentState::<f64>::zeros(&config, 5);
+            for (i, v) in s.h.iter_mut().enumerate() {
+                *v = i as f64;
+            }
+            for (i, v) in s.c.iter_mut().enumerate() {
+                *v = -(i as f64);
+            }
+            let part = s.select(&config, 1, 4);
+            assert_eq!(part.batch, 3);
+            part.check(&config, 3, "part").unwrap();
+            // Plane 2 (layer 1, forward), sequence 1 (the part's first), unit 2.
+            assert_eq!(part.h[(2 * 3) * 3 + 2], s.h[(2 * 5 + 1) * 3 + 2]);
+            let e = config.extra_state_size();
+            assert_eq!(part.c[2 * 3 * e + e - 1], s.c[(2 * 5 + 1) * e + e - 1]);
+            let mut back = RecurrentState::zeros(&config, 5);
+            back.place(&config, &s.select(&config, 0, 1), 0);
+            back.place(&config, &part, 1);
+            back.place(&config, &s.select(&config, 4, 5), 4);
+            assert_eq!(back, s, "{kind:?}");
         }
-        for (i, v) in s.c.iter_mut().enumerate() {
-            *v = -(i as f64);
-        }
-        let part = s.select(&config, 1, 4);
-        assert_eq!(part.batch, 3);
-        part.check(&config, 3, "part").unwrap();
-        // Plane 2 (layer 1, forward), sequence 1 (the part's first), unit 2.
-        assert_eq!(part.h[(2 * 3) * 3 + 2], s.h[(2 * 5 + 1) * 3 + 2]);
-        let mut back = RecurrentState::zeros(&config, 5);
-        back.place(&config, &s.select(&config, 0, 1), 0);
-        back.place(&config, &part, 1);
-        back.place(&config, &s.select(&config, 4, 5), 4);
-        assert_eq!(back, s);
     }
 }

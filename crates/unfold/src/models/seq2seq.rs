@@ -788,13 +788,13 @@ impl<T: Float> Seq2Seq<T> {
             }
             // Reorder the beam's state rows by parent.
             let old = state.clone();
+            let e = dcfg.extra_state_size();
             for l in 0..c.layers {
                 for (i, &p) in parents.iter().enumerate() {
                     let (dst, src) = ((l * k + i) * h, (l * k + p) * h);
                     state.h[dst..dst + h].copy_from_slice(&old.h[src..src + h]);
-                    if !state.c.is_empty() {
-                        state.c[dst..dst + h].copy_from_slice(&old.c[src..src + h]);
-                    }
+                    let (dst, src) = ((l * k + i) * e, (l * k + p) * e);
+                    state.c[dst..dst + e].copy_from_slice(&old.c[src..src + e]);
                 }
             }
             live = next;
