@@ -104,10 +104,23 @@ fn assert_close(what: &str, analytic: f64, numeric: f64) {
 }
 
 fn check(kind: CellKind, layers: usize, bidir: bool, variable: bool, mode: usize, seed: u64) {
+    check_stack(kind, layers, bidir, false, variable, mode, seed);
+}
+
+fn check_stack(
+    kind: CellKind,
+    layers: usize,
+    bidir: bool,
+    residual: bool,
+    variable: bool,
+    mode: usize,
+    seed: u64,
+) {
     let (input, hidden, steps, batch) = (3, 4, 5, 3);
     let cfg = RecurrentConfig::new(kind, input, hidden)
         .layers(layers)
-        .bidirectional(bidir);
+        .bidirectional(bidir)
+        .residual(residual);
     let mut layer = Recurrent::<f64>::new(cfg.clone(), seed).unwrap();
     let mut rng = Rng::new(seed + 100);
     let mut init = RecurrentState::zeros(&cfg, batch);
@@ -140,7 +153,9 @@ fn check(kind: CellKind, layers: usize, bidir: bool, variable: bool, mode: usize
     let dx = cache.dinput().to_vec();
     let dinit = cache.dinit().clone();
     let eps = 1e-6;
-    let tag = format!("{kind:?} layers={layers} bidir={bidir} var={variable} mode={mode}");
+    let tag = format!(
+        "{kind:?} layers={layers} bidir={bidir} residual={residual} var={variable} mode={mode}"
+    );
     // Parameters.
     let specs = layer.param_specs();
     let analytic: Vec<Vec<f64>> = grads.param_slices().iter().map(|s| s.to_vec()).collect();
@@ -207,6 +222,29 @@ fn gradients_match_finite_differences() {
                         seed += 1;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Residual connections between stacked layers (`y_l = f_l(y_(l-1)) + y_(l-1)`): two and three
+/// layers, both directions, ragged lengths, for a PyTorch cell on its engine and cells on the
+/// generic loop.
+#[test]
+fn residual_stacks_match_finite_differences() {
+    let kinds = [
+        CellKind::Lstm,
+        CellKind::Gru,
+        CellKind::RnnTanh,
+        CellKind::Leaky(LeakSpec::default()),
+        CellKind::Delay(DelaySpec::new(&[1, 2]).unwrap()),
+    ];
+    let mut seed = 500;
+    for kind in kinds {
+        for layers in [2, 3] {
+            for bidir in [false, true] {
+                check_stack(kind, layers, bidir, true, true, 2, seed);
+                seed += 1;
             }
         }
     }
@@ -282,10 +320,11 @@ fn gradients_without_bias_and_with_empty_sequence() {
 #[test]
 fn inference_and_streaming_equal_training_forward() {
     for (i, kind) in kinds().into_iter().enumerate() {
-        for bidir in [false, true] {
+        for (bidir, residual) in [(false, false), (true, false), (false, true), (true, true)] {
             let cfg = RecurrentConfig::new(kind, 3, 5)
                 .layers(2)
-                .bidirectional(bidir);
+                .bidirectional(bidir)
+                .residual(residual);
             let layer = Recurrent::<f32>::new(cfg.clone(), 40 + i as u64).unwrap();
             let mut rng = Rng::new(3);
             let (steps, batch) = (6, 3);
@@ -305,7 +344,11 @@ fn inference_and_streaming_equal_training_forward() {
             layer
                 .forward_infer(&x, steps, batch, Some(&lengths), Some(&init), &mut ws)
                 .unwrap();
-            assert_eq!(cache.output(), ws.output(), "{kind:?} bidir={bidir}");
+            assert_eq!(
+                cache.output(),
+                ws.output(),
+                "{kind:?} bidir={bidir} residual={residual}"
+            );
             assert_eq!(cache.final_state(), ws.final_state());
             if bidir {
                 let mut st = init.clone();
@@ -327,7 +370,10 @@ fn inference_and_streaming_equal_training_forward() {
                     .to_vec();
                 let o = &ws.output()[t * batch * 5..(t + 1) * batch * 5];
                 for (a, b) in h.iter().zip(o) {
-                    assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{kind:?} step {t}");
+                    assert!(
+                        (a - b).abs() <= 1e-6 * (1.0 + b.abs()),
+                        "{kind:?} residual={residual} step {t}"
+                    );
                 }
             }
             for (a, b) in st.h.iter().zip(&ws.final_state().h) {
@@ -411,12 +457,13 @@ fn bad_inputs_are_errors_not_panics() {
 #[test]
 fn single_sequence_streaming_equals_whole_sequence_forward() {
     // Batch 1 takes the fused streaming kernel; H = 128 makes it split the units across
-    // threads when more than one is available.
+    // threads when more than one is available. The layer without biases is also residual.
     for (i, kind) in kinds().into_iter().enumerate() {
         for (input, hidden, bias) in [(3, 5, true), (128, 128, true), (7, 40, false)] {
             let cfg = RecurrentConfig::new(kind, input, hidden)
                 .layers(2)
-                .bias(bias);
+                .bias(bias)
+                .residual(!bias);
             let layer = Recurrent::<f32>::new(cfg.clone(), 60 + i as u64).unwrap();
             let mut rng = Rng::new(11);
             let steps = 7;

@@ -163,6 +163,10 @@ pub struct RecurrentConfig {
     pub bidirectional: bool,
     /// Whether the cells have `b_ih` and `b_hh`. Default true.
     pub bias: bool,
+    /// Residual connections between stacked layers: layer `l > 0` outputs its cells' outputs
+    /// plus its input, `y_l = f_l(y_(l-1)) + y_(l-1)`, so a gradient can skip a layer.
+    /// Default false.
+    pub residual: bool,
 }
 
 impl RecurrentConfig {
@@ -175,6 +179,7 @@ impl RecurrentConfig {
             num_layers: 1,
             bidirectional: false,
             bias: true,
+            residual: false,
         }
     }
 
@@ -194,6 +199,17 @@ impl RecurrentConfig {
     pub fn bias(mut self, b: bool) -> Self {
         self.bias = b;
         self
+    }
+
+    /// Sets residual connections between stacked layers.
+    pub fn residual(mut self, r: bool) -> Self {
+        self.residual = r;
+        self
+    }
+
+    /// Whether layer `layer`'s output includes its input (a residual connection).
+    pub fn adds_input(&self, layer: usize) -> bool {
+        self.residual && layer > 0
     }
 
     /// 1 or 2.

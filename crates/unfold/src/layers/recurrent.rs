@@ -282,6 +282,7 @@ impl<T: Float> Recurrent<T> {
             dropped,
             records,
             work,
+            sums,
             ..
         } = cache;
         if engine {
@@ -293,14 +294,24 @@ impl<T: Float> Recurrent<T> {
             masks.resize_with(nl - 1, Vec::new);
             dropped.resize_with(nl - 1, Vec::new);
         }
+        if cfg.residual {
+            sums.resize_with(nl, Vec::new);
+        }
         for l in 0..nl {
             let (before, rest) = outputs.split_at_mut(l);
+            // y_(l-1): the layer below's output, its cells' outputs plus its input when it has
+            // a residual connection.
+            let below: &[T] = match l {
+                0 => &[],
+                _ if cfg.adds_input(l - 1) => &sums[l - 1],
+                _ => &before[l - 1],
+            };
             if let (Some((p, rng)), true) = (dropout.as_mut(), l > 0) {
                 let keep = T::from_f64(1.0 / (1.0 - *p));
                 let (m, dr) = (&mut masks[l - 1], &mut dropped[l - 1]);
                 ensure(m, tb * nd * hs);
                 ensure(dr, tb * nd * hs);
-                for ((mv, dv), &ov) in m.iter_mut().zip(dr.iter_mut()).zip(before[l - 1].iter()) {
+                for ((mv, dv), &ov) in m.iter_mut().zip(dr.iter_mut()).zip(below.iter()) {
                     *mv = if rng.uniform() < *p { T::ZERO } else { keep };
                     *dv = ov * *mv;
                 }
@@ -310,7 +321,7 @@ impl<T: Float> Recurrent<T> {
             } else if dropout.is_some() {
                 &dropped[l - 1]
             } else {
-                &before[l - 1]
+                below
             };
             let out = &mut rest[0];
             for d in 0..nd {
@@ -370,7 +381,17 @@ impl<T: Float> Recurrent<T> {
                     },
                 );
             }
+            if cfg.adds_input(l) {
+                let (done, sl) = sums.split_at_mut(l);
+                let below: &[T] = if cfg.adds_input(l - 1) {
+                    &done[l - 1]
+                } else {
+                    &outputs[l - 1]
+                };
+                add_rows(&mut sl[0], &outputs[l], below);
+            }
         }
+        cache.top_sum = cfg.adds_input(nl - 1);
         cache.ready = true;
         Ok(())
     }
@@ -434,6 +455,7 @@ impl<T: Float> Recurrent<T> {
             records,
             work,
             bias_sums,
+            sums,
             ..
         } = cache;
         let dropping = *dropout > 0.0;
@@ -466,6 +488,8 @@ impl<T: Float> Recurrent<T> {
                 input
             } else if dropping {
                 &dropped[l - 1]
+            } else if cfg.adds_input(l - 1) {
+                &sums[l - 1]
             } else {
                 &outputs[l - 1]
             };
@@ -556,6 +580,13 @@ impl<T: Float> Recurrent<T> {
             if l > 0 && dropping {
                 for (g, &m) in dbuf[1].iter_mut().zip(&masks[l - 1]) {
                     *g *= m;
+                }
+            }
+            if cfg.adds_input(l) {
+                // The residual path: y_l = f(y_(l-1)) + y_(l-1).
+                let (dcur, dbelow) = dbuf.split_at_mut(1);
+                for (g, &d) in dbelow[0].iter_mut().zip(dcur[0].iter()) {
+                    *g += d;
                 }
             }
             dbuf.swap(0, 1);
@@ -676,6 +707,9 @@ impl<T: Float> Recurrent<T> {
                     assert!(done, "lane layout prepared but not taken");
                 };
                 rayon::join(|| run(0, h0, c0, g0), || run(1, h1, c1, g1));
+                if cfg.adds_input(l) {
+                    dst.iter_mut().zip(src.iter()).for_each(|(o, &i)| *o += i);
+                }
                 ws.last = if l % 2 == 0 { 1 } else { 0 };
                 continue;
             }
@@ -720,6 +754,9 @@ impl<T: Float> Recurrent<T> {
                     },
                 );
             }
+            if cfg.adds_input(l) {
+                dst.iter_mut().zip(src.iter()).for_each(|(o, &i)| *o += i);
+            }
             ws.last = if l % 2 == 0 { 1 } else { 0 };
         }
         Ok(())
@@ -732,7 +769,7 @@ impl<T: Float> Recurrent<T> {
         &self,
         x: &[T],
         state: &'s mut RecurrentState<T>,
-        ws: &mut StepWorkspace<T>,
+        ws: &'s mut StepWorkspace<T>,
     ) -> Result<&'s [T]> {
         let cfg = &self.config;
         if cfg.bidirectional {
@@ -750,6 +787,15 @@ impl<T: Float> Recurrent<T> {
         ensure(&mut ws.gates, batch * gh);
         ensure(&mut ws.hp, batch * gh);
         ensure(&mut ws.out, batch * hs);
+        // A residual stack's output is the running sum of its layers' h, kept in `ws.sum`.
+        let residual = cfg.residual && nl > 1;
+        let top = |state: &'s RecurrentState<T>, ws: &'s StepWorkspace<T>| -> &'s [T] {
+            if residual {
+                &ws.sum[..batch * hs]
+            } else {
+                &state.h[(nl - 1) * batch * hs..nl * batch * hs]
+            }
+        };
         if ws.lengths.len() != batch {
             ws.lengths.clear();
             ws.lengths.resize(batch, 1);
@@ -770,10 +816,13 @@ impl<T: Float> Recurrent<T> {
                     reverse: false,
                     input_size: cfg.layer_input_size(l),
                 };
-                // Layer l > 0 reads layer l-1's new h straight from the state.
+                // Layer l > 0 reads layer l-1's new h straight from the state (or the
+                // running sum of a residual stack).
                 let (below, h_l) = state.h.split_at_mut(l * batch * hs);
                 let x_l: &[T] = if l == 0 {
                     x
+                } else if residual {
+                    &ws.sum
                 } else {
                     &below[(l - 1) * batch * hs..]
                 };
@@ -789,15 +838,22 @@ impl<T: Float> Recurrent<T> {
                     work: &mut ws.work,
                 };
                 unrolled::forward(&sw, cell, &self.cells[l], f);
+                if residual {
+                    accumulate(l, &state.h[l * batch * hs..(l + 1) * batch * hs], &mut ws.sum);
+                }
             }
-            return Ok(&state.h[(nl - 1) * batch * hs..nl * batch * hs]);
+            return Ok(top(state, ws));
         }
         if batch == 1 {
             ensure(&mut ws.h_old, hs);
             for l in 0..nl {
                 let has_c = cfg.kind.has_cell_state();
                 let (below, h_l) = state.h.split_at_mut(l * hs);
-                let x_l: &[T] = if l == 0 { x } else { &below[(l - 1) * hs..] };
+                let x_l: &[T] = match l {
+                    0 => x,
+                    _ if residual => &ws.sum,
+                    _ => &below[(l - 1) * hs..],
+                };
                 let c_l: &mut [T] = if has_c {
                     &mut state.c[l * hs..(l + 1) * hs]
                 } else {
@@ -816,8 +872,11 @@ impl<T: Float> Recurrent<T> {
                         out: &mut ws.out[..hs],
                     },
                 );
+                if residual {
+                    accumulate(l, &state.h[l * hs..(l + 1) * hs], &mut ws.sum);
+                }
             }
-            return Ok(&state.h[(nl - 1) * hs..nl * hs]);
+            return Ok(top(state, ws));
         }
         for l in 0..nl {
             let sw = Sweep {
@@ -835,10 +894,13 @@ impl<T: Float> Recurrent<T> {
             } else {
                 &mut []
             };
-            // Layer l > 0 reads layer l-1's new h straight from the state.
+            // Layer l > 0 reads layer l-1's new h straight from the state (or the running
+            // sum of a residual stack).
             let (below, h_l) = state.h.split_at_mut(hsl.start);
             let x_l: &[T] = if l == 0 {
                 x
+            } else if residual {
+                &ws.sum
             } else {
                 &below[(l - 1) * batch * hs..]
             };
@@ -858,8 +920,32 @@ impl<T: Float> Recurrent<T> {
                     h2: &mut [],
                 },
             );
+            if residual {
+                accumulate(l, &state.h[hsl], &mut ws.sum);
+            }
         }
-        Ok(&state.h[(nl - 1) * batch * hs..nl * batch * hs])
+        Ok(top(state, ws))
+    }
+}
+
+/// `sum = a + b`, elementwise (`sum` sized to `a`, which `b` must match).
+fn add_rows<T: Float>(sum: &mut Vec<T>, a: &[T], b: &[T]) {
+    ensure(sum, a.len());
+    for ((s, &x), &y) in sum.iter_mut().zip(a).zip(b) {
+        *s = x + y;
+    }
+}
+
+/// The streaming output of a residual stack: after layer `l`, `y += h_l` (`y = h_0` after the
+/// first layer).
+fn accumulate<T: Float>(l: usize, h_l: &[T], y: &mut Vec<T>) {
+    ensure(y, h_l.len());
+    if l == 0 {
+        y.copy_from_slice(h_l);
+    } else {
+        for (s, &v) in y.iter_mut().zip(h_l) {
+            *s += v;
+        }
     }
 }
 
@@ -928,6 +1014,11 @@ pub struct TrainCache<T> {
     masks: Vec<Vec<T>>,
     /// Per layer boundary: the outputs after dropout (the next layer's input).
     dropped: Vec<Vec<T>>,
+    /// Per layer with a residual connection: its output `y_l`, the cells' outputs plus the
+    /// layer's input (empty for the others).
+    sums: Vec<Vec<T>>,
+    /// Whether the top layer's output is in `sums` (a residual top layer).
+    top_sum: bool,
     /// Per layer and direction on the generic loop: `[T, B, R]` the cell's records.
     records: Vec<Vec<T>>,
     /// Scratch of the generic loop.
@@ -1001,6 +1092,9 @@ impl<T: Float> TrainCache<T> {
 
     /// `[T, B, D*H]` outputs of the top layer (zero at padded steps).
     pub fn output(&self) -> &[T] {
+        if self.top_sum {
+            return self.sums.last().map(|v| &v[..]).unwrap_or(&[]);
+        }
         self.outputs.last().map(|v| &v[..]).unwrap_or(&[])
     }
 
@@ -1078,4 +1172,6 @@ pub struct StepWorkspace<T> {
     lengths: Vec<usize>,
     /// Scratch of the generic loop.
     work: Vec<T>,
+    /// The running output of a residual stack.
+    sum: Vec<T>,
 }
