@@ -201,6 +201,7 @@ fn rnn_forecast(
             learn_variance: false,
         },
         deep_output: 0,
+        residual: false,
     };
     let model = SequenceLabeller::<f32>::new(config, seed)?;
     let cfg = TrainConfig {

@@ -39,10 +39,10 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
         )
         .into());
     }
-    if shape.kind == ModelKind::Seq2Seq && s.deep_output > 0 {
+    if shape.kind == ModelKind::Seq2Seq && (s.deep_output > 0 || s.residual) {
         return Err(BadInput(
-            "--deep-output applies to models with one output map (labellers and classifiers), \
-             not to an encoder-decoder"
+            "--deep-output and --residual apply to labellers and classifiers, not (yet) to an \
+             encoder-decoder"
                 .into(),
         )
         .into());
@@ -61,6 +61,7 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
             _ => Attention::Additive,
         },
         deep_output: s.deep_output,
+        residual: s.residual,
     };
     Ok(ModelSpec::for_shape(*shape, &arch)?)
 }

@@ -46,6 +46,10 @@ pub struct RawSettings {
     /// DOT-RNN with --model deep). Default 0.
     #[arg(long)]
     pub deep_output: Option<usize>,
+    /// Residual connections between stacked recurrent layers (with --layers 2 or more): each
+    /// layer above the first adds its input to its output.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub residual: Option<bool>,
     /// Time-delay layer: taps of the causal convolution over time (default 4).
     #[arg(long)]
     pub taps: Option<usize>,
@@ -193,6 +197,9 @@ pub struct Settings {
     /// Extra tanh layers before the output map.
     #[serde(default)]
     pub deep_output: usize,
+    /// Residual connections between stacked layers.
+    #[serde(default)]
+    pub residual: bool,
     /// Time-delay layer: taps.
     #[serde(default = "default_taps")]
     pub taps: usize,
@@ -303,6 +310,7 @@ impl RawSettings {
             depth,
             shortcut,
             deep_output,
+            residual,
             taps,
             dilation,
             hidden,
@@ -460,6 +468,7 @@ impl RawSettings {
             depth: self.depth.unwrap_or_else(default_depth),
             shortcut: self.shortcut.unwrap_or_else(default_shortcut),
             deep_output: self.deep_output.unwrap_or(0),
+            residual: self.residual.unwrap_or(false),
             taps: self.taps.unwrap_or_else(default_taps),
             dilation: self.dilation.unwrap_or_else(default_dilation),
             hidden: self.hidden.unwrap_or(hidden),
@@ -603,6 +612,9 @@ impl Settings {
         }
         if self.seq_len == 0 {
             return bad("--seq-len must be at least 1".into());
+        }
+        if self.residual && self.layers < 2 {
+            return bad("--residual connects stacked layers: it needs --layers 2 or more".into());
         }
         if self.deep_output > 16 {
             return bad(format!(

@@ -92,6 +92,7 @@ fn main() -> unfold::Result<()> {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         },
         1,
     )?;
@@ -163,6 +164,7 @@ fn main() -> unfold::Result<()> {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         },
         Readout::Last,
         1,

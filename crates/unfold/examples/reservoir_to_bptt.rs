@@ -86,6 +86,7 @@ fn main() -> unfold::Result<()> {
                 learn_variance: false,
             },
             deep_output: 0,
+            residual: false,
         },
         seed,
     )?;

@@ -24,6 +24,7 @@ fn forecaster(cell: CellKind, width: usize, layers: usize) -> SequenceLabeller<f
             learn_variance: false,
         },
         deep_output: 0,
+        residual: false,
     };
     SequenceLabeller::new(config, 5).unwrap()
 }

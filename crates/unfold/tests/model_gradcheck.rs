@@ -223,6 +223,7 @@ fn pattern_one_labeller_gradients() {
                     pad: Some(0),
                 },
                 deep_output: 0,
+                residual: false,
             },
         ),
         (
@@ -241,6 +242,7 @@ fn pattern_one_labeller_gradients() {
                     learn_variance: true,
                 },
                 deep_output: 0,
+                residual: false,
             },
         ),
         (
@@ -256,6 +258,7 @@ fn pattern_one_labeller_gradients() {
                 bidirectional: true,
                 output: OutputKind::Bernoulli { dim: 2 },
                 deep_output: 0,
+                residual: false,
             },
         ),
         (
@@ -278,6 +281,7 @@ fn pattern_one_labeller_gradients() {
                     learn_variance: false,
                 },
                 deep_output: 0,
+                residual: false,
             },
         ),
         (
@@ -299,6 +303,7 @@ fn pattern_one_labeller_gradients() {
                     pad: None,
                 },
                 deep_output: 2,
+                residual: false,
             },
         ),
     ];
@@ -325,6 +330,7 @@ fn dropout_between_layers_has_exact_gradients_and_drops() {
             pad: None,
         },
         deep_output: 0,
+        residual: false,
     };
     let mut m = SequenceLabeller::<f64>::new(cfg, 3).unwrap();
     m.set_dropout(0.4).unwrap();
@@ -346,6 +352,14 @@ fn dropout_between_layers_has_exact_gradients_and_drops() {
     assert!((with - without).abs() > 1e-6);
     assert!((eval - without).abs() < 1e-9);
     assert!(m.set_dropout(1.0).is_err());
+    // The same with residual connections: the skip path bypasses the dropout masks.
+    let res = ModelConfig {
+        residual: true,
+        ..cfg
+    };
+    let mut r = SequenceLabeller::<f64>::new(res, 3).unwrap();
+    r.set_dropout(0.4).unwrap();
+    check("lstm 3 layers bi residual, dropout 0.4", &r, &b, 0.0);
 }
 
 #[test]
@@ -368,6 +382,7 @@ fn pattern_three_classifier_gradients() {
                     pad: None,
                 },
                 deep_output: 0,
+                residual: false,
             },
         ),
         (
@@ -384,6 +399,7 @@ fn pattern_three_classifier_gradients() {
                     learn_variance: true,
                 },
                 deep_output: 0,
+                residual: false,
             },
         ),
         (
@@ -400,6 +416,7 @@ fn pattern_three_classifier_gradients() {
                     pad: None,
                 },
                 deep_output: 0,
+                residual: false,
             },
         ),
         (
@@ -419,6 +436,7 @@ fn pattern_three_classifier_gradients() {
                     learn_variance: false,
                 },
                 deep_output: 1,
+                residual: false,
             },
         ),
     ];
@@ -705,6 +723,7 @@ fn conditioned_labeller_gradients_in_every_mode() {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         };
         let m = SequenceLabeller::<f64>::conditioned(
             cfg,
@@ -740,6 +759,7 @@ fn conditioned_labeller_gradients_in_every_mode() {
             pad: None,
         },
         deep_output: 0,
+        residual: false,
     };
     let cond = Conditioning {
         width: 2,

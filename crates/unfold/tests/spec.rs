@@ -32,6 +32,7 @@ fn reals_config(cell: CellKind, output: OutputKind) -> ModelConfig {
         bidirectional: false,
         output,
         deep_output: 0,
+        residual: false,
     }
 }
 
@@ -42,14 +43,17 @@ fn specs() -> Vec<ModelSpec> {
     };
     vec![
         ModelSpec::Labeller {
-            config: reals_config(
-                CellKind::Leaky(LeakSpec {
-                    min: 0.1,
-                    max: 0.9,
-                    learn: true,
-                }),
-                gaussian,
-            ),
+            config: ModelConfig {
+                residual: true,
+                ..reals_config(
+                    CellKind::Leaky(LeakSpec {
+                        min: 0.1,
+                        max: 0.9,
+                        learn: true,
+                    }),
+                    gaussian,
+                )
+            },
             dropout: 0.2,
             conditioning: None,
         },
@@ -65,6 +69,7 @@ fn specs() -> Vec<ModelSpec> {
                     pad: Some(0),
                 },
                 deep_output: 0,
+                residual: false,
             },
             dropout: 0.0,
             conditioning: Some(Conditioning {
@@ -115,6 +120,7 @@ fn specs() -> Vec<ModelSpec> {
         ModelSpec::Labeller {
             config: ModelConfig {
                 deep_output: 1,
+                residual: false,
                 ..reals_config(
                     CellKind::DeepTransition(DeepSpec {
                         depth: 3,

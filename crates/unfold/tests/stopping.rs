@@ -93,6 +93,7 @@ fn end_symbol_lengths_match_the_data() {
                 pad: Some(vocab::PAD),
             },
             deep_output: 0,
+            residual: false,
         },
         3,
     )

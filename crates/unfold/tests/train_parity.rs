@@ -336,6 +336,7 @@ fn pattern_one_model_matches_torch_end_to_end() {
             pad: Some(0),
         },
         deep_output: 0,
+        residual: false,
     };
     let mut model = SequenceLabeller::<f32>::new(cfg, 0).unwrap();
     load_prefixed(&f, "", &mut model);
@@ -470,6 +471,7 @@ fn char_lm_training_run_follows_pytorch_update_by_update() {
             pad: None,
         },
         deep_output: 0,
+        residual: false,
     };
     let ids: Vec<usize> = get::<f64>(&f, "ids").iter().map(|&x| x as usize).collect();
     let input = Values::Symbols(ids[..ids.len() - 1].to_vec());
@@ -506,6 +508,7 @@ fn classifier_training_run_follows_pytorch_update_by_update() {
             pad: None,
         },
         deep_output: 0,
+        residual: false,
     };
     let x: Vec<f32> = get(&f, "x");
     let lengths: Vec<usize> = get::<f64>(&f, "lengths")

@@ -49,6 +49,7 @@ fn pattern_three_learns_the_sign_of_a_sum() {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         },
         Readout::Last,
         7,
@@ -78,6 +79,7 @@ fn pattern_one_tags_every_step() {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         },
         7,
     )
@@ -257,6 +259,7 @@ fn resume_is_bit_exact_for_truncated_bptt_streams() {
                     pad: None,
                 },
                 deep_output: 0,
+                residual: false,
             },
             1,
         )
@@ -316,6 +319,7 @@ fn truncated_bptt_windows_score_every_step_once_with_exact_states() {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         },
         2,
     )
@@ -420,6 +424,7 @@ fn small_classifier() -> SequenceClassifier<f32> {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         },
         Readout::Last,
         1,
@@ -608,6 +613,7 @@ fn sequence_log_likelihood_sums_the_per_step_terms() {
                 pad: None,
             },
             deep_output: 0,
+            residual: false,
         },
         3,
     )
@@ -749,6 +755,7 @@ fn class_conditioned_generation_follows_the_requested_class() {
                 pad: Some(vocab::PAD),
             },
             deep_output: 0,
+            residual: false,
         };
         let model = SequenceLabeller::conditioned(cfg, Conditioning { width: 3, mode }, 1).unwrap();
         let mut tr = Trainer::new(model, cfg_clip(800, 1e-2)).unwrap();
@@ -836,6 +843,7 @@ fn aligned_conditioning_needs_output_feedback_when_outputs_are_dependent() {
                     pad: None,
                 },
                 deep_output: 0,
+                residual: false,
             },
             1,
         )

@@ -839,7 +839,11 @@ impl<T: Float> Recurrent<T> {
                 };
                 unrolled::forward(&sw, cell, &self.cells[l], f);
                 if residual {
-                    accumulate(l, &state.h[l * batch * hs..(l + 1) * batch * hs], &mut ws.sum);
+                    accumulate(
+                        l,
+                        &state.h[l * batch * hs..(l + 1) * batch * hs],
+                        &mut ws.sum,
+                    );
                 }
             }
             return Ok(top(state, ws));

@@ -39,6 +39,10 @@ pub struct ModelConfig {
     /// the DOT-RNN of Pascanu et al. 2014 with a deep transition). Default 0.
     #[serde(default)]
     pub deep_output: usize,
+    /// Residual connections between the stacked recurrent layers (with 2 or more). Default
+    /// false.
+    #[serde(default)]
+    pub residual: bool,
 }
 
 impl ModelConfig {
@@ -46,6 +50,7 @@ impl ModelConfig {
         RecurrentConfig::new(self.cell, input_width, self.hidden)
             .layers(self.layers)
             .bidirectional(self.bidirectional)
+            .residual(self.residual)
     }
 
     pub(crate) fn describe(&self) -> Vec<(String, String)> {

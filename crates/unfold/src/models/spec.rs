@@ -93,6 +93,8 @@ pub struct Architecture {
     pub attention: Attention,
     /// Extra tanh layers before the output map of a labeller or classifier (a deep output).
     pub deep_output: usize,
+    /// Residual connections between stacked layers of a labeller or classifier.
+    pub residual: bool,
 }
 
 impl Architecture {
@@ -109,6 +111,7 @@ impl Architecture {
             readout: Readout::Last,
             attention: Attention::Additive,
             deep_output: 0,
+            residual: false,
         }
     }
 }
@@ -176,6 +179,7 @@ impl ModelSpec {
             bidirectional: false,
             output: shape.output,
             deep_output: arch.deep_output,
+            residual: arch.residual,
         };
         Ok(match shape.kind {
             ModelKind::Labeller => ModelSpec::Labeller {

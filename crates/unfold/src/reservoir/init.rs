@@ -70,6 +70,7 @@ pub fn labeller_from_esn<T: Float>(esn: &Esn) -> Result<SequenceLabeller<T>> {
             learn_variance: false,
         },
         deep_output: 0,
+        residual: false,
     };
     let mut m = SequenceLabeller::<T>::new(cfg, c.seed)?;
     let conv = |v: &[f64]| -> Vec<T> { v.iter().map(|&x| T::from_f64(x)).collect() };

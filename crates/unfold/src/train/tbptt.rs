@@ -416,6 +416,7 @@ mod tests {
                     pad: None,
                 },
                 deep_output: 0,
+                residual: false,
             },
             3,
         )
@@ -476,6 +477,7 @@ mod tests {
                     pad: None,
                 },
                 deep_output: 0,
+                residual: false,
             },
             1,
         )
