@@ -8,11 +8,11 @@
 use std::path::PathBuf;
 use unfold::checkpoint::TensorFile;
 use unfold::layers::TrainCache;
-use unfold::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
+use unfold::{CellKind, Recurrent, RecurrentConfig, RecurrentState};
 
 mod common;
 
-use common::{compare, tensor};
+use common::{compare, compare_param_grads, tensor};
 
 #[test]
 fn cells_match_their_pytorch_loops() {
@@ -64,16 +64,7 @@ fn cells_match_their_pytorch_loops() {
         layer
             .backward(&mut cache, Some(&dout), Some(&dfinal), &mut grads, true)
             .unwrap();
-        let mut want = layer.zeros_like();
-        f.load_params("grad.", &mut want).unwrap();
-        for ((spec, g), w) in grads
-            .param_specs()
-            .iter()
-            .zip(grads.param_slices())
-            .zip(want.param_slices())
-        {
-            compare(&format!("{tag} d{}", spec.name), g, w);
-        }
+        compare_param_grads(&tag, &f, &grads);
         compare(&format!("{tag} dx"), cache.dinput(), &tensor(&f, "dx"));
         compare(&format!("{tag} dh0"), &cache.dinit().h, &tensor(&f, "dh0"));
         if differentiable {

@@ -8,11 +8,11 @@
 use std::path::PathBuf;
 use unfold::checkpoint::TensorFile;
 use unfold::layers::TrainCache;
-use unfold::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};
+use unfold::{CellKind, Recurrent, RecurrentConfig, RecurrentState};
 
 mod common;
 
-use common::{compare, tensor};
+use common::{compare, compare_param_grads, tensor};
 
 fn fixtures_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch")
@@ -77,16 +77,7 @@ fn matches_pytorch_on_every_configuration() {
         layer
             .backward(&mut cache, Some(&dout), Some(&dfinal), &mut grads, true)
             .unwrap();
-        let mut want = layer.zeros_like();
-        f.load_params("grad.", &mut want).unwrap();
-        for ((spec, g), w) in grads
-            .param_specs()
-            .iter()
-            .zip(grads.param_slices())
-            .zip(want.param_slices())
-        {
-            worst = worst.max(compare(&format!("{tag} d{}", spec.name), g, w));
-        }
+        worst = worst.max(compare_param_grads(&tag, &f, &grads));
         worst = worst.max(compare(
             &format!("{tag} dx"),
             cache.dinput(),

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use unfold::checkpoint::TensorFile;
+use unfold::{Parameters, Recurrent};
 
 /// Relative tolerance of the comparison: |a - b| <= REL * max(|b|, FLOOR * max|tensor|).
 /// The floor matters only for elements much smaller than the rest of their tensor: a gradient
@@ -35,6 +36,23 @@ pub fn compare(tag: &str, got: &[f32], want: &[f32]) -> f32 {
             "{tag}[{i}]: unfold {a} vs torch {b} (rel {rel:e})"
         );
         worst = worst.max(rel);
+    }
+    worst
+}
+
+/// Compares every parameter gradient in `grads` with the fixture's `grad.` tensors (loaded
+/// into a layer shaped like `grads`); returns the worst relative error.
+pub fn compare_param_grads(tag: &str, f: &TensorFile, grads: &Recurrent<f32>) -> f32 {
+    let mut want = grads.zeros_like();
+    f.load_params("grad.", &mut want).unwrap();
+    let mut worst = 0.0f32;
+    for ((spec, g), w) in grads
+        .param_specs()
+        .iter()
+        .zip(grads.param_slices())
+        .zip(want.param_slices())
+    {
+        worst = worst.max(compare(&format!("{tag} d{}", spec.name), g, w));
     }
     worst
 }

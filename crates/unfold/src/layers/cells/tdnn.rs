@@ -51,6 +51,12 @@ impl Tdnn {
         }
     }
 
+    /// `(H, d, state row width, projection width)`.
+    fn dims(&self) -> (usize, usize, usize, usize) {
+        let h = self.hidden;
+        (h, self.dilation, self.width(), self.taps * h)
+    }
+
     /// Steps ahead that a state row holds sums for: `(K - 1) d`.
     fn slots(&self) -> usize {
         (self.taps - 1) * self.dilation
@@ -132,12 +138,7 @@ impl<T: Float> Cell<T> for Tdnn {
     }
 
     fn step(&self, _p: &CellParams<T>, s: StepForward<'_, T>) {
-        let (h, d, sw, pw) = (
-            self.hidden,
-            self.dilation,
-            self.width(),
-            self.taps * self.hidden,
-        );
+        let (h, d, sw, pw) = self.dims();
         let n = self.slots() * h;
         for b in 0..s.batch {
             let (pr, pv, nx) = (
@@ -169,12 +170,7 @@ impl<T: Float> Cell<T> for Tdnn {
     }
 
     fn step_backward(&self, _p: &CellParams<T>, s: StepBackward<'_, T>, _g: &mut CellParams<T>) {
-        let (h, d, sw, pw) = (
-            self.hidden,
-            self.dilation,
-            self.width(),
-            self.taps * self.hidden,
-        );
+        let (h, d, sw, pw) = self.dims();
         let n = self.slots() * h;
         for b in 0..s.batch {
             let (pr, dn, dp) = (
