@@ -1,14 +1,19 @@
 //! Data: sequences and their padded, length-bucketed batches; vocabularies; generated tasks
 //! (including the embedded Reber grammar) for tests, examples and the command line; the `.ts`
-//! classification format; the input scaling a model keeps.
+//! classification format; the input scaling a model keeps; trees (bracketed and CoNLL-U) and
+//! their level-scheduled batches for recursive networks.
 
 pub mod batch;
 pub mod reber;
 pub mod scale;
 pub mod tasks;
+pub mod tree;
+pub mod tree_batch;
 pub mod ts;
 pub mod vocab;
 
 pub use batch::{Dataset, SeqBatch, Sequence, SourceBatch, Values};
 pub use scale::Scaler;
+pub use tree::{Tree, TreeNode};
+pub use tree_batch::{TreeBatch, TreeExample, TreeSet};
 pub use vocab::Vocab;

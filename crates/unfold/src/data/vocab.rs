@@ -1,5 +1,6 @@
-//! Vocabularies for symbol sequences: character-level (the characters seen in a text) and
-//! byte-level (all 256 bytes), each with the special symbols `<pad>` (0), `<bos>` (1), `<end>`
+//! Vocabularies for symbol sequences: character-level (the characters seen in a text),
+//! byte-level (all 256 bytes) and word-level (whitespace-separated tokens: tree leaves, labels),
+//! each with the special symbols `<pad>` (0), `<bos>` (1), `<end>`
 //! (2) and `<unk>` (3). Unknown characters encode to `<unk>`, never an error. A vocabulary
 //! serialises to one string for a checkpoint's metadata, so sampling needs nothing but the
 //! checkpoint.
@@ -25,6 +26,8 @@ pub enum Vocab {
     Chars(Vec<char>),
     /// One symbol per byte (256), for any input.
     Bytes,
+    /// One symbol per word of a fixed, sorted list (words hold no whitespace).
+    Words(Vec<String>),
 }
 
 impl Vocab {
@@ -36,13 +39,42 @@ impl Vocab {
         Vocab::Chars(cs)
     }
 
+    /// The distinct words of `words`, sorted, as a vocabulary; a word must be non-empty and
+    /// hold no whitespace.
+    pub fn words_of<'a>(words: impl IntoIterator<Item = &'a str>) -> Result<Self> {
+        let mut ws: Vec<String> = Vec::new();
+        for w in words {
+            if w.is_empty() || w.chars().any(char::is_whitespace) {
+                return Err(Error::InvalidData(format!(
+                    "'{w}' cannot be a vocabulary word (empty or holds whitespace)"
+                )));
+            }
+            ws.push(w.to_string());
+        }
+        ws.sort_unstable();
+        ws.dedup();
+        Ok(Vocab::Words(ws))
+    }
+
     /// Number of symbols, specials included.
     pub fn len(&self) -> usize {
         SPECIALS
             + match self {
                 Vocab::Chars(c) => c.len(),
                 Vocab::Bytes => 256,
+                Vocab::Words(w) => w.len(),
             }
+    }
+
+    /// The id of one word of a word vocabulary ([`UNK`] when unknown, or for another kind of
+    /// vocabulary).
+    pub fn word_id(&self, word: &str) -> usize {
+        match self {
+            Vocab::Words(ws) => ws
+                .binary_search_by(|w| w.as_str().cmp(word))
+                .map_or(UNK, |i| i + SPECIALS),
+            _ => UNK,
+        }
     }
 
     /// Never empty: the specials are always there.
@@ -58,6 +90,7 @@ impl Vocab {
                 .map(|c| cs.binary_search(&c).map_or(UNK, |i| i + SPECIALS))
                 .collect(),
             Vocab::Bytes => text.bytes().map(|b| b as usize + SPECIALS).collect(),
+            Vocab::Words(_) => text.split_whitespace().map(|w| self.word_id(w)).collect(),
         }
     }
 
@@ -72,6 +105,7 @@ impl Vocab {
                 .get(id - SPECIALS)
                 .map_or("<unk>".into(), |c| c.to_string()),
             Vocab::Bytes => String::from_utf8_lossy(&[(id - SPECIALS) as u8]).into_owned(),
+            Vocab::Words(ws) => ws.get(id - SPECIALS).map_or("<unk>".into(), |w| w.clone()),
         }
     }
 
@@ -91,14 +125,21 @@ impl Vocab {
                     .collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             }
+            Vocab::Words(ws) => ids
+                .iter()
+                .filter(|&&i| i >= SPECIALS)
+                .filter_map(|&i| ws.get(i - SPECIALS).map(String::as_str))
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 
-    /// One-string form for checkpoint metadata: `bytes`, or `chars:` and the characters
-    /// with `\` and newline escaped.
+    /// One-string form for checkpoint metadata: `bytes`, `chars:` and the characters with `\`
+    /// and newline escaped, or `words:` and the words separated by spaces.
     pub fn to_metadata(&self) -> String {
         match self {
             Vocab::Bytes => "bytes".into(),
+            Vocab::Words(ws) => format!("words:{}", ws.join(" ")),
             Vocab::Chars(cs) => {
                 let mut s = String::from("chars:");
                 for &c in cs {
@@ -119,6 +160,19 @@ impl Vocab {
     pub fn from_metadata(s: &str) -> Result<Self> {
         if s == "bytes" {
             return Ok(Vocab::Bytes);
+        }
+        if let Some(body) = s.strip_prefix("words:") {
+            let ws: Vec<String> = body
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(String::from)
+                .collect();
+            if ws.windows(2).any(|p| p[0] >= p[1]) {
+                return Err(Error::CheckpointMismatch(
+                    "vocabulary words are not sorted and unique".into(),
+                ));
+            }
+            return Ok(Vocab::Words(ws));
         }
         let body = s.strip_prefix("chars:").ok_or_else(|| {
             Error::CheckpointMismatch(format!("unknown vocabulary form '{s:.20}'"))
@@ -172,5 +226,18 @@ mod tests {
         assert_eq!(Vocab::from_metadata("bytes").unwrap(), Vocab::Bytes);
         assert!(Vocab::from_metadata("chars:ba").is_err());
         assert!(Vocab::from_metadata("words").is_err());
+    }
+
+    #[test]
+    fn word_vocabularies_round_trip() {
+        let v = Vocab::words_of(["the", "cat", "the", "sat"]).unwrap();
+        assert_eq!(v.len(), SPECIALS + 3);
+        let ids = v.encode("the dog sat");
+        assert_eq!(ids[1], UNK);
+        assert_eq!(v.decode(&ids), "the sat");
+        assert_eq!(v.symbol(v.word_id("cat")), "cat");
+        assert_eq!(Vocab::from_metadata(&v.to_metadata()).unwrap(), v);
+        assert!(Vocab::from_metadata("words:b a").is_err());
+        assert!(Vocab::words_of(["a b"]).is_err());
     }
 }
