@@ -357,11 +357,11 @@ fn read_group(
         i += 1;
         match *tok {
             Tok::Open(l) => stack.push((l, Vec::new())),
-            Tok::Atom(a, l) => stack
+            Tok::Atom(a, _) => stack
                 .last_mut()
                 .expect("a group is open")
                 .1
-                .push(Item::Atom(a, l)),
+                .push(Item::Atom(a)),
             Tok::Close(l) => {
                 let (opened, items) = stack.pop().expect("a group is open");
                 let node = group_node(items, mode, opened, l, nodes)?;
