@@ -1,7 +1,8 @@
 //! Layers built on the kernels: the recurrent layer (the cell contract and its cells, the
 //! generic time loop and the fused engines, configuration, parameters by name, state, the
 //! stacked / bidirectional / variable-length layer with its training, inference and streaming
-//! modes), and the dense pieces around it: linear layers, embeddings and output distributions.
+//! modes), the recursive layer over trees, and the dense pieces around them: linear layers,
+//! embeddings and output distributions.
 
 pub mod cell;
 pub mod cell_specs;
@@ -21,6 +22,7 @@ pub mod recurrent;
 pub mod state;
 mod stream;
 mod sweep;
+pub mod tree;
 pub(crate) mod unrolled;
 
 pub use cell::Cell;

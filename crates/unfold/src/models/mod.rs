@@ -5,7 +5,8 @@
 //! - [`OutputFeedback`]: pattern II, the previous output (not the hidden state) feeds the hidden
 //!   layer; trains in parallel over time under teacher forcing, runs free at inference, and
 //!   supports scheduled sampling and free-running segments;
-//! - [`SequenceClassifier`]: pattern III, one output for the whole sequence.
+//! - [`SequenceClassifier`]: pattern III, one output for the whole sequence;
+//! - [`TreeModel`]: a recursive network over trees, with outputs at the root or every node.
 //!
 //! All implement [`Model`] (over sequence batches: [`SequenceModel`]), which is what the
 //! trainer drives. [`Generator`] samples
@@ -22,6 +23,7 @@ pub mod real_generator;
 pub mod seq2seq;
 pub mod shape;
 pub mod spec;
+pub mod tree;
 
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
@@ -33,6 +35,7 @@ pub use real_generator::{generator_sequences, RealGenerator, StopRule};
 pub use seq2seq::{Attention, Decode, Seq2Seq, Seq2SeqConfig};
 pub use shape::{ModelKind, Shape};
 pub use spec::{load_model, AnyModel, Architecture, ModelSpec, SavedModel};
+pub use tree::{TreeConfig, TreeModel, TreeOutputs, TreeWorkspace};
 
 use crate::data::SeqBatch;
 use crate::error::Result;
