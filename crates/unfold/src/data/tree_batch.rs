@@ -245,6 +245,8 @@ pub struct TreeBatch<T> {
     pub has_target: Vec<bool>,
     /// The row of each tree's root, in the order the trees were given.
     pub roots: Vec<usize>,
+    /// `node_rows[k][i]`: the row of node `i` of the `k`-th tree given.
+    pub node_rows: Vec<Vec<usize>>,
 }
 
 impl<T: Float> TreeBatch<T> {
@@ -319,6 +321,7 @@ impl<T: Float> TreeBatch<T> {
             target,
             has_target,
             roots,
+            node_rows: rows,
         }
     }
 
@@ -390,8 +393,8 @@ mod tests {
         // Every row but the roots is somebody's child exactly once.
         let mut parents = vec![0; b.nodes];
         b.child_rows.iter().for_each(|&c| parents[c] += 1);
-        for r in 0..b.nodes {
-            assert_eq!(parents[r], usize::from(!b.roots.contains(&r)));
+        for (r, &p) in parents.iter().enumerate() {
+            assert_eq!(p, usize::from(!b.roots.contains(&r)));
         }
         // The second tree is a unary chain over one leaf: its root is on level 1.
         assert!(level_of(b.roots[1]) == 1);
