@@ -9,6 +9,7 @@ pub mod scale;
 pub mod tasks;
 pub mod tree;
 pub mod tree_batch;
+pub mod tree_tasks;
 pub mod ts;
 pub mod vocab;
 

@@ -176,6 +176,11 @@ impl<T: Float> TreeModel<T> {
         Ok(rows)
     }
 
+    /// The merged NLL sums and metrics over a whole set (batches of 256 trees).
+    pub fn evaluate_set(&self, set: &TreeSet<T>) -> Result<LossStats> {
+        EvalSet::evaluate(set, self, &mut TreeWorkspace::default(), 256)
+    }
+
     /// The output rows (`[trees, O]` for root outputs, `[nodes, O]` in the batch's row order
     /// for node outputs) of a batch, in `ws` ([`TreeWorkspace::logits`]); returns the number
     /// of rows.

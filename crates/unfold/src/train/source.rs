@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use crate::checkpoint::TensorFile;
-use crate::data::Dataset;
+use crate::data::{Dataset, TreeBatch, TreeSet};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
@@ -122,4 +122,79 @@ pub fn evaluate<T: Float, M: SequenceModel<T>>(
     batch_size: usize,
 ) -> Result<LossStats> {
     data.evaluate(model, ws, batch_size)
+}
+
+/// Minibatches of trees, epoch after epoch: each epoch's grouping is a function of the seed
+/// and the epoch number ([`TreeSet::epoch_batches`]), and each group is level-scheduled
+/// ([`TreeSet::batch`]).
+pub struct TreeBatches<'a, T> {
+    data: &'a TreeSet<T>,
+    batch_size: usize,
+    seed: u64,
+    epoch: u64,
+    index: usize,
+    order: Vec<Vec<usize>>,
+}
+
+impl<'a, T: Float> TreeBatches<'a, T> {
+    /// Batches of `batch_size` trees.
+    pub fn new(data: &'a TreeSet<T>, batch_size: usize, seed: u64) -> Result<Self> {
+        if batch_size == 0 {
+            return Err(Error::InvalidConfig("batch size must be at least 1".into()));
+        }
+        Ok(TreeBatches {
+            data,
+            batch_size,
+            seed,
+            epoch: 0,
+            index: 0,
+            order: data.epoch_batches(seed, 0, batch_size),
+        })
+    }
+}
+
+impl<T: Float, M: Model<T, Batch = TreeBatch<T>>> TrainData<T, M> for TreeBatches<'_, T> {
+    fn next_batch(
+        &mut self,
+        model: &M,
+        ws: &mut M::Workspace,
+        grads: &mut M,
+        ctx: &mut TrainContext<'_>,
+    ) -> Result<(LossStats, usize)> {
+        if self.index >= self.order.len() {
+            self.epoch += 1;
+            self.index = 0;
+            self.order = self
+                .data
+                .epoch_batches(self.seed, self.epoch, self.batch_size);
+        }
+        let batch = self.data.batch(&self.order[self.index]);
+        self.index += 1;
+        let stats = model.loss_and_grad(&batch, ws, grads, ctx)?;
+        Ok((stats, batch.nodes))
+    }
+
+    fn save_position(&self, meta: &mut BTreeMap<String, String>, _tensors: &mut TensorFile) {
+        meta.insert("data.epoch".into(), self.epoch.to_string());
+        meta.insert("data.index".into(), self.index.to_string());
+    }
+
+    fn restore_position(&mut self, file: &TensorFile) -> Result<()> {
+        let get = |k: &str| -> Result<u64> {
+            file.metadata
+                .get(k)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| Error::CheckpointMismatch(format!("metadata {k} missing")))
+        };
+        self.epoch = get("data.epoch")?;
+        self.index = get("data.index")? as usize;
+        self.order = self
+            .data
+            .epoch_batches(self.seed, self.epoch, self.batch_size);
+        Ok(())
+    }
+
+    fn epoch(&self) -> u64 {
+        self.epoch
+    }
 }
