@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use unfold::builtin::{self, ModelKind};
 use unfold::data::ts::TsFile;
-use unfold::data::{vocab, Dataset, Sequence, Values, Vocab};
+use unfold::data::{vocab, Dataset, Sequence, TreeSet, Values, Vocab};
 use unfold::layers::OutputKind;
 use unfold::models::{InputSpec, Shape};
 use unfold::score::ScoreContext;
@@ -33,6 +33,8 @@ pub use unfold::data::Scaler;
 pub enum TrainData {
     /// Minibatches of sequences.
     Sequences(Dataset<f32>),
+    /// Trees (tree runs).
+    Trees(TreeSet<f32>),
     /// One long stream (text), trained by truncated BPTT.
     Stream {
         /// Symbols.
@@ -40,6 +42,24 @@ pub enum TrainData {
         /// Next symbols.
         target: Values<f32>,
     },
+}
+
+/// The held-out set the trainer validates on.
+pub enum Valid {
+    /// Sequences.
+    Sequences(Dataset<f32>),
+    /// Trees.
+    Trees(TreeSet<f32>),
+}
+
+impl Valid {
+    /// Number of held-out sequences or trees.
+    pub fn len(&self) -> usize {
+        match self {
+            Valid::Sequences(d) => d.len(),
+            Valid::Trees(t) => t.len(),
+        }
+    }
 }
 
 /// A run's data and the model shape it needs.
@@ -62,14 +82,24 @@ pub struct Prepared {
     pub scaler: Option<Scaler>,
     /// Training data.
     pub train: TrainData,
-    /// Validation sequences.
-    pub valid: Dataset<f32>,
+    /// Validation sequences or trees.
+    pub valid: Valid,
     /// Test data.
     pub test: HeldOut,
+    /// The class names of a tree run's labels.
+    pub labels: Option<Vocab>,
+    /// How a tree model reads children, as the data decided (tree runs).
+    pub children: Option<unfold::layers::tree::Children>,
 }
 
 /// Reads and checks the data the settings name.
 pub fn prepare(s: &Settings) -> Result<Prepared> {
+    if let Some(path) = &s.trees {
+        return crate::tree_data::file(Path::new(path), s);
+    }
+    if unfold::data::tree_tasks::find(&s.task).is_some() {
+        return crate::tree_data::task(s);
+    }
     if let Some(path) = &s.pairs {
         return pairs(Path::new(path), s);
     }
@@ -95,7 +125,9 @@ pub fn prepare(s: &Settings) -> Result<Prepared> {
         src_vocab: None,
         scaler: None,
         train: TrainData::Sequences(setup.train.clone()),
-        valid: setup.valid.clone(),
+        valid: Valid::Sequences(setup.valid.clone()),
+        labels: None,
+        children: None,
         test: HeldOut::Builtin(Box::new(setup)),
     })
 }
@@ -189,7 +221,9 @@ fn text(path: &Path, s: &Settings) -> Result<Prepared> {
             input: tx,
             target: ty,
         },
-        valid: Dataset::new(valid)?,
+        valid: Valid::Sequences(Dataset::new(valid)?),
+        labels: None,
+        children: None,
         test: HeldOut::Stream {
             input: ex,
             target: ey,
@@ -308,7 +342,9 @@ fn ts(train: &Path, test: &Path, s: &Settings) -> Result<Prepared> {
         src_vocab: None,
         scaler: Some(scaler),
         train: TrainData::Sequences(Dataset::new(train_seqs)?),
-        valid: Dataset::new(valid)?,
+        valid: Valid::Sequences(Dataset::new(valid)?),
+        labels: None,
+        children: None,
         test: HeldOut::Sequences(Dataset::new(test_seqs)?),
     })
 }
@@ -491,7 +527,9 @@ fn csv(path: &Path, s: &Settings) -> Result<Prepared> {
         src_vocab: None,
         scaler: Some(scaler),
         train: TrainData::Sequences(Dataset::new(train)?),
-        valid: Dataset::new(valid)?,
+        valid: Valid::Sequences(Dataset::new(valid)?),
+        labels: None,
+        children: None,
         test: HeldOut::Forecast { data: test, warm },
     })
 }
@@ -505,7 +543,15 @@ pub fn score(p: &Prepared, model: &Model, s: &Settings) -> Result<Score> {
         samples: s.samples,
         seed: s.seed,
     };
-    Ok(unfold::score::score(&p.test, model, &ctx)?)
+    let mut sc = unfold::score::score(&p.test, model, &ctx)?;
+    if let (None, Some(t)) = (sc.passed, p.threshold) {
+        sc.passed = Some(if p.higher_is_better {
+            sc.metric >= t
+        } else {
+            sc.metric <= t
+        });
+    }
+    Ok(sc)
 }
 
 fn pairs(path: &Path, s: &Settings) -> Result<Prepared> {
@@ -580,7 +626,9 @@ fn pairs(path: &Path, s: &Settings) -> Result<Prepared> {
             },
         },
         train: TrainData::Sequences(encode(&raw[..a])?),
-        valid: encode(&raw[a..b])?,
+        valid: Valid::Sequences(encode(&raw[a..b])?),
+        labels: None,
+        children: None,
         vocab: Some(tv.clone()),
         src_vocab: Some(sv.clone()),
         scaler: None,

@@ -3,15 +3,16 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use unfold::layers::LossStats;
 use unfold::models::Model as _;
 use unfold::Parameters as _;
 
+use crate::data::Valid;
 use crate::data::{prepare, score};
 use crate::model::{load, Model};
 use crate::train::report;
-use crate::Global;
+use crate::{BadInput, Global};
 
 /// Arguments of `unfold eval`.
 #[derive(clap::Args, Debug)]
@@ -37,11 +38,21 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
     }
     let p = prepare(&loaded.settings)?;
     let all: Vec<usize> = (0..p.valid.len()).collect();
-    let batch = p.valid.batch(&all);
-    let valid: LossStats = match &loaded.model {
-        Model::Labeller(m) => m.evaluate(&batch, &mut Default::default())?,
-        Model::Classifier(m) => m.evaluate(&batch, &mut Default::default())?,
-        Model::Seq2Seq(m) => m.evaluate(&batch, &mut Default::default())?,
+    let valid: LossStats = match (&loaded.model, &p.valid) {
+        (Model::Labeller(m), Valid::Sequences(d)) => {
+            m.evaluate(&d.batch(&all), &mut Default::default())?
+        }
+        (Model::Classifier(m), Valid::Sequences(d)) => {
+            m.evaluate(&d.batch(&all), &mut Default::default())?
+        }
+        (Model::Seq2Seq(m), Valid::Sequences(d)) => {
+            m.evaluate(&d.batch(&all), &mut Default::default())?
+        }
+        (Model::Tree(m), Valid::Trees(t)) => m.evaluate_set(t)?,
+        _ => bail!(BadInput(format!(
+            "{}: the model does not fit the run's data",
+            loaded.path.display()
+        ))),
     };
     let sc = score(&p, &loaded.model, &loaded.settings)?;
     if args.json {
@@ -65,7 +76,7 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
         );
     } else {
         println!(
-            "{}: {} held-out sequences",
+            "{}: {} held-out sequences or trees",
             loaded.path.display(),
             all.len()
         );

@@ -19,6 +19,7 @@ mod sample;
 mod settings;
 mod train;
 mod translate;
+mod tree_data;
 
 use std::path::PathBuf;
 

@@ -16,6 +16,8 @@ use crate::data::Scaler;
 use crate::settings::Settings;
 use crate::BadInput;
 
+/// Metadata key of the class names of a tree run's labels (a word vocabulary).
+pub const META_LABELS: &str = "unfold.labels";
 /// Metadata key of the resolved settings (TOML) in a checkpoint.
 pub const META_SETTINGS: &str = "unfold.settings";
 use unfold::models::spec;
@@ -62,6 +64,7 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
         },
         deep_output: s.deep_output,
         residual: s.residual,
+        children: s.tree_children(usize::MAX, true).map_err(BadInput)?,
     };
     Ok(ModelSpec::for_shape(*shape, &arch)?)
 }
@@ -70,7 +73,8 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
 /// forget-gate bias the settings give).
 pub fn build(s: &Settings, setup: &Shape) -> Result<Model> {
     let mut m = spec_of(s, setup)?.build(s.seed)?;
-    if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
+    let lstm = matches!(s.cell(), unfold::CellKind::Lstm);
+    if lstm && s.forget_bias != 0.0 {
         m.set_forget_bias(s.forget_bias as f32)?;
     }
     Ok(m)

@@ -66,6 +66,10 @@ pub fn sample(args: SampleArgs, global: &Global) -> Result<()> {
             loaded.path.display(),
             loaded.settings.task
         ))),
+        Model::Tree(_) => bail!(BadInput(format!(
+            "{}: a tree model labels trees; it does not generate",
+            loaded.path.display()
+        ))),
     };
     let Some(v) = loaded.vocab.as_ref() else {
         bail!(BadInput(format!(

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use unfold::builtin::{self, TaskInfo};
+use unfold::data::tree_tasks;
+use unfold::layers::tree::Children;
 use unfold::layers::{ClockSpec, DeepSpec, DelaySpec, LeakSpec, TdnnSpec};
 use unfold::models::Readout;
 use unfold::train::{Clip, Decay, FeedSchedule, LrSchedule, OptimizerConfig};
@@ -19,7 +21,8 @@ use crate::BadInput;
 #[derive(Debug, Clone, Default, Deserialize, Serialize, clap::Args)]
 #[serde(deny_unknown_fields)]
 pub struct RawSettings {
-    /// Built-in task: reber, adding, copy, parity, mackey-glass, sines (`unfold tasks`).
+    /// Built-in task: reber, adding, copy, parity, period, mackey-glass, sines, and the tree
+    /// tasks arith and logic (`unfold tasks`).
     #[arg(long)]
     pub task: Option<String>,
     /// Recurrent cell: rnn (tanh), rnn-relu, lstm, gru, leaky (leaky-integrator tanh units),
@@ -160,6 +163,31 @@ pub struct RawSettings {
     /// own prediction rises linearly from 0 to this over the first two thirds of the run.
     #[arg(long, value_name = "P")]
     pub scheduled_sampling: Option<f64>,
+    /// Trees to learn from: bracketed trees such as `(3 (2 the) (4 (3 good) (2 film)))` or
+    /// dependency trees in CoNLL-U (gzip or not); 80/10/10 split into training, validation and
+    /// test trees by a seeded shuffle.
+    #[arg(long, value_name = "FILE")]
+    pub trees: Option<String>,
+    /// --trees format: auto (CoNLL-U when lines hold ten tab-separated columns), bracketed,
+    /// conllu.
+    #[arg(long, value_name = "FORMAT")]
+    pub tree_format: Option<String>,
+    /// --trees in CoNLL-U: the column that labels each word: upos, xpos or deprel.
+    #[arg(long, value_name = "COLUMN")]
+    pub tree_label: Option<String>,
+    /// Tree models: how a node reads its children: sum (any number, the child-sum
+    /// composition), N (up to N children by position, the N-ary composition), or auto (N-ary
+    /// for the built-in tasks and bracketed trees of at most 4 children, else sum).
+    #[arg(long, value_name = "sum|N|auto")]
+    pub children: Option<String>,
+    /// Tree models: predict at the root or at every labelled node (auto: every node for
+    /// CoNLL-U, the root otherwise).
+    #[arg(long, value_name = "root|nodes|auto")]
+    pub outputs: Option<String>,
+    /// Tree tasks: read each expression as a flat bracketed sequence with a chain model (the
+    /// baseline a tree model is compared with) instead of as a tree.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub flat: Option<bool>,
     /// Seed of everything random in the run (also a global flag).
     #[arg(skip)]
     pub seed: Option<u64>,
@@ -282,6 +310,24 @@ pub struct Settings {
     /// Final self-feeding probability of scheduled sampling (0: teacher forcing).
     #[serde(default)]
     pub scheduled_sampling: f64,
+    /// Tree file of a tree run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trees: Option<String>,
+    /// Format of the tree file: auto, bracketed, conllu.
+    #[serde(default = "default_auto")]
+    pub tree_format: String,
+    /// CoNLL-U column that labels the words.
+    #[serde(default = "default_tree_label")]
+    pub tree_label: String,
+    /// How a tree model reads children: auto, sum, or a number.
+    #[serde(default = "default_auto")]
+    pub children: String,
+    /// Tree model outputs: auto, root, nodes.
+    #[serde(default = "default_auto")]
+    pub outputs: String,
+    /// Tree task read as a flat sequence by a chain model.
+    #[serde(default)]
+    pub flat: bool,
 }
 
 impl RawSettings {
@@ -343,6 +389,12 @@ impl RawSettings {
             bidirectional,
             downsample,
             scheduled_sampling,
+            trees,
+            tree_format,
+            tree_label,
+            children,
+            outputs,
+            flat,
             seed
         )
     }
@@ -354,10 +406,11 @@ impl RawSettings {
             self.ts.is_some(),
             self.csv.is_some(),
             self.pairs.is_some(),
+            self.trees.is_some(),
         ];
         if sources.iter().filter(|&&b| b).count() > 1 {
             bail!(BadInput(
-                "give at most one of --text, --ts, --csv and --pairs".into()
+                "give at most one of --text, --ts, --csv, --pairs and --trees".into()
             ));
         }
         if self.pairs.is_none() && (self.attention.is_some() || self.scheduled_sampling.is_some()) {
@@ -365,7 +418,9 @@ impl RawSettings {
                 "--attention and --scheduled-sampling apply to --pairs".into()
             ));
         }
-        let user = if self.pairs.is_some() {
+        let user = if self.trees.is_some() {
+            Some("trees")
+        } else if self.pairs.is_some() {
             Some("pairs")
         } else if self.text.is_some() {
             Some("text")
@@ -426,6 +481,16 @@ impl RawSettings {
                 1.0,
                 5000,
             ),
+            Some("trees") => (
+                "trees".to_string(),
+                CellKind::Lstm,
+                64,
+                2000,
+                5e-3,
+                32,
+                1.0,
+                5000,
+            ),
             Some(_) => (
                 "csv".to_string(),
                 CellKind::Gru,
@@ -440,17 +505,31 @@ impl RawSettings {
                 let task = self
                     .task
                     .unwrap_or_else(|| builtin::TASKS[0].name.to_string());
-                let info: &TaskInfo = builtin::find(&task).map_err(|e| BadInput(e.to_string()))?;
-                (
-                    task,
-                    info.cell,
-                    info.hidden,
-                    info.steps,
-                    info.lr,
-                    info.batch,
-                    info.forget_bias,
-                    info.train_size,
-                )
+                if let Some(t) = tree_tasks::find(&task) {
+                    (
+                        task,
+                        CellKind::Lstm,
+                        t.hidden,
+                        t.steps,
+                        t.lr,
+                        t.batch,
+                        1.0,
+                        t.train_size,
+                    )
+                } else {
+                    let info: &TaskInfo =
+                        builtin::find(&task).map_err(|e| BadInput(e.to_string()))?;
+                    (
+                        task,
+                        info.cell,
+                        info.hidden,
+                        info.steps,
+                        info.lr,
+                        info.batch,
+                        info.forget_bias,
+                        info.train_size,
+                    )
+                }
             }
         };
         let steps = self.steps.unwrap_or(steps);
@@ -513,6 +592,12 @@ impl RawSettings {
                 .downsample
                 .unwrap_or(if ts { 0 } else { default_downsample() }),
             pairs: self.pairs,
+            trees: self.trees,
+            tree_format: self.tree_format.unwrap_or_else(default_auto),
+            tree_label: self.tree_label.unwrap_or_else(default_tree_label),
+            children: self.children.unwrap_or_else(default_auto),
+            outputs: self.outputs.unwrap_or_else(default_auto),
+            flat: self.flat.unwrap_or(false),
         };
         s.check()?;
         // The clockwork periods in use, so that config.toml shows them.
@@ -525,6 +610,14 @@ impl RawSettings {
 
 fn default_readout() -> String {
     "last".into()
+}
+
+fn default_auto() -> String {
+    "auto".into()
+}
+
+fn default_tree_label() -> String {
+    "upos".into()
 }
 
 fn default_downsample() -> usize {
@@ -616,6 +709,50 @@ impl Settings {
         if self.residual && self.layers < 2 {
             return bad("--residual connects stacked layers: it needs --layers 2 or more".into());
         }
+        if !matches!(self.tree_format.as_str(), "auto" | "bracketed" | "conllu") {
+            return bad(format!(
+                "--tree-format: '{}' (auto, bracketed or conllu)",
+                self.tree_format
+            ));
+        }
+        if !matches!(self.tree_label.as_str(), "upos" | "xpos" | "deprel") {
+            return bad(format!(
+                "--tree-label: '{}' (upos, xpos or deprel)",
+                self.tree_label
+            ));
+        }
+        if !matches!(self.outputs.as_str(), "auto" | "root" | "nodes") {
+            return bad(format!(
+                "--outputs: '{}' (root, nodes or auto)",
+                self.outputs
+            ));
+        }
+        if let Err(e) = self.tree_children(usize::MAX, false) {
+            return bad(e);
+        }
+        let tree_data = self.trees.is_some() || tree_tasks::find(&self.task).is_some();
+        if self.flat && tree_tasks::find(&self.task).is_none() {
+            return bad("--flat applies to the built-in tree tasks (arith, logic)".into());
+        }
+        if self.tree_run() && !matches!(self.cell(), CellKind::Lstm | CellKind::RnnTanh) {
+            return bad(format!(
+                "--model {}: a tree model composes with rnn (TreeRNN) or lstm (Tree-LSTM); \
+                 --flat reads a tree task as a sequence with any cell",
+                self.model
+            ));
+        }
+        if self.tree_run() && (self.layers > 1 || self.bidirectional || self.residual) {
+            return bad(
+                "--layers, --bidirectional and --residual apply to chain models, not to a tree \
+                 model"
+                    .into(),
+            );
+        }
+        if !tree_data
+            && (self.children != "auto" || self.outputs != "auto" || self.tree_format != "auto")
+        {
+            return bad("--children, --outputs and --tree-format apply to tree runs".into());
+        }
         if self.deep_output > 16 {
             return bad(format!(
                 "--deep-output {}: at most 16 extra output layers",
@@ -623,6 +760,34 @@ impl Settings {
             ));
         }
         Ok(())
+    }
+
+    /// True for a run of a tree model (tree data, not read flat).
+    pub fn tree_run(&self) -> bool {
+        (self.trees.is_some() || tree_tasks::find(&self.task).is_some()) && !self.flat
+    }
+
+    /// How a tree model reads children, given the largest number of children in the data
+    /// (`auto`: N-ary up to 4 children for the built-in tasks and bracketed trees, else sum).
+    pub fn tree_children(
+        &self,
+        max_arity: usize,
+        dependency: bool,
+    ) -> std::result::Result<Children, String> {
+        match self.children.as_str() {
+            "sum" => Ok(Children::Sum),
+            "auto" => Ok(if (1..=4).contains(&max_arity) && !dependency {
+                Children::Nary { n: max_arity }
+            } else {
+                Children::Sum
+            }),
+            v => match v.parse::<usize>() {
+                Ok(n) if (1..=64).contains(&n) => Ok(Children::Nary { n }),
+                _ => Err(format!(
+                    "--children: '{v}' (sum, auto, or a number of children 1 to 64)"
+                )),
+            },
+        }
     }
 
     /// The recurrent cell with its settings (leaks, periods, delays, depth).

@@ -8,13 +8,13 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use unfold::checkpoint::write_atomic;
 use unfold::layers::LossStats;
-use unfold::models::{SequenceLabeller, SequenceModel};
+use unfold::models::SequenceLabeller;
 use unfold::train::trainer::{CHECKPOINT, METRICS};
-use unfold::train::{Batches, Stream, Summary, TrainConfig, TrainData, Trainer};
+use unfold::train::{Batches, Stream, Summary, TrainConfig, TrainData, Trainer, TreeBatches};
 use unfold::Parameters as _;
 
-use crate::data::{prepare, score, Prepared, Score, TrainData as Source};
-use crate::model::{Model, META_SETTINGS};
+use crate::data::{prepare, score, Prepared, Score, TrainData as Source, Valid};
+use crate::model::{Model, META_LABELS, META_SETTINGS};
 use crate::plot::{plot, read_metric, smooth, Series};
 use crate::progress::Progress;
 use crate::settings::{check_out, fresh_dir, RawSettings, Settings};
@@ -107,11 +107,11 @@ fn resolve(args: &TrainArgs, global: &Global) -> Result<(Settings, PathBuf, bool
 
 /// Trains for the settings' steps (or resumes) from `data`, returning the model and how the
 /// run went.
-fn fit<M: SequenceModel<f32>>(
+fn fit<M: unfold::models::Model<f32>>(
     model: M,
     cfg: TrainConfig,
     data: &mut dyn TrainData<f32, M>,
-    p: &Prepared,
+    valid: &M::EvalSet,
     resume: Option<&Path>,
     progress: &mut Progress,
 ) -> Result<(M, Summary)> {
@@ -120,8 +120,16 @@ fn fit<M: SequenceModel<f32>>(
             .map_err(|e| BadInput(format!("{}: {e}", ck.display())))?,
         None => Trainer::new(model, cfg)?,
     };
-    let summary = tr.run(data, Some(&p.valid), &mut |e| progress.event(e))?;
+    let summary = tr.run(data, Some(valid), &mut |e| progress.event(e))?;
     Ok((tr.model, summary))
+}
+
+/// The validation sequences of a chain model's run.
+fn seq_valid(p: &Prepared) -> Result<&unfold::data::Dataset<f32>> {
+    match &p.valid {
+        Valid::Sequences(d) => Ok(d),
+        Valid::Trees(_) => bail!("a chain model validates on sequences"),
+    }
 }
 
 fn fit_labeller(
@@ -137,22 +145,30 @@ fn fit_labeller(
             m,
             cfg,
             &mut Batches::new(d, s.batch, 8, s.seed)?,
-            p,
+            seq_valid(p)?,
             resume,
             progress,
         ),
         Source::Stream { input, target } => {
             let mut st = Stream::new(input, target, s.batch, s.seq_len, s.seq_len)
                 .map_err(|e| BadInput(e.to_string()))?;
-            fit(m, cfg, &mut st, p, resume, progress)
+            fit(m, cfg, &mut st, seq_valid(p)?, resume, progress)
         }
+        Source::Trees(_) => bail!("a labeller trains on sequences"),
     }
 }
 
 /// Runs `unfold train`.
 pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
-    let (s, dir, resuming) = resolve(&args, global)?;
+    let (mut s, dir, resuming) = resolve(&args, global)?;
     let setup = prepare(&s)?;
+    // A tree model's child reading as the data decided it, so that config.toml shows it.
+    if let Some(c) = setup.children {
+        s.children = match c {
+            unfold::layers::tree::Children::Sum => "sum".into(),
+            unfold::layers::tree::Children::Nary { n } => n.to_string(),
+        };
+    }
     let model = crate::model::build(&s, &setup.shape)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let toml = s.to_toml();
@@ -183,6 +199,9 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
         (META_SETTINGS.to_string(), toml.clone()),
         ("unfold.task".to_string(), s.task.clone()),
     ];
+    if let Some(l) = &setup.labels {
+        metadata.push((META_LABELS.to_string(), l.to_metadata()));
+    }
     metadata.extend(SavedModel::<f32>::metadata_entries(
         &crate::model::spec_of(&s, &setup.shape)?,
         setup.vocab.as_ref(),
@@ -227,7 +246,8 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
                 bail!("a classifier trains on sequences");
             };
             let mut data = Batches::new(d, s.batch, 8, s.seed)?;
-            let (m, sm) = fit(m, cfg, &mut data, &setup, resume, &mut progress)?;
+            let valid = seq_valid(&setup)?;
+            let (m, sm) = fit(m, cfg, &mut data, valid, resume, &mut progress)?;
             (Model::Classifier(m), sm)
         }
         Model::Seq2Seq(m) => {
@@ -235,8 +255,17 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
                 bail!("an encoder-decoder trains on pairs");
             };
             let mut data = Batches::new(d, s.batch, 8, s.seed)?;
-            let (m, sm) = fit(*m, cfg, &mut data, &setup, resume, &mut progress)?;
+            let valid = seq_valid(&setup)?;
+            let (m, sm) = fit(*m, cfg, &mut data, valid, resume, &mut progress)?;
             (Model::Seq2Seq(Box::new(m)), sm)
+        }
+        Model::Tree(m) => {
+            let (Source::Trees(t), Valid::Trees(v)) = (&setup.train, &setup.valid) else {
+                bail!("a tree model trains on trees");
+            };
+            let mut data = TreeBatches::new(t, s.batch, s.seed)?;
+            let (m, sm) = fit(m, cfg, &mut data, v, resume, &mut progress)?;
+            (Model::Tree(m), sm)
         }
     };
     progress.finish();

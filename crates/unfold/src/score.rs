@@ -5,7 +5,7 @@
 //! exact match, token and character error rates of greedy translations of held-out pairs.
 
 use crate::builtin::{self, TaskSetup};
-use crate::data::{vocab, Dataset, Scaler, Values, Vocab};
+use crate::data::{vocab, Dataset, Scaler, TreeSet, Values, Vocab};
 use crate::error::{Error, Result};
 use crate::layers::output::LossStats;
 use crate::models::{AnyModel, Decode, Generator, Model as _, Sampling};
@@ -27,6 +27,9 @@ pub enum HeldOut {
     Sequences(Dataset<f32>),
     /// Held-out pairs of an encoder-decoder: source and target symbol ids.
     Pairs(Vec<(Vec<usize>, Vec<usize>)>),
+    /// Held-out trees, scored at the roots or at every labelled node (as the model was
+    /// trained), with the accuracy per tree depth among the details.
+    Trees(TreeSet<f32>),
     /// One held-out forecast window whose first `warm` steps only warm the state up.
     Forecast {
         /// The window.
@@ -88,7 +91,7 @@ pub fn score(test: &HeldOut, model: &AnyModel<f32>, ctx: &ScoreContext) -> Resul
                     builtin::score_labeller(setup, m, ctx.samples, ctx.seed.wrapping_add(12345))?
                 }
                 AnyModel::Classifier(m) => builtin::score_classifier(setup, m)?,
-                AnyModel::Seq2Seq(_) => return Err(mismatch()),
+                AnyModel::Seq2Seq(_) | AnyModel::Tree(_) => return Err(mismatch()),
             };
             Ok(Score {
                 metric: sc.metric,
@@ -184,6 +187,38 @@ pub fn score(test: &HeldOut, model: &AnyModel<f32>, ctx: &ScoreContext) -> Resul
             details.push(("character_error_rate", chr_err as f64 / chr_n.max(1) as f64));
             details.push(("test_pairs", n));
             Ok(Score::plain(exact as f64 / n, details, examples))
+        }
+        (HeldOut::Trees(set), AnyModel::Tree(m)) => {
+            let st = m.evaluate_set(set)?;
+            let acc = st.accuracy().unwrap_or(0.0);
+            let mut details = vec![
+                ("test_accuracy".to_string(), acc),
+                ("test_loss".to_string(), st.mean_nll()),
+                ("test_trees".to_string(), set.len() as f64),
+            ];
+            let depths: Vec<usize> = set.examples().iter().map(|e| e.depth()).collect();
+            let (lo, hi) = (depths.iter().min().copied(), depths.iter().max().copied());
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                if hi > lo && hi - lo <= 16 {
+                    for d in lo..=hi {
+                        let idx: Vec<usize> = (0..set.len()).filter(|&i| depths[i] == d).collect();
+                        if idx.is_empty() {
+                            continue;
+                        }
+                        let a = m
+                            .evaluate_set(&set.subset(&idx)?)?
+                            .accuracy()
+                            .unwrap_or(0.0);
+                        details.push((format!("test_accuracy_depth_{d}"), a));
+                    }
+                }
+            }
+            Ok(Score {
+                metric: acc,
+                passed: None,
+                details,
+                examples: Vec::new(),
+            })
         }
         _ => Err(mismatch()),
     }

@@ -15,6 +15,8 @@ pub enum ModelKind {
     Classifier,
     /// Encoder-decoder (sequence to sequence).
     Seq2Seq,
+    /// A recursive network over trees, with outputs at the root or at every node.
+    Tree(crate::models::TreeOutputs),
 }
 
 /// A model's pattern, input and output.
@@ -34,7 +36,9 @@ impl Shape {
     /// real-valued outputs.
     pub fn monitor(&self) -> &'static str {
         match (self.output, self.kind) {
-            (OutputKind::Categorical { .. }, ModelKind::Classifier) => "accuracy",
+            (OutputKind::Categorical { .. }, ModelKind::Classifier | ModelKind::Tree(_)) => {
+                "accuracy"
+            }
             (OutputKind::Categorical { .. }, _) => "bits",
             _ => "mse",
         }
@@ -65,6 +69,11 @@ impl ModelSpec {
                     classes: config.tgt_vocab,
                     pad: Some(crate::data::vocab::PAD),
                 },
+            },
+            ModelSpec::Tree { config } => Shape {
+                kind: ModelKind::Tree(config.outputs),
+                input: config.input,
+                output: config.output,
             },
         }
     }

@@ -21,10 +21,11 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::OutputKind;
 use crate::layers::params::{ParamSpec, Parameters};
+use crate::layers::tree::{Children, TreeCell};
 use crate::layers::CellKind;
 use crate::models::{
     Attention, Conditioning, InputSpec, ModelConfig, ModelKind, Readout, Seq2Seq, Seq2SeqConfig,
-    SequenceClassifier, SequenceLabeller, Shape,
+    SequenceClassifier, SequenceLabeller, Shape, TreeConfig, TreeModel,
 };
 
 /// Metadata key of the model spec (JSON of [`SavedSpec`]).
@@ -68,6 +69,11 @@ pub enum ModelSpec {
         /// Both sides' architecture.
         config: Seq2SeqConfig,
     },
+    /// A recursive network over trees ([`TreeModel`]).
+    Tree {
+        /// Input, composition, sizes and output.
+        config: TreeConfig,
+    },
 }
 
 /// The choices a user makes about a model beyond its [`Shape`] (which the data decide):
@@ -95,6 +101,8 @@ pub struct Architecture {
     pub deep_output: usize,
     /// Residual connections between stacked layers of a labeller or classifier.
     pub residual: bool,
+    /// How a tree model reads a node's children.
+    pub children: Children,
 }
 
 impl Architecture {
@@ -112,6 +120,7 @@ impl Architecture {
             attention: Attention::Additive,
             deep_output: 0,
             residual: false,
+            children: Children::Sum,
         }
     }
 }
@@ -134,6 +143,8 @@ pub enum AnyModel<T> {
     Classifier(SequenceClassifier<T>),
     /// Encoder-decoder.
     Seq2Seq(Box<Seq2Seq<T>>),
+    /// A recursive network over trees.
+    Tree(TreeModel<T>),
 }
 
 impl ModelSpec {
@@ -158,6 +169,7 @@ impl ModelSpec {
             ModelSpec::Seq2Seq { config } => {
                 AnyModel::Seq2Seq(Box::new(Seq2Seq::new(*config, seed)?))
             }
+            ModelSpec::Tree { config } => AnyModel::Tree(TreeModel::new(*config, seed)?),
         })
     }
 
@@ -182,6 +194,26 @@ impl ModelSpec {
             residual: arch.residual,
         };
         Ok(match shape.kind {
+            ModelKind::Tree(outputs) => ModelSpec::Tree {
+                config: TreeConfig {
+                    input,
+                    cell: match arch.cell {
+                        CellKind::RnnTanh => TreeCell::Rnn,
+                        CellKind::Lstm => TreeCell::Lstm,
+                        other => {
+                            return Err(Error::InvalidConfig(format!(
+                                "a tree model composes with rnn or lstm, not {}",
+                                other.name()
+                            )))
+                        }
+                    },
+                    children: arch.children,
+                    hidden: arch.hidden,
+                    deep_output: arch.deep_output,
+                    output: shape.output,
+                    outputs,
+                },
+            },
             ModelKind::Labeller => ModelSpec::Labeller {
                 config,
                 dropout: arch.dropout,
@@ -229,6 +261,10 @@ impl ModelSpec {
                 config.cell
             }
             ModelSpec::Seq2Seq { config } => config.cell,
+            ModelSpec::Tree { config } => match config.cell {
+                crate::layers::tree::TreeCell::Rnn => CellKind::RnnTanh,
+                crate::layers::tree::TreeCell::Lstm => CellKind::Lstm,
+            },
         }
     }
 
@@ -275,6 +311,10 @@ impl<T: Float> AnyModel<T> {
                 m.encoder.set_forget_bias(value)?;
                 m.decoder.set_forget_bias(value)
             }
+            AnyModel::Tree(m) => {
+                m.tree.set_forget_bias(value);
+                Ok(())
+            }
         }
     }
 
@@ -294,6 +334,7 @@ impl<T: Float> Parameters<T> for AnyModel<T> {
             AnyModel::Labeller(m) => m.param_specs(),
             AnyModel::Classifier(m) => m.param_specs(),
             AnyModel::Seq2Seq(m) => m.param_specs(),
+            AnyModel::Tree(m) => m.param_specs(),
         }
     }
     fn param_slices(&self) -> Vec<&[T]> {
@@ -301,6 +342,7 @@ impl<T: Float> Parameters<T> for AnyModel<T> {
             AnyModel::Labeller(m) => m.param_slices(),
             AnyModel::Classifier(m) => m.param_slices(),
             AnyModel::Seq2Seq(m) => m.param_slices(),
+            AnyModel::Tree(m) => m.param_slices(),
         }
     }
     fn param_slices_mut(&mut self) -> Vec<&mut [T]> {
@@ -308,6 +350,7 @@ impl<T: Float> Parameters<T> for AnyModel<T> {
             AnyModel::Labeller(m) => m.param_slices_mut(),
             AnyModel::Classifier(m) => m.param_slices_mut(),
             AnyModel::Seq2Seq(m) => m.param_slices_mut(),
+            AnyModel::Tree(m) => m.param_slices_mut(),
         }
     }
 }
