@@ -1,4 +1,5 @@
-//! `unfold bench`: the kernel benchmark ladder, as a table or JSON lines.
+//! `unfold bench`: the kernel benchmark ladder, and the tree configurations, as a table or JSON
+//! lines.
 
 use anyhow::{Context, Result};
 
@@ -97,6 +98,61 @@ pub fn bench(
                     mode.name(),
                     r.tokens_per_s,
                     r.us_per_step,
+                    r.threads
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the tree configurations (all, or those named) in the selected modes.
+pub fn bench_trees(json: bool, configs: &[String], modes: &[String], seconds: f64) -> Result<()> {
+    use unfold::bench::trees::{find_tree, run_tree, TREE_CONFIGS};
+    use unfold::bench::Mode;
+    anyhow::ensure!(
+        seconds.is_finite() && seconds >= 0.0,
+        "--seconds must be a non-negative number"
+    );
+    let selected: Vec<&unfold::bench::trees::TreeBenchConfig> = if configs.is_empty() {
+        TREE_CONFIGS.iter().collect()
+    } else {
+        configs
+            .iter()
+            .map(|n| find_tree(n))
+            .collect::<Result<_, _>>()
+            .context("--config")?
+    };
+    let mut wanted = Vec::new();
+    for m in modes {
+        wanted.push(match m.as_str() {
+            "train" => Mode::Train,
+            "infer" => Mode::Infer,
+            other => anyhow::bail!("--mode {other:?}: a tree benchmark runs train or infer"),
+        });
+    }
+    if !json {
+        println!(
+            "{:<26} {:<7} {:>12} {:>12} {:>12} {:>8}",
+            "config", "mode", "trees/s", "nodes/s", "ms/batch", "threads"
+        );
+    }
+    for c in selected {
+        for mode in [Mode::Train, Mode::Infer] {
+            if !wanted.is_empty() && !wanted.contains(&mode) {
+                continue;
+            }
+            let r = run_tree(c, mode, seconds).with_context(|| format!("benchmark {}", c.name))?;
+            if json {
+                println!("{}", r.to_json());
+            } else {
+                println!(
+                    "{:<26} {:<7} {:>12.0} {:>12.0} {:>12.3} {:>8}",
+                    r.config,
+                    mode.name(),
+                    r.trees_per_s,
+                    r.nodes_per_s,
+                    r.ms_per_batch,
                     r.threads
                 );
             }

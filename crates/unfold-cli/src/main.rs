@@ -85,7 +85,8 @@ enum Command {
         unfold bench\n  \
         unfold bench --json --config lstm-h256-b32 --mode train\n  \
         unfold bench --threads 1 --peak\n  \
-        unfold bench --cells")]
+        unfold bench --cells\n  \
+        unfold bench --trees --json")]
     Bench {
         /// Print one JSON object per line instead of a table.
         #[arg(long)]
@@ -106,6 +107,10 @@ enum Command {
         /// clockwork, delays), each beside its dense equivalent on the same time loop.
         #[arg(long)]
         cells: bool,
+        /// Run the recursive-network configurations instead: trees per second of the tree
+        /// layer, training and inference (`tools/torch_tree_bench.py` runs PyTorch's).
+        #[arg(long, conflicts_with = "cells")]
+        trees: bool,
     },
 }
 
@@ -192,7 +197,13 @@ fn run(cli: Cli) -> Result<()> {
             seconds,
             peak,
             cells,
-        } => bench::bench(json, &configs, &modes, seconds, peak, cells).map_err(|e| {
+            trees,
+        } => if trees {
+            bench::bench_trees(json, &configs, &modes, seconds)
+        } else {
+            bench::bench(json, &configs, &modes, seconds, peak, cells)
+        }
+        .map_err(|e| {
             if e.is::<unfold::Error>() {
                 BadInput(format!("{e:#}")).into()
             } else {

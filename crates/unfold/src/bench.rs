@@ -3,6 +3,7 @@
 //!
 //! `tools/torch_bench.py` runs the same configurations in PyTorch and prints the same JSON, so
 //! the two are compared side by side, in one run, on one machine (`tools/bench_compare.py`).
+//! [`trees`] measures the recursive layer in trees per second (`tools/torch_tree_bench.py`).
 
 use crate::error::{Error, Result};
 use crate::layers::{
@@ -10,6 +11,8 @@ use crate::layers::{
 };
 use crate::rng::Rng;
 use std::time::Instant;
+
+pub mod trees;
 
 /// Sequence length of every non-streaming configuration.
 pub const STEPS: usize = 100;
@@ -187,7 +190,7 @@ impl BenchResult {
 
 /// Runs `f` after warm-up until both `min_reps` repetitions and `min_secs` seconds are reached;
 /// returns the median duration of one call in seconds.
-fn median_time(mut f: impl FnMut(), min_reps: usize, min_secs: f64) -> f64 {
+pub(crate) fn median_time(mut f: impl FnMut(), min_reps: usize, min_secs: f64) -> f64 {
     f();
     let start = Instant::now();
     let mut times = Vec::new();

@@ -143,6 +143,10 @@ pub struct TreeCache<T> {
     pub h: Vec<T>,
     /// `[nodes, H]` memory cells (LSTM).
     pub c: Vec<T>,
+    /// Rows of the nodes that read an input, their input rows and their projections.
+    in_rows: Vec<usize>,
+    xin: Vec<T>,
+    pin: Vec<T>,
     nodes: usize,
 }
 
@@ -154,6 +158,8 @@ pub struct TreeGradWork<T> {
     dkids: Vec<T>,
     dc: Vec<T>,
     duf: Vec<T>,
+    dpin: Vec<T>,
+    dxin: Vec<T>,
 }
 
 impl<T: Float> TreeLayer<T> {
@@ -205,8 +211,8 @@ impl<T: Float> TreeLayer<T> {
         }
     }
 
-    /// Runs the layer over `batch` given its node input rows `x` (`[nodes, I]`; rows of nodes
-    /// without input should be zero): `cache.h` holds every node's state afterwards, and the
+    /// Runs the layer over `batch` given its node input rows `x` (`[nodes, I]`; the rows of
+    /// nodes without input, `batch.has_input[r] == false`, are not read): `cache.h` holds every node's state afterwards, and the
     /// cache what [`TreeLayer::backward`] needs. No allocation once the buffers have grown.
     pub fn forward(&self, batch: &TreeBatch<T>, x: &[T], cache: &mut TreeCache<T>) -> Result<()> {
         let cfg = self.config;
@@ -235,23 +241,53 @@ impl<T: Float> TreeLayer<T> {
         cache
             .fgate
             .resize(if sum_lstm { n * h } else { 0 }, T::ZERO);
-        // One GEMM for every node's input projection.
+        // One GEMM for the input projection of every node that reads an input (the rows of
+        // the others, a constituency tree's internal nodes, are skipped: about half the nodes
+        // of a binary tree).
         for r in cache.pre.chunks_exact_mut(gx * h) {
             r.copy_from_slice(&self.bias);
         }
-        if i > 0 && n > 0 {
+        cache.in_rows.clear();
+        cache.in_rows.extend((0..n).filter(|&r| batch.has_input[r]));
+        let k = cache.in_rows.len();
+        let gxh = gx * h;
+        if i > 0 && k == n {
             gemm_nt(
                 n,
-                gx * h,
+                gxh,
                 i,
                 x,
                 i,
                 &self.weight_ih,
                 i,
                 &mut cache.pre,
-                gx * h,
+                gxh,
                 true,
             );
+        } else if i > 0 && k > 0 {
+            cache.xin.resize(k * i, T::ZERO);
+            for (j, &r) in cache.in_rows.iter().enumerate() {
+                cache.xin[j * i..(j + 1) * i].copy_from_slice(&x[r * i..(r + 1) * i]);
+            }
+            cache.pin.resize(k * gxh, T::ZERO);
+            gemm_nt(
+                k,
+                gxh,
+                i,
+                &cache.xin,
+                i,
+                &self.weight_ih,
+                i,
+                &mut cache.pin,
+                gxh,
+                false,
+            );
+            for (j, &r) in cache.in_rows.iter().enumerate() {
+                let dst = &mut cache.pre[r * gxh..(r + 1) * gxh];
+                dst.iter_mut()
+                    .zip(&cache.pin[j * gxh..(j + 1) * gxh])
+                    .for_each(|(d, &p)| *d += p);
+            }
         }
         let levels = batch.levels();
         for l in 0..levels {
@@ -579,9 +615,11 @@ impl<T: Float> TreeLayer<T> {
                 }
             }
         }
-        // One GEMM each for the input weights, the bias and the input rows.
+        // One GEMM each for the input weights, the bias and the input rows, over the nodes
+        // that read an input (the others get a zero input gradient).
         let gxh = gx * h;
-        if i > 0 && n > 0 {
+        let k = cache.in_rows.len();
+        if i > 0 && k == n {
             gemm_tn(
                 gxh,
                 i,
@@ -595,6 +633,43 @@ impl<T: Float> TreeLayer<T> {
                 true,
             );
             gemm_nn(n, i, gxh, &work.dpre, gxh, &self.weight_ih, i, dx, i, false);
+        } else {
+            dx.fill(T::ZERO);
+            if i > 0 && k > 0 {
+                work.dpin.resize(k * gxh, T::ZERO);
+                for (j, &r) in cache.in_rows.iter().enumerate() {
+                    work.dpin[j * gxh..(j + 1) * gxh]
+                        .copy_from_slice(&work.dpre[r * gxh..(r + 1) * gxh]);
+                }
+                gemm_tn(
+                    gxh,
+                    i,
+                    k,
+                    &work.dpin,
+                    gxh,
+                    &cache.xin,
+                    i,
+                    &mut grads.weight_ih,
+                    i,
+                    true,
+                );
+                work.dxin.resize(k * i, T::ZERO);
+                gemm_nn(
+                    k,
+                    i,
+                    gxh,
+                    &work.dpin,
+                    gxh,
+                    &self.weight_ih,
+                    i,
+                    &mut work.dxin,
+                    i,
+                    false,
+                );
+                for (j, &r) in cache.in_rows.iter().enumerate() {
+                    dx[r * i..(r + 1) * i].copy_from_slice(&work.dxin[j * i..(j + 1) * i]);
+                }
+            }
         }
         sum_rows(n, gxh, &work.dpre, gxh, &mut grads.bias);
         Ok(())
