@@ -237,5 +237,16 @@ fn tasks() {
             t.summary
         );
     }
+    for t in unfold::data::tree_tasks::TREE_TASKS {
+        println!(
+            "{:<13} {:<10} {:<9} {}\n{:<34}{} (a tree model; --flat: an LSTM reads it as a sequence)",
+            t.name,
+            format!(">={}", t.threshold),
+            t.depth,
+            t.metric,
+            "",
+            t.summary
+        );
+    }
     println!("\nTrain one with `unfold train --task NAME` (defaults: `unfold train --help`).");
 }

@@ -84,6 +84,7 @@ fn library_reloads(
         ModelSpec::Labeller { .. } => "labeller",
         ModelSpec::Classifier { .. } => "classifier",
         ModelSpec::Seq2Seq { .. } => "seq2seq",
+        ModelSpec::Tree { .. } => "tree",
     };
     assert_eq!(got, kind, "{}", ck.display());
     assert!(
@@ -130,6 +131,8 @@ fn tasks_lists_every_builtin_task() {
         "period",
         "mackey-glass",
         "sines",
+        "arith",
+        "logic",
     ] {
         assert!(out.contains(t), "{t} missing from:\n{out}");
     }
@@ -1149,4 +1152,109 @@ fn ts_defaults_downsample_long_series_and_read_both_ways() {
     let eval = ok(&["eval", run.to_str().unwrap(), "--json"]);
     let e: serde_json::Value = serde_json::from_str(eval.lines().last().unwrap()).unwrap();
     assert_eq!(e["value"], v["value"], "{eval}");
+}
+
+/// Tree runs: a built-in tree task as trees and flat, a bracketed file and a CoNLL-U file;
+/// each trains, reloads through the library, and `eval`, `inspect` and `--resume` work.
+#[test]
+fn tree_runs_train_reload_eval_and_resume() {
+    let d = temp("trees");
+    let logic = d.join("logic");
+    train_tiny("logic", &logic, &["--steps", "30"]);
+    library_reloads(&logic, "tree", |s| s.vocab.is_some());
+    let cfg = std::fs::read_to_string(logic.join("config.toml")).unwrap();
+    assert!(cfg.contains("children = \"2\""), "{cfg}");
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", logic.to_str().unwrap(), "--json"])).unwrap();
+    assert!(j["details"]["test_accuracy_depth_5"].is_number(), "{j}");
+    assert!(ok(&["inspect", logic.to_str().unwrap()]).contains("tree.weight_hh"));
+    ok(&[
+        "train",
+        "--resume",
+        logic.to_str().unwrap(),
+        "--steps",
+        "40",
+        "--quiet",
+    ]);
+    let flat = d.join("flat");
+    train_tiny("logic", &flat, &["--flat"]);
+    library_reloads(&flat, "classifier", |_| true);
+
+    std::fs::create_dir_all(&d).unwrap();
+    let sst = d.join("sst.txt");
+    let line = "(3 (2 the) (4 (3 good) (2 film)))\n(1 (2 a) (0 (0 bad) (2 (2 old) (2 plot))))\n";
+    std::fs::write(&sst, line.repeat(10)).unwrap();
+    let run = d.join("sst");
+    ok(&[
+        "train",
+        "--trees",
+        sst.to_str().unwrap(),
+        "--steps",
+        "20",
+        "--hidden",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+        "--quiet",
+    ]);
+    library_reloads(&run, "tree", |s| s.vocab.is_some());
+    let conllu = d.join("dep.conllu");
+    let sent = "1\tthe\t_\tDET\t_\t_\t2\tdet\t_\t_\n2\tdog\t_\tNOUN\t_\t_\t3\tnsubj\t_\t_\n\
+                3\tbarks\t_\tVERB\t_\t_\t0\troot\t_\t_\n\n";
+    std::fs::write(&conllu, sent.repeat(6)).unwrap();
+    let run = d.join("dep");
+    let out = ok(&[
+        "train",
+        "--trees",
+        conllu.to_str().unwrap(),
+        "--steps",
+        "20",
+        "--hidden",
+        "8",
+        "--tree-label",
+        "deprel",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("dependency trees") && out.contains("every node"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn bad_tree_input_is_a_clear_error() {
+    let d = temp("bad-trees");
+    std::fs::create_dir_all(&d).unwrap();
+    let f = d.join("t.txt");
+    std::fs::write(&f, "(1 (2 a) (3 b)\n(1 (2 c) (3 d))\n").unwrap();
+    let p = f.to_str().unwrap();
+    bad(&["train", "--trees", p, "--steps", "5"], "never closed");
+    std::fs::write(
+        &f,
+        "1\ta\t_\tX\t_\t_\t2\t_\t_\t_\n2\tb\t_\tX\t_\t_\t1\t_\t_\t_\n\n",
+    )
+    .unwrap();
+    bad(&["train", "--trees", p, "--steps", "5"], "no root");
+    std::fs::write(&f, "(1 (2 a) (3 b) (4 c))\n".repeat(4)).unwrap();
+    bad(
+        &["train", "--trees", p, "--children", "2", "--steps", "5"],
+        "3 children",
+    );
+    bad(
+        &["train", "--task", "arith", "--model", "gru"],
+        "rnn (TreeRNN) or lstm",
+    );
+    bad(&["train", "--task", "adding", "--flat"], "--flat applies");
+    bad(
+        &["train", "--task", "arith", "--children", "0"],
+        "--children",
+    );
+    bad(
+        &["train", "--task", "arith", "--outputs", "leaves"],
+        "--outputs",
+    );
+    bad(&["train", "--trees", p, "--text", p], "at most one");
+    let _ = std::fs::remove_dir_all(&d);
 }
