@@ -46,7 +46,7 @@ pub const TREE_TASKS: [TreeTaskInfo; 2] = [
         threshold: 0.9,
         depth: 4,
         hidden: 64,
-        steps: 4000,
+        steps: 8000,
         lr: 5e-3,
         batch: 32,
         train_size: 20000,
