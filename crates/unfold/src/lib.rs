@@ -32,6 +32,11 @@ pub use error::{Error, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 struct ReadmeDoctests;
+
+/// The library example of `docs/trees.md`, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/trees.md")]
+struct TreeDocDoctests;
 pub use float::Float;
 pub use kernels::gemm::{num_threads, set_num_threads};
 pub use layers::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};

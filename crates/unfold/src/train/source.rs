@@ -1,7 +1,8 @@
 //! Where training batches come from. The trainer asks a [`TrainData`] for the loss and gradient
 //! of its next batch, so one trainer serves a set of variable-length sequences
 //! ([`Batches`]: seeded shuffling and length bucketing, epoch after epoch) and one long stream
-//! trained by truncated BPTT ([`crate::train::tbptt::Stream`]). A source also saves and restores
+//! trained by truncated BPTT ([`crate::train::tbptt::Stream`]), and sets of trees
+//! ([`TreeBatches`]). A source also saves and restores
 //! its position, which makes a resumed run replay exactly the batches the uninterrupted run
 //! would have seen.
 
@@ -89,19 +90,11 @@ impl<T: Float, M: SequenceModel<T>> TrainData<T, M> for Batches<'_, T> {
     }
 
     fn save_position(&self, meta: &mut BTreeMap<String, String>, _tensors: &mut TensorFile) {
-        meta.insert("data.epoch".into(), self.epoch.to_string());
-        meta.insert("data.index".into(), self.index.to_string());
+        write_position(meta, self.epoch, self.index);
     }
 
     fn restore_position(&mut self, file: &TensorFile) -> Result<()> {
-        let get = |k: &str| -> Result<u64> {
-            file.metadata
-                .get(k)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| Error::CheckpointMismatch(format!("metadata {k} missing")))
-        };
-        self.epoch = get("data.epoch")?;
-        self.index = get("data.index")? as usize;
+        (self.epoch, self.index) = read_position(file)?;
         self.order = self
             .data
             .epoch_batches(self.seed, self.epoch, self.batch_size, self.bucket);
@@ -175,19 +168,11 @@ impl<T: Float, M: Model<T, Batch = TreeBatch<T>>> TrainData<T, M> for TreeBatche
     }
 
     fn save_position(&self, meta: &mut BTreeMap<String, String>, _tensors: &mut TensorFile) {
-        meta.insert("data.epoch".into(), self.epoch.to_string());
-        meta.insert("data.index".into(), self.index.to_string());
+        write_position(meta, self.epoch, self.index);
     }
 
     fn restore_position(&mut self, file: &TensorFile) -> Result<()> {
-        let get = |k: &str| -> Result<u64> {
-            file.metadata
-                .get(k)
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| Error::CheckpointMismatch(format!("metadata {k} missing")))
-        };
-        self.epoch = get("data.epoch")?;
-        self.index = get("data.index")? as usize;
+        (self.epoch, self.index) = read_position(file)?;
         self.order = self
             .data
             .epoch_batches(self.seed, self.epoch, self.batch_size);
@@ -197,4 +182,21 @@ impl<T: Float, M: Model<T, Batch = TreeBatch<T>>> TrainData<T, M> for TreeBatche
     fn epoch(&self) -> u64 {
         self.epoch
     }
+}
+
+/// Stores a minibatch source's position (epoch, batch within it) in checkpoint metadata.
+fn write_position(meta: &mut BTreeMap<String, String>, epoch: u64, index: usize) {
+    meta.insert("data.epoch".into(), epoch.to_string());
+    meta.insert("data.index".into(), index.to_string());
+}
+
+/// Reads the position [`write_position`] stored.
+fn read_position(file: &TensorFile) -> Result<(u64, usize)> {
+    let get = |k: &str| -> Result<u64> {
+        file.metadata
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::CheckpointMismatch(format!("metadata {k} missing")))
+    };
+    Ok((get("data.epoch")?, get("data.index")? as usize))
 }
