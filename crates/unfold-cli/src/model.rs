@@ -64,6 +64,8 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
         },
         deep_output: s.deep_output,
         residual: s.residual,
+        // A tree run's `children` is resolved from its data before the model is built (see
+        // `train`); an unresolved `auto` reads any number of children.
         children: s.tree_children(usize::MAX, true).map_err(BadInput)?,
     };
     Ok(ModelSpec::for_shape(*shape, &arch)?)
@@ -73,8 +75,7 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
 /// forget-gate bias the settings give).
 pub fn build(s: &Settings, setup: &Shape) -> Result<Model> {
     let mut m = spec_of(s, setup)?.build(s.seed)?;
-    let lstm = matches!(s.cell(), unfold::CellKind::Lstm);
-    if lstm && s.forget_bias != 0.0 {
+    if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
         m.set_forget_bias(s.forget_bias as f32)?;
     }
     Ok(m)

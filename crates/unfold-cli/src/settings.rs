@@ -790,6 +790,14 @@ impl Settings {
         }
     }
 
+    /// The `children` setting that names `c` (what [`Settings::tree_children`] parses).
+    pub fn children_setting(c: Children) -> String {
+        match c {
+            Children::Sum => "sum".into(),
+            Children::Nary { n } => n.to_string(),
+        }
+    }
+
     /// The recurrent cell with its settings (leaks, periods, delays, depth).
     pub fn cell(&self) -> CellKind {
         self.try_cell().expect("checked when resolved")

@@ -164,10 +164,7 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let setup = prepare(&s)?;
     // A tree model's child reading as the data decided it, so that config.toml shows it.
     if let Some(c) = setup.children {
-        s.children = match c {
-            unfold::layers::tree::Children::Sum => "sum".into(),
-            unfold::layers::tree::Children::Nary { n } => n.to_string(),
-        };
+        s.children = Settings::children_setting(c);
     }
     let model = crate::model::build(&s, &setup.shape)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

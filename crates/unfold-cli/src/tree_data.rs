@@ -45,38 +45,37 @@ pub fn task(s: &Settings) -> Result<Prepared> {
             ", read as trees"
         }
     );
-    if s.flat {
+    // The same expressions as trees, or written out for a chain model (`--flat`).
+    let (kind, words, train, valid, test, children) = if s.flat {
         let words = d.flat_vocab();
         let enc = |t: &[Tree]| flat_dataset::<f32>(t, &words, &labels);
-        return Ok(Prepared {
-            summary,
-            metric: info.metric.into(),
-            threshold: Some(info.threshold),
-            higher_is_better: true,
-            shape: Shape {
-                kind: ModelKind::Classifier,
-                input: InputSpec::Symbols {
-                    vocab: words.len(),
-                    dim: s.embed,
-                },
-                output,
-            },
-            train: TrainData::Sequences(enc(&d.train)?),
-            valid: Valid::Sequences(enc(&d.valid)?),
-            test: HeldOut::Sequences(enc(&d.test)?),
-            vocab: Some(words),
-            src_vocab: None,
-            scaler: None,
-            labels: Some(labels),
-            children: None,
-        });
-    }
-    let words = d.word_vocab();
-    let enc = |t: &[Tree]| tree_set::<f32>(t, &words, &labels);
-    let outputs = if s.outputs == "nodes" {
-        TreeOutputs::Nodes
+        let (train, valid, test) = (enc(&d.train)?, enc(&d.valid)?, enc(&d.test)?);
+        (
+            ModelKind::Classifier,
+            words,
+            TrainData::Sequences(train),
+            Valid::Sequences(valid),
+            HeldOut::Sequences(test),
+            None,
+        )
     } else {
-        TreeOutputs::Root
+        let words = d.word_vocab();
+        let enc = |t: &[Tree]| tree_set::<f32>(t, &words, &labels);
+        let (train, valid, test) = (enc(&d.train)?, enc(&d.valid)?, enc(&d.test)?);
+        let outputs = if s.outputs == "nodes" {
+            TreeOutputs::Nodes
+        } else {
+            TreeOutputs::Root
+        };
+        let children = s.tree_children(2, false).map_err(BadInput)?;
+        (
+            ModelKind::Tree(outputs),
+            words,
+            TrainData::Trees(train),
+            Valid::Trees(valid),
+            HeldOut::Trees(test),
+            Some(children),
+        )
     };
     Ok(Prepared {
         summary,
@@ -84,21 +83,21 @@ pub fn task(s: &Settings) -> Result<Prepared> {
         threshold: Some(info.threshold),
         higher_is_better: true,
         shape: Shape {
-            kind: ModelKind::Tree(outputs),
+            kind,
             input: InputSpec::Symbols {
                 vocab: words.len(),
                 dim: s.embed,
             },
             output,
         },
-        train: TrainData::Trees(enc(&d.train)?),
-        valid: Valid::Trees(enc(&d.valid)?),
-        test: HeldOut::Trees(enc(&d.test)?),
+        train,
+        valid,
+        test,
         vocab: Some(words),
         src_vocab: None,
         scaler: None,
         labels: Some(labels),
-        children: Some(s.tree_children(2, false).map_err(BadInput)?),
+        children,
     })
 }
 

@@ -69,15 +69,6 @@ impl Tree {
         &self.nodes
     }
 
-    /// Mutable access to the words and labels (the structure stays as built).
-    pub fn relabel(&mut self, mut f: impl FnMut(usize, &mut TreeNode)) {
-        for (i, n) in self.nodes.iter_mut().enumerate() {
-            let kids = std::mem::take(&mut n.children);
-            f(i, n);
-            n.children = kids;
-        }
-    }
-
     /// Number of nodes.
     pub fn len(&self) -> usize {
         self.nodes.len()
@@ -155,7 +146,8 @@ impl Tree {
             }
             level = next;
         }
-        Self::finish(nodes, level[0])
+        debug_assert_eq!(level[0], nodes.len() - 1);
+        Tree::new(nodes)
     }
 
     /// A left-branching binary chain over `words`: `(((w1 w2) w3) w4)`, depth `n - 1`, the
@@ -170,7 +162,7 @@ impl Tree {
             });
             acc = nodes.len() - 1;
         }
-        Self::finish(nodes, acc)
+        Tree::new(nodes)
     }
 
     /// A right-branching binary chain over `words`: `(w1 (w2 (w3 w4)))`.
@@ -185,13 +177,6 @@ impl Tree {
             });
             acc = nodes.len() - 1;
         }
-        Self::finish(nodes, acc)
-    }
-
-    /// Reorders nodes so the root is last (the builders above already end at the root unless
-    /// the tree is a single leaf).
-    fn finish(nodes: Vec<TreeNode>, root: usize) -> Result<Self> {
-        debug_assert_eq!(root, nodes.len() - 1);
         Tree::new(nodes)
     }
 

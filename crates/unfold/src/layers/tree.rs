@@ -334,15 +334,9 @@ impl<T: Float> TreeLayer<T> {
             row.fill(T::ZERO);
             for (slot, &c) in batch.children(r).iter().enumerate() {
                 let src = &hs[c * h..(c + 1) * h];
-                let dst = if k == 1 {
-                    &mut row[..]
-                } else {
-                    &mut row[slot * h..(slot + 1) * h]
-                };
-                if k == 1 {
-                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
-                } else {
-                    dst.copy_from_slice(src);
+                match k {
+                    1 => row.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+                    _ => row[slot * h..(slot + 1) * h].copy_from_slice(src),
                 }
             }
         }

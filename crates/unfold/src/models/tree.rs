@@ -132,20 +132,11 @@ impl<T: Float> TreeModel<T> {
     /// Node inputs, states, and the output rows with their targets and mask, for the batch.
     fn forward(&self, batch: &TreeBatch<T>, ws: &mut TreeWorkspace<T>) -> Result<usize> {
         let n = batch.nodes;
-        let iw = self.input.out_width();
-        // Checks the inputs and fills `ws.x`, except for rows fed as they are: copied, so
-        // that rows of nodes without input can be zeroed.
+        // Checks the inputs and fills `ws.x` (the tree layer reads only the rows of nodes
+        // that have an input).
         let _ = self.input.forward(&batch.input, n, &mut ws.x)?;
-        if let (InputLayer::Identity(_), Values::Reals { data, .. }) = (&self.input, &batch.input) {
-            ws.x.clear();
-            ws.x.extend_from_slice(data);
-        }
-        for (r, &has) in batch.has_input.iter().enumerate() {
-            if !has {
-                ws.x[r * iw..(r + 1) * iw].fill(T::ZERO);
-            }
-        }
-        self.tree.forward(batch, &ws.x[..n * iw], &mut ws.cache)?;
+        self.tree
+            .forward(batch, self.input_rows(batch, &ws.x), &mut ws.cache)?;
         let h = self.config.hidden;
         let rows = match self.config.outputs {
             TreeOutputs::Root => {
@@ -162,8 +153,6 @@ impl<T: Float> TreeModel<T> {
                 b
             }
             TreeOutputs::Nodes => {
-                ws.feat.clear();
-                ws.feat.extend_from_slice(&ws.cache.h[..n * h]);
                 ws.mask.clear();
                 ws.mask.extend_from_slice(&batch.has_target);
                 ws.target = None;
@@ -171,9 +160,23 @@ impl<T: Float> TreeModel<T> {
             }
         };
         ws.logits.resize(rows * self.head.out_features(), T::ZERO);
+        // Node outputs read every state where it is.
+        let feat = match self.config.outputs {
+            TreeOutputs::Root => &ws.feat[..],
+            TreeOutputs::Nodes => &ws.cache.h[..n * h],
+        };
         self.head
-            .forward(&ws.feat, rows, &mut ws.logits, &mut ws.head)?;
+            .forward(feat, rows, &mut ws.logits, &mut ws.head)?;
         Ok(rows)
+    }
+
+    /// The node input rows of `batch`: its own reals when they pass as they are, else the input
+    /// layer's output in `x`.
+    fn input_rows<'a>(&self, batch: &'a TreeBatch<T>, x: &'a [T]) -> &'a [T] {
+        match (&self.input, &batch.input) {
+            (InputLayer::Identity(_), Values::Reals { data, .. }) => data,
+            _ => x,
+        }
     }
 
     /// The merged NLL sums and metrics over a whole set (batches of 256 trees).
@@ -227,41 +230,36 @@ impl<T: Float> Model<T> for TreeModel<T> {
             (&mut ws.dlogits[..], &mut grads.output),
         )?;
         let (n, h) = (batch.nodes, self.config.hidden);
-        ws.dfeat.resize(rows * h, T::ZERO);
-        self.head.backward(
-            &ws.feat,
-            &ws.dlogits,
-            rows,
-            &mut grads.head,
-            &mut ws.dfeat,
-            &mut ws.head,
-        )?;
         ws.dh.clear();
         ws.dh.resize(n * h, T::ZERO);
         match self.config.outputs {
             TreeOutputs::Root => {
+                ws.dfeat.resize(rows * h, T::ZERO);
+                let (dl, g) = (&ws.dlogits, &mut grads.head);
+                self.head
+                    .backward(&ws.feat, dl, rows, g, &mut ws.dfeat, &mut ws.head)?;
                 for (j, &r) in batch.roots.iter().enumerate() {
                     ws.dh[r * h..(r + 1) * h].copy_from_slice(&ws.dfeat[j * h..(j + 1) * h]);
                 }
             }
-            TreeOutputs::Nodes => ws.dh.copy_from_slice(&ws.dfeat),
+            // Node outputs: the head's input gradient is the states' gradient.
+            TreeOutputs::Nodes => {
+                let (dl, g) = (&ws.dlogits, &mut grads.head);
+                self.head
+                    .backward(&ws.cache.h, dl, rows, g, &mut ws.dh, &mut ws.head)?;
+            }
         }
-        let iw = self.input.out_width();
-        ws.dx.resize(n * iw, T::ZERO);
+        ws.dx.resize(n * self.input.out_width(), T::ZERO);
+        // The input gradient of nodes without input is zero.
         self.tree.backward(
             batch,
-            &ws.x[..n * iw],
+            self.input_rows(batch, &ws.x),
             &ws.cache,
             &mut ws.dh,
             (&mut grads.tree, &mut ws.work),
             &mut ws.dx,
         )?;
         if self.input.trainable() {
-            for (r, &has) in batch.has_input.iter().enumerate() {
-                if !has {
-                    ws.dx[r * iw..(r + 1) * iw].fill(T::ZERO);
-                }
-            }
             self.input
                 .backward(&batch.input, n, &ws.dx, &mut grads.input)?;
         }

@@ -44,9 +44,7 @@ pub struct Batches<'a, T> {
     batch_size: usize,
     bucket: usize,
     seed: u64,
-    epoch: u64,
-    index: usize,
-    order: Vec<Vec<usize>>,
+    cursor: EpochCursor,
 }
 
 impl<'a, T: Float> Batches<'a, T> {
@@ -61,9 +59,7 @@ impl<'a, T: Float> Batches<'a, T> {
             batch_size,
             bucket,
             seed,
-            epoch: 0,
-            index: 0,
-            order: data.epoch_batches(seed, 0, batch_size, bucket),
+            cursor: EpochCursor::new(data.epoch_batches(seed, 0, batch_size, bucket)),
         })
     }
 }
@@ -76,33 +72,27 @@ impl<T: Float, M: SequenceModel<T>> TrainData<T, M> for Batches<'_, T> {
         grads: &mut M,
         ctx: &mut TrainContext<'_>,
     ) -> Result<(LossStats, usize)> {
-        if self.index >= self.order.len() {
-            self.epoch += 1;
-            self.index = 0;
-            self.order =
-                self.data
-                    .epoch_batches(self.seed, self.epoch, self.batch_size, self.bucket);
-        }
-        let batch = self.data.batch(&self.order[self.index]);
-        self.index += 1;
+        let (data, seed, bs, bucket) = (self.data, self.seed, self.batch_size, self.bucket);
+        let batch = data.batch(
+            self.cursor
+                .next(|e| data.epoch_batches(seed, e, bs, bucket)),
+        );
         let stats = model.loss_and_grad(&batch, ws, grads, ctx)?;
         Ok((stats, batch.tokens()))
     }
 
     fn save_position(&self, meta: &mut BTreeMap<String, String>, _tensors: &mut TensorFile) {
-        write_position(meta, self.epoch, self.index);
+        self.cursor.save(meta);
     }
 
     fn restore_position(&mut self, file: &TensorFile) -> Result<()> {
-        (self.epoch, self.index) = read_position(file)?;
-        self.order = self
-            .data
-            .epoch_batches(self.seed, self.epoch, self.batch_size, self.bucket);
-        Ok(())
+        let (data, seed, bs, bucket) = (self.data, self.seed, self.batch_size, self.bucket);
+        self.cursor
+            .restore(file, |e| data.epoch_batches(seed, e, bs, bucket))
     }
 
     fn epoch(&self) -> u64 {
-        self.epoch
+        self.cursor.epoch
     }
 }
 
@@ -124,9 +114,7 @@ pub struct TreeBatches<'a, T> {
     data: &'a TreeSet<T>,
     batch_size: usize,
     seed: u64,
-    epoch: u64,
-    index: usize,
-    order: Vec<Vec<usize>>,
+    cursor: EpochCursor,
 }
 
 impl<'a, T: Float> TreeBatches<'a, T> {
@@ -139,9 +127,7 @@ impl<'a, T: Float> TreeBatches<'a, T> {
             data,
             batch_size,
             seed,
-            epoch: 0,
-            index: 0,
-            order: data.epoch_batches(seed, 0, batch_size),
+            cursor: EpochCursor::new(data.epoch_batches(seed, 0, batch_size)),
         })
     }
 }
@@ -154,49 +140,73 @@ impl<T: Float, M: Model<T, Batch = TreeBatch<T>>> TrainData<T, M> for TreeBatche
         grads: &mut M,
         ctx: &mut TrainContext<'_>,
     ) -> Result<(LossStats, usize)> {
-        if self.index >= self.order.len() {
-            self.epoch += 1;
-            self.index = 0;
-            self.order = self
-                .data
-                .epoch_batches(self.seed, self.epoch, self.batch_size);
-        }
-        let batch = self.data.batch(&self.order[self.index]);
-        self.index += 1;
+        let (data, seed, bs) = (self.data, self.seed, self.batch_size);
+        let batch = data.batch(self.cursor.next(|e| data.epoch_batches(seed, e, bs)));
         let stats = model.loss_and_grad(&batch, ws, grads, ctx)?;
         Ok((stats, batch.nodes))
     }
 
     fn save_position(&self, meta: &mut BTreeMap<String, String>, _tensors: &mut TensorFile) {
-        write_position(meta, self.epoch, self.index);
+        self.cursor.save(meta);
     }
 
     fn restore_position(&mut self, file: &TensorFile) -> Result<()> {
-        (self.epoch, self.index) = read_position(file)?;
-        self.order = self
-            .data
-            .epoch_batches(self.seed, self.epoch, self.batch_size);
-        Ok(())
+        let (data, seed, bs) = (self.data, self.seed, self.batch_size);
+        self.cursor
+            .restore(file, |e| data.epoch_batches(seed, e, bs))
     }
 
     fn epoch(&self) -> u64 {
-        self.epoch
+        self.cursor.epoch
     }
 }
 
-/// Stores a minibatch source's position (epoch, batch within it) in checkpoint metadata.
-fn write_position(meta: &mut BTreeMap<String, String>, epoch: u64, index: usize) {
-    meta.insert("data.epoch".into(), epoch.to_string());
-    meta.insert("data.index".into(), index.to_string());
+/// Where a minibatch source is in its epoch-by-epoch order: the epoch, the next group within
+/// it, and the epoch's groups (drawn again from `(seed, epoch)` by the source when needed).
+struct EpochCursor {
+    epoch: u64,
+    index: usize,
+    order: Vec<Vec<usize>>,
 }
 
-/// Reads the position [`write_position`] stored.
-fn read_position(file: &TensorFile) -> Result<(u64, usize)> {
-    let get = |k: &str| -> Result<u64> {
-        file.metadata
-            .get(k)
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Error::CheckpointMismatch(format!("metadata {k} missing")))
-    };
-    Ok((get("data.epoch")?, get("data.index")? as usize))
+impl EpochCursor {
+    fn new(order: Vec<Vec<usize>>) -> Self {
+        EpochCursor {
+            epoch: 0,
+            index: 0,
+            order,
+        }
+    }
+
+    /// The next group, starting the next epoch (its groups from `draw(epoch)`) when this one
+    /// is done.
+    fn next(&mut self, draw: impl Fn(u64) -> Vec<Vec<usize>>) -> &[usize] {
+        if self.index >= self.order.len() {
+            self.epoch += 1;
+            self.index = 0;
+            self.order = draw(self.epoch);
+        }
+        self.index += 1;
+        &self.order[self.index - 1]
+    }
+
+    /// Stores the position in checkpoint metadata.
+    fn save(&self, meta: &mut BTreeMap<String, String>) {
+        meta.insert("data.epoch".into(), self.epoch.to_string());
+        meta.insert("data.index".into(), self.index.to_string());
+    }
+
+    /// Restores the position [`EpochCursor::save`] stored.
+    fn restore(&mut self, file: &TensorFile, draw: impl Fn(u64) -> Vec<Vec<usize>>) -> Result<()> {
+        let get = |k: &str| -> Result<u64> {
+            file.metadata
+                .get(k)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| Error::CheckpointMismatch(format!("metadata {k} missing")))
+        };
+        self.epoch = get("data.epoch")?;
+        self.index = get("data.index")? as usize;
+        self.order = draw(self.epoch);
+        Ok(())
+    }
 }
