@@ -736,3 +736,33 @@ mod tests {
         }
     }
 }
+
+/// The logistic function of every value of `x`, in place.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn sigmoid_in_place(x: &mut [f32]) {
+    let (n, p) = (x.len(), x.as_mut_ptr());
+    let mut j = 0;
+    while j < n {
+        let m = tail_mask(n - j);
+        unsafe { store(p.add(j), m, sigmoid16(load(m, p.add(j)))) };
+        j += 16;
+    }
+}
+
+/// tanh of every value of `x`, in place.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn tanh_in_place(x: &mut [f32]) {
+    let (n, p) = (x.len(), x.as_mut_ptr());
+    let mut j = 0;
+    while j < n {
+        let m = tail_mask(n - j);
+        unsafe { store(p.add(j), m, tanh16(load(m, p.add(j)))) };
+        j += 16;
+    }
+}

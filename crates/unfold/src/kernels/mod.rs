@@ -4,6 +4,7 @@
 //! batch row; the recurrent layer (`crate::layers`) owns the time loop, the buffers and the
 //! variable-length bookkeeping.
 
+pub mod activations;
 pub mod aligned;
 #[cfg(target_arch = "x86_64")]
 pub(crate) mod cells512;

@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::TreeBatch;
 use crate::error::{check_len, Error, Result};
 use crate::float::Float;
+use crate::kernels::activations::{sigmoid_in_place, tanh_in_place};
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
 use crate::layers::params::{ParamSpec, Parameters};
 use crate::rng::Rng;
@@ -143,6 +144,8 @@ pub struct TreeCache<T> {
     pub h: Vec<T>,
     /// `[nodes, H]` memory cells (LSTM).
     pub c: Vec<T>,
+    /// `[nodes, H]` tanh of the memory cells (LSTM).
+    tc: Vec<T>,
     /// Rows of the nodes that read an input, their input rows and their projections.
     in_rows: Vec<usize>,
     xin: Vec<T>,
@@ -234,6 +237,7 @@ impl<T: Float> TreeLayer<T> {
         cache.kids.resize(n * k * h, T::ZERO);
         cache.h.resize(n * h, T::ZERO);
         cache.c.resize(if lstm { n * h } else { 0 }, T::ZERO);
+        cache.tc.resize(if lstm { n * h } else { 0 }, T::ZERO);
         cache
             .gates
             .resize(if lstm { n * gh * h } else { 0 }, T::ZERO);
@@ -362,7 +366,7 @@ impl<T: Float> TreeLayer<T> {
                 true,
             );
         }
-        out.iter_mut().for_each(|v| *v = v.tanh());
+        tanh_in_place(out);
     }
 
     fn lstm_level(
@@ -416,46 +420,53 @@ impl<T: Float> TreeLayer<T> {
         let nf = gh - 3;
         for r in a..b {
             let p = &cache.pre[r * 4 * h..(r + 1) * 4 * h];
+            let (p_i, p_rest) = p.split_at(h);
+            let (p_f, p_rest) = p_rest.split_at(h);
+            let (p_g, p_o) = p_rest.split_at(h);
             let gr = &mut cache.gates[r * gw..(r + 1) * gw];
-            let kids = batch.children(r);
-            // Activations: i, f_1..f_nf (N-ary), g, o.
-            for j in 0..h {
-                gr[j] = (gr[j] + p[j]).sigmoid();
-                gr[(nf + 1) * h + j] = (gr[(nf + 1) * h + j] + p[2 * h + j]).tanh();
-                gr[(nf + 2) * h + j] = (gr[(nf + 2) * h + j] + p[3 * h + j]).sigmoid();
-            }
+            let (g_i, g_rest) = gr.split_at_mut(h);
+            let (g_f, g_rest) = g_rest.split_at_mut(nf * h);
+            let (g_g, g_o) = g_rest.split_at_mut(h);
             let (cs, ctail) = cache.c.split_at_mut(r * h);
             let cr = &mut ctail[..h];
-            for j in 0..h {
-                cr[j] = gr[j] * gr[(nf + 1) * h + j];
+            // Activations of i, g, o over whole slices (AVX-512 for f32), then c = i g.
+            add_in_place(g_i, p_i);
+            add_in_place(g_g, p_g);
+            add_in_place(g_o, p_o);
+            sigmoid_in_place(g_i);
+            tanh_in_place(g_g);
+            sigmoid_in_place(g_o);
+            for ((cv, &iv), &gv) in cr.iter_mut().zip(g_i.iter()).zip(g_g.iter()) {
+                *cv = iv * gv;
             }
-            match cfg.children {
-                Children::Nary { .. } => {
-                    for (slot, &c) in kids.iter().enumerate() {
-                        let f = &mut gr[(1 + slot) * h..(2 + slot) * h];
-                        let cc = &cs[c * h..(c + 1) * h];
-                        for j in 0..h {
-                            f[j] = (f[j] + p[h + j]).sigmoid();
-                            cr[j] += f[j] * cc[j];
-                        }
+            // One forget gate per child: c += f_k c_k.
+            for (slot, &c) in batch.children(r).iter().enumerate() {
+                let f: &mut [T] = match cfg.children {
+                    Children::Nary { .. } => {
+                        let f = &mut g_f[slot * h..(slot + 1) * h];
+                        add_in_place(f, p_f);
+                        f
                     }
-                }
-                Children::Sum => {
-                    for &c in kids {
-                        let uf = &cache.uf_h[c * h..(c + 1) * h];
+                    Children::Sum => {
                         let f = &mut cache.fgate[c * h..(c + 1) * h];
-                        let cc = &cs[c * h..(c + 1) * h];
-                        for j in 0..h {
-                            f[j] = (uf[j] + p[h + j]).sigmoid();
-                            cr[j] += f[j] * cc[j];
-                        }
+                        f.copy_from_slice(&cache.uf_h[c * h..(c + 1) * h]);
+                        add_in_place(f, p_f);
+                        f
                     }
+                };
+                sigmoid_in_place(f);
+                let cc = &cs[c * h..(c + 1) * h];
+                for ((cv, &fv), &ck) in cr.iter_mut().zip(f.iter()).zip(cc) {
+                    *cv += fv * ck;
                 }
             }
+            // h = o tanh(c), tanh(c) kept for backward.
+            let tc = &mut cache.tc[r * h..(r + 1) * h];
+            tc.copy_from_slice(cr);
+            tanh_in_place(tc);
             let hr = &mut cache.h[r * h..(r + 1) * h];
-            let o = &gr[(nf + 2) * h..(nf + 3) * h];
-            for j in 0..h {
-                hr[j] = o[j] * cr[j].tanh();
+            for ((hv, &ov), &t) in hr.iter_mut().zip(g_o.iter()).zip(tc.iter()) {
+                *hv = ov * t;
             }
         }
     }
@@ -687,41 +698,64 @@ impl<T: Float> TreeLayer<T> {
         let one = T::ONE;
         for r in a..b {
             let gr = &cache.gates[r * gw..(r + 1) * gw];
-            let cr = &cache.c[r * h..(r + 1) * h];
+            let (g_i, g_rest) = gr.split_at(h);
+            let (g_f, g_rest) = g_rest.split_at(nf * h);
+            let (g_g, g_o) = g_rest.split_at(h);
+            let tcr = &cache.tc[r * h..(r + 1) * h];
             let dhr = &dh[r * h..(r + 1) * h];
             let (dcs, dctail) = work.dc.split_at_mut(r * h);
             let dcr = &mut dctail[..h];
             let dg = &mut work.dgates[r * gw..(r + 1) * gw];
+            let (d_i, d_rest) = dg.split_at_mut(h);
+            let (d_f, d_rest) = d_rest.split_at_mut(nf * h);
+            let (d_g, d_o) = d_rest.split_at_mut(h);
             let dp = &mut work.dpre[r * 4 * h..(r + 1) * 4 * h];
-            dg.fill(T::ZERO);
-            for j in 0..h {
-                let (iv, gv, ov) = (gr[j], gr[(nf + 1) * h + j], gr[(nf + 2) * h + j]);
-                let tc = cr[j].tanh();
-                let dct = dcr[j] + dhr[j] * ov * (one - tc * tc);
-                dcr[j] = dct;
-                dg[j] = dct * gv * iv * (one - iv);
-                dg[(nf + 1) * h + j] = dct * iv * (one - gv * gv);
-                dg[(nf + 2) * h + j] = dhr[j] * tc * ov * (one - ov);
-                dp[j] = dg[j];
-                dp[h + j] = T::ZERO;
-                dp[2 * h + j] = dg[(nf + 1) * h + j];
-                dp[3 * h + j] = dg[(nf + 2) * h + j];
+            let (dp_i, dp_rest) = dp.split_at_mut(h);
+            let (dp_f, dp_rest) = dp_rest.split_at_mut(h);
+            let (dp_g, dp_o) = dp_rest.split_at_mut(h);
+            // Gates i, g, o and the cell's total gradient (slices zipped so the loop
+            // vectorises); the input projection's f block collects the forget gates below.
+            for (((((dc, di), dgv), dov), (dpi, (dpg, dpo))), (((&iv, &gv), &ov), (&tc, &dhv))) in
+                dcr.iter_mut()
+                    .zip(d_i.iter_mut())
+                    .zip(d_g.iter_mut())
+                    .zip(d_o.iter_mut())
+                    .zip(dp_i.iter_mut().zip(dp_g.iter_mut().zip(dp_o.iter_mut())))
+                    .zip(g_i.iter().zip(g_g).zip(g_o).zip(tcr.iter().zip(dhr)))
+            {
+                let dct = *dc + dhv * ov * (one - tc * tc);
+                *dc = dct;
+                *di = dct * gv * iv * (one - iv);
+                *dgv = dct * iv * (one - gv * gv);
+                *dov = dhv * tc * ov * (one - ov);
+                (*dpi, *dpg, *dpo) = (*di, *dgv, *dov);
             }
+            dp_f.fill(T::ZERO);
+            d_f.fill(T::ZERO);
             for (slot, &c) in batch.children(r).iter().enumerate() {
                 let cc = &cache.c[c * h..(c + 1) * h];
                 let dcc = &mut dcs[c * h..(c + 1) * h];
-                let f = match cfg.children {
-                    Children::Nary { .. } => &gr[(1 + slot) * h..(2 + slot) * h],
-                    Children::Sum => &cache.fgate[c * h..(c + 1) * h],
+                let (f, df_out) = match cfg.children {
+                    Children::Nary { .. } => (
+                        &g_f[slot * h..(slot + 1) * h],
+                        &mut d_f[slot * h..(slot + 1) * h],
+                    ),
+                    Children::Sum => (
+                        &cache.fgate[c * h..(c + 1) * h],
+                        &mut work.duf[c * h..(c + 1) * h],
+                    ),
                 };
-                for j in 0..h {
-                    let df = dcr[j] * cc[j] * f[j] * (one - f[j]);
-                    dcc[j] += dcr[j] * f[j];
-                    dp[h + j] += df;
-                    match cfg.children {
-                        Children::Nary { .. } => dg[(1 + slot) * h + j] = df,
-                        Children::Sum => work.duf[c * h + j] = df,
-                    }
+                for ((((dfo, dpf), dck), (&fv, &ck)), &dct) in df_out
+                    .iter_mut()
+                    .zip(dp_f.iter_mut())
+                    .zip(dcc.iter_mut())
+                    .zip(f.iter().zip(cc))
+                    .zip(dcr.iter())
+                {
+                    let df = dct * ck * fv * (one - fv);
+                    *dfo = df;
+                    *dpf += df;
+                    *dck += dct * fv;
                 }
             }
         }
@@ -760,4 +794,10 @@ impl<T: Float> Parameters<T> for TreeLayer<T> {
     fn param_slices_mut(&mut self) -> Vec<&mut [T]> {
         vec![&mut self.weight_ih, &mut self.weight_hh, &mut self.bias]
     }
+}
+
+/// `x += y`.
+#[inline]
+fn add_in_place<T: Float>(x: &mut [T], y: &[T]) {
+    x.iter_mut().zip(y).for_each(|(a, &b)| *a += b);
 }
