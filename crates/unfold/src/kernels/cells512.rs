@@ -445,6 +445,36 @@ pub(crate) unsafe fn leaky_tanh_f64(x: &mut [f64], pre: &[f64], a: f64) {
     }
 }
 
+/// The logistic function of every value of `x`, in place.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn sigmoid_in_place(x: &mut [f32]) {
+    let (n, p) = (x.len(), x.as_mut_ptr());
+    let mut j = 0;
+    while j < n {
+        let m = tail_mask(n - j);
+        unsafe { store(p.add(j), m, sigmoid16(load(m, p.add(j)))) };
+        j += 16;
+    }
+}
+
+/// tanh of every value of `x`, in place.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn tanh_in_place(x: &mut [f32]) {
+    let (n, p) = (x.len(), x.as_mut_ptr());
+    let mut j = 0;
+    while j < n {
+        let m = tail_mask(n - j);
+        unsafe { store(p.add(j), m, tanh16(load(m, p.add(j)))) };
+        j += 16;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -734,35 +764,5 @@ mod tests {
             }
             assert!(worst <= 4.0, "tanh worst {worst} ulp");
         }
-    }
-}
-
-/// The logistic function of every value of `x`, in place.
-///
-/// # Safety
-/// AVX-512F must be available.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn sigmoid_in_place(x: &mut [f32]) {
-    let (n, p) = (x.len(), x.as_mut_ptr());
-    let mut j = 0;
-    while j < n {
-        let m = tail_mask(n - j);
-        unsafe { store(p.add(j), m, sigmoid16(load(m, p.add(j)))) };
-        j += 16;
-    }
-}
-
-/// tanh of every value of `x`, in place.
-///
-/// # Safety
-/// AVX-512F must be available.
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn tanh_in_place(x: &mut [f32]) {
-    let (n, p) = (x.len(), x.as_mut_ptr());
-    let mut j = 0;
-    while j < n {
-        let m = tail_mask(n - j);
-        unsafe { store(p.add(j), m, tanh16(load(m, p.add(j)))) };
-        j += 16;
     }
 }
