@@ -1,8 +1,8 @@
 //! Layers built on the kernels: the recurrent layer (the cell contract and its cells, the
 //! generic time loop and the fused engines, configuration, parameters by name, state, the
 //! stacked / bidirectional / variable-length layer with its training, inference and streaming
-//! modes), the recursive layer over trees, and the dense pieces around them: linear layers,
-//! embeddings and output distributions.
+//! modes), the recursive layer over trees, the two-dimensional layer over grids, and the dense
+//! pieces around them: linear layers, embeddings and output distributions.
 
 pub mod cell;
 pub mod cell_specs;
@@ -14,6 +14,8 @@ mod engine_choice;
 mod engine_io;
 mod fused;
 mod fused_lanes;
+pub mod grid;
+mod grid_schedule;
 pub mod head;
 pub mod linear;
 pub mod output;
