@@ -181,3 +181,85 @@ fn grids_are_independent_and_sweeps_causal() {
         assert_ne!(all.out[15], c2.out[15], "sweep 3 at the top-left");
     }
 }
+
+/// The whole model (two stacked layers, a deep output, every read-out): the mean NLL's
+/// gradient against finite differences of every parameter.
+#[test]
+fn grid_model_gradients_match_finite_differences() {
+    use unfold::data::{GridLabels, GridSet};
+    use unfold::layers::OutputKind;
+    use unfold::models::{GridConfig, GridModel, GridReadout, GridWorkspace, Model, TrainContext};
+    for (k, readout) in [GridReadout::Mean, GridReadout::Last, GridReadout::Pixels]
+        .into_iter()
+        .enumerate()
+    {
+        let cell = if k == 1 {
+            GridCell::Rnn
+        } else {
+            GridCell::Lstm
+        };
+        let cfg = GridConfig {
+            channels: 2,
+            cell,
+            hidden: 3,
+            layers: 2,
+            sweeps: if k == 2 { 2 } else { 4 },
+            combine: if k == 0 {
+                Combine::Sum
+            } else {
+                Combine::Concat
+            },
+            deep_output: 1,
+            output: OutputKind::Categorical {
+                classes: 3,
+                pad: None,
+            },
+            readout,
+        };
+        let mut model = GridModel::<f64>::new(cfg, 11 + k as u64).unwrap();
+        let mut rng = Rng::new(k as u64);
+        let (n, h, w) = (3, 3, 4);
+        let pixels = random(n * h * w * 2, &mut rng);
+        let labels = if readout == GridReadout::Pixels {
+            GridLabels::Pixels {
+                labels: (0..n * h * w).map(|_| rng.below(3)).collect(),
+                mask: (0..n * h * w).map(|_| rng.below(4) != 0).collect(),
+            }
+        } else {
+            GridLabels::Image((0..n).map(|_| rng.below(3)).collect())
+        };
+        let set = GridSet::new((h, w, 2), pixels, labels, 3).unwrap();
+        let batch = set.batch(&[2, 0, 1]);
+        let mut ws = GridWorkspace::default();
+        let mut grads = model.zeros_like();
+        let mut r = Rng::new(0);
+        let mut ctx = TrainContext {
+            rng: &mut r,
+            feed_prob: 0.0,
+            step: 1,
+        };
+        model
+            .loss_and_grad(&batch, &mut ws, &mut grads, &mut ctx)
+            .unwrap();
+        let analytic: Vec<Vec<f64>> = grads.param_slices().iter().map(|s| s.to_vec()).collect();
+        let specs = model.param_specs();
+        let eps = 1e-6;
+        for t in 0..analytic.len() {
+            for j in 0..analytic[t].len() {
+                let orig = model.param_slices()[t][j];
+                let mut at = |v: f64| {
+                    model.param_slices_mut()[t][j] = v;
+                    model.evaluate(&batch, &mut ws).unwrap().mean_nll()
+                };
+                let num = (at(orig + eps) - at(orig - eps)) / (2.0 * eps);
+                model.param_slices_mut()[t][j] = orig;
+                assert!(
+                    (num - analytic[t][j]).abs() / (1.0 + num.abs()) < 1e-7,
+                    "{readout:?}: {} [{j}] numeric {num} analytic {}",
+                    specs[t].name,
+                    analytic[t][j]
+                );
+            }
+        }
+    }
+}

@@ -6,7 +6,9 @@
 //!   layer; trains in parallel over time under teacher forcing, runs free at inference, and
 //!   supports scheduled sampling and free-running segments;
 //! - [`SequenceClassifier`]: pattern III, one output for the whole sequence;
-//! - [`TreeModel`]: a recursive network over trees, with outputs at the root or every node.
+//! - [`TreeModel`]: a recursive network over trees, with outputs at the root or every node;
+//! - [`GridModel`]: a two-dimensional recurrent network over images, with outputs per image or
+//!   per pixel.
 //!
 //! All implement [`Model`] (over sequence batches: [`SequenceModel`]), which is what the
 //! trainer drives. [`Generator`] samples
@@ -15,6 +17,7 @@
 pub mod classifier;
 pub mod feedback;
 pub mod forecast;
+pub mod grid;
 pub mod input;
 pub mod labeller;
 pub mod lm_sampler;
@@ -27,6 +30,7 @@ pub mod tree;
 
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
+pub use grid::{GridConfig, GridModel, GridReadout, GridWorkspace};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{CondMode, Conditioning, ModelConfig, SequenceLabeller};
 pub use lm_sampler::{Generator, Sampling, Stop};

@@ -12,6 +12,6 @@ pub mod trainer;
 pub use clip::{clip_gradients, global_norm, Clip};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::{Decay, FeedSchedule, LrSchedule};
-pub use source::{evaluate, Batches, TrainData, TreeBatches};
+pub use source::{evaluate, Batches, GridBatches, SetBatches, ShuffledSet, TrainData, TreeBatches};
 pub use tbptt::{evaluate_stream, Stream};
 pub use trainer::{Event, Summary, TrainConfig, Trainer};

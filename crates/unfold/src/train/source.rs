@@ -2,14 +2,14 @@
 //! of its next batch, so one trainer serves a set of variable-length sequences
 //! ([`Batches`]: seeded shuffling and length bucketing, epoch after epoch) and one long stream
 //! trained by truncated BPTT ([`crate::train::tbptt::Stream`]), and sets of trees
-//! ([`TreeBatches`]). A source also saves and restores
+//! ([`TreeBatches`]) and images ([`GridBatches`]). A source also saves and restores
 //! its position, which makes a resumed run replay exactly the batches the uninterrupted run
 //! would have seen.
 
 use std::collections::BTreeMap;
 
 use crate::checkpoint::TensorFile;
-use crate::data::{Dataset, TreeBatch, TreeSet};
+use crate::data::{Dataset, GridBatch, GridSet, TreeBatch, TreeSet};
 use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
@@ -107,32 +107,78 @@ pub fn evaluate<T: Float, M: SequenceModel<T>>(
     data.evaluate(model, ws, batch_size)
 }
 
-/// Minibatches of trees, epoch after epoch: each epoch's grouping is a function of the seed
-/// and the epoch number ([`TreeSet::epoch_batches`]), and each group is level-scheduled
-/// ([`TreeSet::batch`]).
-pub struct TreeBatches<'a, T> {
-    data: &'a TreeSet<T>,
+/// A set of examples shuffled into minibatches epoch after epoch (trees, grids): each epoch's
+/// grouping is a function of the seed and the epoch number.
+pub trait ShuffledSet {
+    /// One minibatch.
+    type Batch;
+    /// The groups of example indices of an epoch.
+    fn epoch_groups(&self, seed: u64, epoch: u64, batch_size: usize) -> Vec<Vec<usize>>;
+    /// The examples `idx` as one batch.
+    fn make_batch(&self, idx: &[usize]) -> Self::Batch;
+    /// What a batch counts as its tokens (nodes, pixels).
+    fn units(batch: &Self::Batch) -> usize;
+}
+
+impl<T: Float> ShuffledSet for TreeSet<T> {
+    type Batch = TreeBatch<T>;
+    fn epoch_groups(&self, seed: u64, epoch: u64, batch_size: usize) -> Vec<Vec<usize>> {
+        self.epoch_batches(seed, epoch, batch_size)
+    }
+    fn make_batch(&self, idx: &[usize]) -> TreeBatch<T> {
+        self.batch(idx)
+    }
+    fn units(batch: &TreeBatch<T>) -> usize {
+        batch.nodes
+    }
+}
+
+impl<T: Float> ShuffledSet for GridSet<T> {
+    type Batch = GridBatch<T>;
+    fn epoch_groups(&self, seed: u64, epoch: u64, batch_size: usize) -> Vec<Vec<usize>> {
+        self.epoch_batches(seed, epoch, batch_size)
+    }
+    fn make_batch(&self, idx: &[usize]) -> GridBatch<T> {
+        self.batch(idx)
+    }
+    fn units(batch: &GridBatch<T>) -> usize {
+        batch.shape.positions()
+    }
+}
+
+/// Minibatches of a [`ShuffledSet`], epoch after epoch ([`TreeBatches`]: level-scheduled
+/// trees; [`GridBatches`]: images).
+pub struct SetBatches<'a, S> {
+    data: &'a S,
     batch_size: usize,
     seed: u64,
     cursor: EpochCursor,
 }
 
-impl<'a, T: Float> TreeBatches<'a, T> {
-    /// Batches of `batch_size` trees.
-    pub fn new(data: &'a TreeSet<T>, batch_size: usize, seed: u64) -> Result<Self> {
+/// Minibatches of trees, each level-scheduled ([`TreeSet::batch`]).
+pub type TreeBatches<'a, T> = SetBatches<'a, TreeSet<T>>;
+
+/// Minibatches of images.
+pub type GridBatches<'a, T> = SetBatches<'a, GridSet<T>>;
+
+impl<'a, S: ShuffledSet> SetBatches<'a, S> {
+    /// Batches of `batch_size` examples.
+    pub fn new(data: &'a S, batch_size: usize, seed: u64) -> Result<Self> {
         if batch_size == 0 {
             return Err(Error::InvalidConfig("batch size must be at least 1".into()));
         }
-        Ok(TreeBatches {
+        Ok(SetBatches {
             data,
             batch_size,
             seed,
-            cursor: EpochCursor::new(data.epoch_batches(seed, 0, batch_size)),
+            cursor: EpochCursor::new(data.epoch_groups(seed, 0, batch_size)),
         })
     }
 }
 
-impl<T: Float, M: Model<T, Batch = TreeBatch<T>>> TrainData<T, M> for TreeBatches<'_, T> {
+impl<T: Float, S: ShuffledSet, M: Model<T, Batch = S::Batch>> TrainData<T, M>
+    for SetBatches<'_, S>
+{
     fn next_batch(
         &mut self,
         model: &M,
@@ -141,9 +187,9 @@ impl<T: Float, M: Model<T, Batch = TreeBatch<T>>> TrainData<T, M> for TreeBatche
         ctx: &mut TrainContext<'_>,
     ) -> Result<(LossStats, usize)> {
         let (data, seed, bs) = (self.data, self.seed, self.batch_size);
-        let batch = data.batch(self.cursor.next(|e| data.epoch_batches(seed, e, bs)));
+        let batch = data.make_batch(self.cursor.next(|e| data.epoch_groups(seed, e, bs)));
         let stats = model.loss_and_grad(&batch, ws, grads, ctx)?;
-        Ok((stats, batch.nodes))
+        Ok((stats, S::units(&batch)))
     }
 
     fn save_position(&self, meta: &mut BTreeMap<String, String>, _tensors: &mut TensorFile) {
@@ -153,7 +199,7 @@ impl<T: Float, M: Model<T, Batch = TreeBatch<T>>> TrainData<T, M> for TreeBatche
     fn restore_position(&mut self, file: &TensorFile) -> Result<()> {
         let (data, seed, bs) = (self.data, self.seed, self.batch_size);
         self.cursor
-            .restore(file, |e| data.epoch_batches(seed, e, bs))
+            .restore(file, |e| data.epoch_groups(seed, e, bs))
     }
 
     fn epoch(&self) -> u64 {
