@@ -16,7 +16,7 @@ use std::path::Path;
 use anyhow::{bail, Result};
 use unfold::builtin::{self, ModelKind};
 use unfold::data::ts::TsFile;
-use unfold::data::{vocab, Dataset, Sequence, TreeSet, Values, Vocab};
+use unfold::data::{vocab, Dataset, GridSet, Sequence, TreeSet, Values, Vocab};
 use unfold::layers::OutputKind;
 use unfold::models::{InputSpec, Shape};
 use unfold::score::ScoreContext;
@@ -35,6 +35,8 @@ pub enum TrainData {
     Sequences(Dataset<f32>),
     /// Trees (tree runs).
     Trees(TreeSet<f32>),
+    /// Images (grid runs).
+    Grids(GridSet<f32>),
     /// One long stream (text), trained by truncated BPTT.
     Stream {
         /// Symbols.
@@ -50,6 +52,8 @@ pub enum Valid {
     Sequences(Dataset<f32>),
     /// Trees.
     Trees(TreeSet<f32>),
+    /// Images.
+    Grids(GridSet<f32>),
 }
 
 impl Valid {
@@ -58,6 +62,7 @@ impl Valid {
         match self {
             Valid::Sequences(d) => d.len(),
             Valid::Trees(t) => t.len(),
+            Valid::Grids(g) => g.len(),
         }
     }
 }
@@ -94,6 +99,12 @@ pub struct Prepared {
 
 /// Reads and checks the data the settings name.
 pub fn prepare(s: &Settings) -> Result<Prepared> {
+    if let Some(path) = &s.grid {
+        return crate::grid_data::file(Path::new(path), s);
+    }
+    if unfold::data::grid::find_task(&s.task).is_some() {
+        return crate::grid_data::task(s);
+    }
     if let Some(path) = &s.trees {
         return crate::tree_data::file(Path::new(path), s);
     }

@@ -49,6 +49,7 @@ pub fn eval(args: EvalArgs, global: &Global) -> Result<()> {
             m.evaluate(&d.batch(&all), &mut Default::default())?
         }
         (Model::Tree(m), Valid::Trees(t)) => m.evaluate_set(t)?,
+        (Model::Grid(m), Valid::Grids(g)) => m.evaluate_set(g)?,
         _ => bail!(BadInput(format!(
             "{}: the model does not fit the run's data",
             loaded.path.display()

@@ -11,6 +11,7 @@ mod bench;
 mod data;
 mod esn;
 mod forecast;
+mod grid_data;
 mod inspect;
 mod model;
 mod plot;

@@ -67,6 +67,8 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
         // A tree run's `children` is resolved from its data before the model is built (see
         // `train`); an unresolved `auto` reads any number of children.
         children: s.tree_children(usize::MAX, true).map_err(BadInput)?,
+        sweeps: s.sweeps,
+        combine: s.grid_combine(),
     };
     Ok(ModelSpec::for_shape(*shape, &arch)?)
 }

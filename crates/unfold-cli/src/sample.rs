@@ -70,6 +70,10 @@ pub fn sample(args: SampleArgs, global: &Global) -> Result<()> {
             "{}: a tree model labels trees; it does not generate",
             loaded.path.display()
         ))),
+        Model::Grid(_) => bail!(BadInput(format!(
+            "{}: a 2-D network labels images; it does not generate",
+            loaded.path.display()
+        ))),
     };
     let Some(v) = loaded.vocab.as_ref() else {
         bail!(BadInput(format!(

@@ -188,6 +188,22 @@ pub struct RawSettings {
     /// baseline a tree model is compared with) instead of as a tree.
     #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub flat: Option<bool>,
+    /// Images to learn from, for a two-dimensional network: a CSV file with one image per row
+    /// (height * width * channels values, row-major, then a label; gzip or not), or a
+    /// directory with one folder of PNG / PGM / PPM images per class. Split 70/10/20 into
+    /// training, validation and test images by a seeded shuffle.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub grid: Option<String>,
+    /// --grid CSV: the size of each image, HxW (grey) or HxWxC (default: square and grey).
+    #[arg(long, value_name = "HxW[xC]")]
+    pub grid_shape: Option<String>,
+    /// 2-D networks: the corners each layer sweeps from: 1 (top-left), 2 (top-left and
+    /// bottom-right) or 4 (every corner, the default).
+    #[arg(long)]
+    pub sweeps: Option<usize>,
+    /// 2-D networks: how a layer's sweeps combine: concat (the default) or sum.
+    #[arg(long, value_name = "concat|sum")]
+    pub combine: Option<String>,
     /// Seed of everything random in the run (also a global flag).
     #[arg(skip)]
     pub seed: Option<u64>,
@@ -325,9 +341,21 @@ pub struct Settings {
     /// Tree model outputs: auto, root, nodes.
     #[serde(default = "default_auto")]
     pub outputs: String,
-    /// Tree task read as a flat sequence by a chain model.
+    /// Tree task or images read as a flat sequence by a chain model.
     #[serde(default)]
     pub flat: bool,
+    /// Image file or directory of a grid run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid: Option<String>,
+    /// Image size of a grid CSV (HxW or HxWxC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grid_shape: Option<String>,
+    /// Corners a 2-D layer sweeps from.
+    #[serde(default = "default_sweeps")]
+    pub sweeps: usize,
+    /// How a 2-D layer's sweeps combine: concat or sum.
+    #[serde(default = "default_combine")]
+    pub combine: String,
 }
 
 impl RawSettings {
@@ -395,6 +423,10 @@ impl RawSettings {
             children,
             outputs,
             flat,
+            grid,
+            grid_shape,
+            sweeps,
+            combine,
             seed
         )
     }
@@ -407,10 +439,11 @@ impl RawSettings {
             self.csv.is_some(),
             self.pairs.is_some(),
             self.trees.is_some(),
+            self.grid.is_some(),
         ];
         if sources.iter().filter(|&&b| b).count() > 1 {
             bail!(BadInput(
-                "give at most one of --text, --ts, --csv, --pairs and --trees".into()
+                "give at most one of --text, --ts, --csv, --pairs, --trees and --grid".into()
             ));
         }
         if self.pairs.is_none() && (self.attention.is_some() || self.scheduled_sampling.is_some()) {
@@ -418,7 +451,9 @@ impl RawSettings {
                 "--attention and --scheduled-sampling apply to --pairs".into()
             ));
         }
-        let user = if self.trees.is_some() {
+        let user = if self.grid.is_some() {
+            Some("grid")
+        } else if self.trees.is_some() {
             Some("trees")
         } else if self.pairs.is_some() {
             Some("pairs")
@@ -491,6 +526,16 @@ impl RawSettings {
                 1.0,
                 5000,
             ),
+            Some("grid") => (
+                "grid".to_string(),
+                CellKind::Lstm,
+                32,
+                1500,
+                5e-3,
+                32,
+                1.0,
+                5000,
+            ),
             Some(_) => (
                 "csv".to_string(),
                 CellKind::Gru,
@@ -505,7 +550,18 @@ impl RawSettings {
                 let task = self
                     .task
                     .unwrap_or_else(|| builtin::TASKS[0].name.to_string());
-                if let Some(t) = tree_tasks::find(&task) {
+                if let Some(t) = unfold::data::grid::find_task(&task) {
+                    (
+                        task,
+                        CellKind::Lstm,
+                        t.hidden,
+                        t.steps,
+                        t.lr,
+                        t.batch,
+                        1.0,
+                        t.train_size,
+                    )
+                } else if let Some(t) = tree_tasks::find(&task) {
                     (
                         task,
                         CellKind::Lstm,
@@ -536,6 +592,8 @@ impl RawSettings {
         // A series classifier reads both ways and pools over every step, on series of at most
         // AUTO_MAX_STEPS steps (docs/defaults.md has the measurements behind these).
         let ts = user == Some("ts");
+        let grid = user == Some("grid");
+        let layers = unfold::data::grid::find_task(&task).map_or(1, |t| t.layers);
         let mut s = Settings {
             task,
             model: self.model.unwrap_or_else(|| cell.name().to_string()),
@@ -551,7 +609,7 @@ impl RawSettings {
             taps: self.taps.unwrap_or_else(default_taps),
             dilation: self.dilation.unwrap_or_else(default_dilation),
             hidden: self.hidden.unwrap_or(hidden),
-            layers: self.layers.unwrap_or(1),
+            layers: self.layers.unwrap_or(layers),
             embed: self.embed.unwrap_or(16),
             forget_bias: self.forget_bias.unwrap_or(forget_bias),
             dropout: self.dropout.unwrap_or(0.0),
@@ -581,7 +639,7 @@ impl RawSettings {
                 .map(|_| self.attention.unwrap_or_else(|| "additive".into())),
             scheduled_sampling: self.scheduled_sampling.unwrap_or(0.0),
             readout: self.readout.unwrap_or_else(|| {
-                if ts {
+                if ts || grid {
                     "mean".into()
                 } else {
                     default_readout()
@@ -598,6 +656,10 @@ impl RawSettings {
             children: self.children.unwrap_or_else(default_auto),
             outputs: self.outputs.unwrap_or_else(default_auto),
             flat: self.flat.unwrap_or(false),
+            grid: self.grid,
+            grid_shape: self.grid_shape,
+            sweeps: self.sweeps.unwrap_or_else(default_sweeps),
+            combine: self.combine.unwrap_or_else(default_combine),
         };
         s.check()?;
         // The clockwork periods in use, so that config.toml shows them.
@@ -610,6 +672,14 @@ impl RawSettings {
 
 fn default_readout() -> String {
     "last".into()
+}
+
+fn default_sweeps() -> usize {
+    4
+}
+
+fn default_combine() -> String {
+    "concat".into()
 }
 
 fn default_auto() -> String {
@@ -731,8 +801,14 @@ impl Settings {
             return bad(e);
         }
         let tree_data = self.trees.is_some() || tree_tasks::find(&self.task).is_some();
-        if self.flat && tree_tasks::find(&self.task).is_none() {
-            return bad("--flat applies to the built-in tree tasks (arith, logic)".into());
+        if self.flat && tree_tasks::find(&self.task).is_none() && self.grid.is_none() {
+            return bad(
+                "--flat applies to the built-in tree tasks (arith, logic) and to --grid images"
+                    .into(),
+            );
+        }
+        if let Err(e) = self.check_grid() {
+            return bad(e);
         }
         if self.tree_run() && !matches!(self.cell(), CellKind::Lstm | CellKind::RnnTanh) {
             return bad(format!(

@@ -10,7 +10,9 @@ use unfold::checkpoint::write_atomic;
 use unfold::layers::LossStats;
 use unfold::models::SequenceLabeller;
 use unfold::train::trainer::{CHECKPOINT, METRICS};
-use unfold::train::{Batches, Stream, Summary, TrainConfig, TrainData, Trainer, TreeBatches};
+use unfold::train::{
+    Batches, GridBatches, Stream, Summary, TrainConfig, TrainData, Trainer, TreeBatches,
+};
 use unfold::Parameters as _;
 
 use crate::data::{prepare, score, Prepared, Score, TrainData as Source, Valid};
@@ -128,7 +130,7 @@ fn fit<M: unfold::models::Model<f32>>(
 fn seq_valid(p: &Prepared) -> Result<&unfold::data::Dataset<f32>> {
     match &p.valid {
         Valid::Sequences(d) => Ok(d),
-        Valid::Trees(_) => bail!("a chain model validates on sequences"),
+        Valid::Trees(_) | Valid::Grids(_) => bail!("a chain model validates on sequences"),
     }
 }
 
@@ -154,7 +156,7 @@ fn fit_labeller(
                 .map_err(|e| BadInput(e.to_string()))?;
             fit(m, cfg, &mut st, seq_valid(p)?, resume, progress)
         }
-        Source::Trees(_) => bail!("a labeller trains on sequences"),
+        Source::Trees(_) | Source::Grids(_) => bail!("a labeller trains on sequences"),
     }
 }
 
@@ -263,6 +265,14 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
             let mut data = TreeBatches::new(t, s.batch, s.seed)?;
             let (m, sm) = fit(m, cfg, &mut data, v, resume, &mut progress)?;
             (Model::Tree(m), sm)
+        }
+        Model::Grid(m) => {
+            let (Source::Grids(t), Valid::Grids(v)) = (&setup.train, &setup.valid) else {
+                bail!("a 2-D network trains on images");
+            };
+            let mut data = GridBatches::new(t, s.batch, s.seed)?;
+            let (m, sm) = fit(m, cfg, &mut data, v, resume, &mut progress)?;
+            (Model::Grid(m), sm)
         }
     };
     progress.finish();

@@ -85,6 +85,7 @@ fn library_reloads(
         ModelSpec::Classifier { .. } => "classifier",
         ModelSpec::Seq2Seq { .. } => "seq2seq",
         ModelSpec::Tree { .. } => "tree",
+        ModelSpec::Grid { .. } => "grid",
     };
     assert_eq!(got, kind, "{}", ck.display());
     assert!(

@@ -5,9 +5,11 @@
 //! exact match, token and character error rates of greedy translations of held-out pairs.
 
 use crate::builtin::{self, TaskSetup};
-use crate::data::{vocab, Dataset, Scaler, TreeSet, Values, Vocab};
+use crate::data::{vocab, Dataset, GridSet, Scaler, TreeSet, Values, Vocab};
 use crate::error::{Error, Result};
+use crate::layers::output::argmax;
 use crate::layers::output::LossStats;
+use crate::models::GridWorkspace;
 use crate::models::{AnyModel, Decode, Generator, Model as _, Sampling};
 use crate::rng::Rng;
 
@@ -30,6 +32,9 @@ pub enum HeldOut {
     /// Held-out trees, scored at the roots or at every labelled node (as the model was
     /// trained), with the accuracy per tree depth among the details.
     Trees(TreeSet<f32>),
+    /// Held-out images, scored per image or per labelled pixel (as the model was trained);
+    /// per-pixel models also report the share of images with every pixel right.
+    Grids(GridSet<f32>),
     /// One held-out forecast window whose first `warm` steps only warm the state up.
     Forecast {
         /// The window.
@@ -91,7 +96,9 @@ pub fn score(test: &HeldOut, model: &AnyModel<f32>, ctx: &ScoreContext) -> Resul
                     builtin::score_labeller(setup, m, ctx.samples, ctx.seed.wrapping_add(12345))?
                 }
                 AnyModel::Classifier(m) => builtin::score_classifier(setup, m)?,
-                AnyModel::Seq2Seq(_) | AnyModel::Tree(_) => return Err(mismatch()),
+                AnyModel::Seq2Seq(_) | AnyModel::Tree(_) | AnyModel::Grid(_) => {
+                    return Err(mismatch())
+                }
             };
             Ok(Score {
                 metric: sc.metric,
@@ -220,8 +227,49 @@ pub fn score(test: &HeldOut, model: &AnyModel<f32>, ctx: &ScoreContext) -> Resul
                 examples: Vec::new(),
             })
         }
+        (HeldOut::Grids(set), AnyModel::Grid(m)) => {
+            let st = m.evaluate_set(set)?;
+            let acc = st.accuracy().unwrap_or(0.0);
+            let mut details = vec![
+                ("test_accuracy".to_string(), acc),
+                ("test_loss".to_string(), st.mean_nll()),
+                ("test_images".to_string(), set.len() as f64),
+            ];
+            if set.per_pixel() {
+                details.push((
+                    "test_images_all_right".to_string(),
+                    all_right_share(m, set)?,
+                ));
+            }
+            Ok(Score {
+                metric: acc,
+                passed: None,
+                details,
+                examples: Vec::new(),
+            })
+        }
         _ => Err(mismatch()),
     }
+}
+
+/// The share of images whose every scored pixel a per-pixel model predicts right.
+fn all_right_share(m: &crate::models::GridModel<f32>, set: &GridSet<f32>) -> Result<f64> {
+    let mut ws = GridWorkspace::default();
+    let px = set.height * set.width;
+    let idx: Vec<usize> = (0..set.len()).collect();
+    let mut good = 0;
+    for chunk in idx.chunks(256) {
+        let b = set.batch(chunk);
+        let rows = m.outputs(&b, &mut ws)?;
+        let o = ws.logits().len() / rows.max(1);
+        for img in 0..chunk.len() {
+            good +=
+                usize::from((img * px..(img + 1) * px).all(|r| {
+                    !b.mask[r] || argmax(&ws.logits()[r * o..(r + 1) * o]) == b.target[r]
+                }));
+        }
+    }
+    Ok(good as f64 / set.len().max(1) as f64)
 }
 
 /// Levenshtein distance between two token lists.

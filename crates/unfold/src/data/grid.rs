@@ -69,7 +69,7 @@ impl<T: Float> GridSet<T> {
                 "a grid of {height}x{width} pixels with {channels} channels"
             )));
         }
-        if pixels.len() % (px * channels) != 0 || pixels.is_empty() {
+        if !pixels.len().is_multiple_of(px * channels) || pixels.is_empty() {
             return Err(Error::InvalidData(format!(
                 "{} values are not whole {height}x{width}x{channels} images",
                 pixels.len()
@@ -385,6 +385,80 @@ pub fn maze_monotone_share<T: Float>(set: &GridSet<T>) -> f64 {
         }
     }
     mono as f64 / reached.max(1) as f64
+}
+
+/// A built-in grid task and the defaults it trains with.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GridTaskInfo {
+    /// Its name (`--task`).
+    pub name: &'static str,
+    /// What is learned, in words.
+    pub summary: &'static str,
+    /// Grid side (`--length` overrides).
+    pub size: usize,
+    /// Probability of a wall.
+    pub walls: f64,
+    /// Default hidden units per sweep.
+    pub hidden: usize,
+    /// Default stacked layers.
+    pub layers: usize,
+    /// Default optimisation steps.
+    pub steps: u64,
+    /// Default learning rate.
+    pub lr: f64,
+    /// Default batch size.
+    pub batch: usize,
+    /// Default training grids.
+    pub train_size: usize,
+    /// Accuracy over the test grids' open cells that counts as solved.
+    pub threshold: f64,
+}
+
+/// The built-in grid tasks.
+pub const GRID_TASKS: &[GridTaskInfo] = &[GridTaskInfo {
+    name: "maze",
+    summary: "label every open cell of a random maze by whether a path joins it to the \
+              top-left corner",
+    size: 8,
+    walls: 0.4,
+    hidden: 32,
+    layers: 2,
+    steps: 2000,
+    lr: 5e-3,
+    batch: 32,
+    train_size: 4000,
+    threshold: 0.95,
+}];
+
+/// The built-in grid task of that name.
+pub fn find_task(name: &str) -> Option<&'static GridTaskInfo> {
+    GRID_TASKS.iter().find(|t| t.name == name)
+}
+
+/// Each image as a sequence of its pixels, row by row (`height * width` steps of `channels`
+/// values), with its class as the one target: what a chain model reading the pixels one at a
+/// time sees. Per-pixel labels are refused.
+pub fn flat_dataset<T: Float>(set: &GridSet<T>) -> Result<crate::data::Dataset<T>> {
+    let GridLabels::Image(labels) = &set.labels else {
+        return Err(Error::InvalidData(
+            "only images with one label each read as a flat sequence".into(),
+        ));
+    };
+    let steps = set.height * set.width;
+    let w = steps * set.channels;
+    let seqs = labels
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| crate::data::Sequence {
+            len: steps,
+            input: crate::data::Values::Reals {
+                width: set.channels,
+                data: set.pixels[i * w..(i + 1) * w].to_vec(),
+            },
+            target: crate::data::Values::Symbols(vec![c]),
+        })
+        .collect();
+    crate::data::Dataset::new(seqs)
 }
 
 #[cfg(test)]

@@ -214,7 +214,7 @@ impl<T: Float> GridModel<T> {
             _ => b,
         };
         if batch.target.len() != expected
-            || (self.config.readout == GridReadout::Pixels) != !batch.mask.is_empty()
+            || (self.config.readout == GridReadout::Pixels) == batch.mask.is_empty()
         {
             return Err(Error::InvalidData(format!(
                 "{} targets for a {:?} read-out of {b} images",

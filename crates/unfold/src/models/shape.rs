@@ -17,6 +17,8 @@ pub enum ModelKind {
     Seq2Seq,
     /// A recursive network over trees, with outputs at the root or at every node.
     Tree(crate::models::TreeOutputs),
+    /// A two-dimensional network over images, with outputs per image or per pixel.
+    Grid(crate::models::GridReadout),
 }
 
 /// A model's pattern, input and output.
@@ -36,9 +38,10 @@ impl Shape {
     /// real-valued outputs.
     pub fn monitor(&self) -> &'static str {
         match (self.output, self.kind) {
-            (OutputKind::Categorical { .. }, ModelKind::Classifier | ModelKind::Tree(_)) => {
-                "accuracy"
-            }
+            (
+                OutputKind::Categorical { .. },
+                ModelKind::Classifier | ModelKind::Tree(_) | ModelKind::Grid(_),
+            ) => "accuracy",
             (OutputKind::Categorical { .. }, _) => "bits",
             _ => "mse",
         }
@@ -73,6 +76,14 @@ impl ModelSpec {
             ModelSpec::Tree { config } => Shape {
                 kind: ModelKind::Tree(config.outputs),
                 input: config.input,
+                output: config.output,
+            },
+            ModelSpec::Grid { config } => Shape {
+                kind: ModelKind::Grid(config.readout),
+                input: InputSpec::Reals {
+                    width: config.channels,
+                    project: None,
+                },
                 output: config.output,
             },
         }

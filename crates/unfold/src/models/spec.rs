@@ -19,13 +19,14 @@ use crate::checkpoint::TensorFile;
 use crate::data::{Scaler, Vocab};
 use crate::error::{Error, Result};
 use crate::float::Float;
+use crate::layers::grid::{Combine, GridCell};
 use crate::layers::output::OutputKind;
 use crate::layers::params::{ParamSpec, Parameters};
 use crate::layers::tree::{Children, TreeCell};
 use crate::layers::CellKind;
 use crate::models::{
-    Attention, Conditioning, InputSpec, ModelConfig, ModelKind, Readout, Seq2Seq, Seq2SeqConfig,
-    SequenceClassifier, SequenceLabeller, Shape, TreeConfig, TreeModel,
+    Attention, Conditioning, GridConfig, GridModel, InputSpec, ModelConfig, ModelKind, Readout,
+    Seq2Seq, Seq2SeqConfig, SequenceClassifier, SequenceLabeller, Shape, TreeConfig, TreeModel,
 };
 
 /// Metadata key of the model spec (JSON of [`SavedSpec`]).
@@ -74,6 +75,11 @@ pub enum ModelSpec {
         /// Input, composition, sizes and output.
         config: TreeConfig,
     },
+    /// A two-dimensional recurrent network over images ([`GridModel`]).
+    Grid {
+        /// Channels, cell, sweeps, sizes, read-out and output.
+        config: GridConfig,
+    },
 }
 
 /// The choices a user makes about a model beyond its [`Shape`] (which the data decide):
@@ -103,6 +109,10 @@ pub struct Architecture {
     pub residual: bool,
     /// How a tree model reads a node's children.
     pub children: Children,
+    /// Corners a 2-D layer sweeps from (1, 2 or 4).
+    pub sweeps: usize,
+    /// How a 2-D layer's sweeps combine.
+    pub combine: Combine,
 }
 
 impl Architecture {
@@ -121,6 +131,8 @@ impl Architecture {
             deep_output: 0,
             residual: false,
             children: Children::Sum,
+            sweeps: 4,
+            combine: Combine::Concat,
         }
     }
 }
@@ -145,6 +157,8 @@ pub enum AnyModel<T> {
     Seq2Seq(Box<Seq2Seq<T>>),
     /// A recursive network over trees.
     Tree(TreeModel<T>),
+    /// A two-dimensional recurrent network over images.
+    Grid(GridModel<T>),
 }
 
 impl ModelSpec {
@@ -170,6 +184,7 @@ impl ModelSpec {
                 AnyModel::Seq2Seq(Box::new(Seq2Seq::new(*config, seed)?))
             }
             ModelSpec::Tree { config } => AnyModel::Tree(TreeModel::new(*config, seed)?),
+            ModelSpec::Grid { config } => AnyModel::Grid(GridModel::new(*config, seed)?),
         })
     }
 
@@ -194,6 +209,35 @@ impl ModelSpec {
             residual: arch.residual,
         };
         Ok(match shape.kind {
+            ModelKind::Grid(readout) => {
+                let InputSpec::Reals { width, .. } = shape.input else {
+                    return Err(Error::InvalidConfig(
+                        "a 2-D network reads real pixel values".into(),
+                    ));
+                };
+                ModelSpec::Grid {
+                    config: GridConfig {
+                        channels: width,
+                        cell: match arch.cell {
+                            CellKind::RnnTanh => GridCell::Rnn,
+                            CellKind::Lstm => GridCell::Lstm,
+                            other => {
+                                return Err(Error::InvalidConfig(format!(
+                                    "a 2-D network sweeps with rnn or lstm, not {}",
+                                    other.name()
+                                )))
+                            }
+                        },
+                        hidden: arch.hidden,
+                        layers: arch.layers,
+                        sweeps: arch.sweeps,
+                        combine: arch.combine,
+                        deep_output: arch.deep_output,
+                        output: shape.output,
+                        readout,
+                    },
+                }
+            }
             ModelKind::Tree(outputs) => ModelSpec::Tree {
                 config: TreeConfig {
                     input,
@@ -265,6 +309,10 @@ impl ModelSpec {
                 crate::layers::tree::TreeCell::Rnn => CellKind::RnnTanh,
                 crate::layers::tree::TreeCell::Lstm => CellKind::Lstm,
             },
+            ModelSpec::Grid { config } => match config.cell {
+                GridCell::Rnn => CellKind::RnnTanh,
+                GridCell::Lstm => CellKind::Lstm,
+            },
         }
     }
 
@@ -315,6 +363,10 @@ impl<T: Float> AnyModel<T> {
                 m.tree.set_forget_bias(value);
                 Ok(())
             }
+            AnyModel::Grid(m) => {
+                m.set_forget_bias(value);
+                Ok(())
+            }
         }
     }
 
@@ -335,6 +387,7 @@ impl<T: Float> Parameters<T> for AnyModel<T> {
             AnyModel::Classifier(m) => m.param_specs(),
             AnyModel::Seq2Seq(m) => m.param_specs(),
             AnyModel::Tree(m) => m.param_specs(),
+            AnyModel::Grid(m) => m.param_specs(),
         }
     }
     fn param_slices(&self) -> Vec<&[T]> {
@@ -343,6 +396,7 @@ impl<T: Float> Parameters<T> for AnyModel<T> {
             AnyModel::Classifier(m) => m.param_slices(),
             AnyModel::Seq2Seq(m) => m.param_slices(),
             AnyModel::Tree(m) => m.param_slices(),
+            AnyModel::Grid(m) => m.param_slices(),
         }
     }
     fn param_slices_mut(&mut self) -> Vec<&mut [T]> {
@@ -351,6 +405,7 @@ impl<T: Float> Parameters<T> for AnyModel<T> {
             AnyModel::Classifier(m) => m.param_slices_mut(),
             AnyModel::Seq2Seq(m) => m.param_slices_mut(),
             AnyModel::Tree(m) => m.param_slices_mut(),
+            AnyModel::Grid(m) => m.param_slices_mut(),
         }
     }
 }
