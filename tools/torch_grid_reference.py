@@ -68,6 +68,70 @@ def sweep(x, w_ih, w_hh, b, cell, corner):
     return out, hs[(rows[-1], cols[-1])]
 
 
+def renet_fixture(name, cell, layers, readout, seed, out_dir):
+    """ReNet (Visin et al. 2015) with torch.nn's own bidirectional layers: each layer runs a
+    bidirectional RNN over every row, then one over every column of the result."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    mod = torch.nn.LSTM if cell == "lstm" else torch.nn.RNN
+    passes, width = [], C
+    for l in range(layers):
+        rows = mod(width, H, bidirectional=True).double()
+        cols = mod(2 * H, H, bidirectional=True).double()
+        passes.append((rows, cols))
+        width = 2 * H
+    head = torch.nn.Linear(width, CLASSES).double()
+    for m in [p for pair in passes for p in pair] + [head]:
+        for t in m.parameters():
+            t.data = t.data.float().double()
+    x = (torch.rand(B, HT, WD, C, generator=g, dtype=torch.float64) * 2 - 1).float().double()
+    h = x
+    for rows, cols in passes:
+        # Rows: time = column, batch = (image, row).
+        seq = h.reshape(B * HT, WD, -1).transpose(0, 1)
+        r, _ = rows(seq)
+        r = r.transpose(0, 1).reshape(B, HT, WD, 2 * H)
+        # Columns: time = row, batch = (image, column).
+        seq = r.permute(1, 0, 2, 3).reshape(HT, B * WD, 2 * H)
+        c, _ = cols(seq)
+        h = c.reshape(HT, B, WD, 2 * H).permute(1, 0, 2, 3)
+    feats = h.mean((1, 2)) if readout == "mean" else h.reshape(-1, 2 * H)
+    logits = head(feats)
+    rows_n = logits.shape[0]
+    target = torch.randint(0, CLASSES, (rows_n,), generator=g)
+    mask = torch.rand(rows_n, generator=g) < 0.75 if readout == "pixels" else torch.ones(rows_n, dtype=torch.bool)
+    loss = torch.nn.functional.cross_entropy(logits[mask], target[mask])
+    loss.backward()
+    named = {}
+    for l, (rows, cols) in enumerate(passes):
+        for part, m in [("rows", rows), ("cols", cols)]:
+            for n, t in m.named_parameters():
+                named[f"grid.{l}.{part}.{n}"] = t
+    named["head.weight"], named["head.bias"] = head.weight, head.bias
+    tensors = {"model." + n: v.detach().float().contiguous() for n, v in named.items()}
+    tensors.update({"grad." + n: v.grad.float().contiguous() for n, v in named.items()})
+    tensors["x"] = x.float().contiguous()
+    tensors["target"] = target.float()
+    tensors["mask"] = mask.float()
+    tensors["out"] = h.detach().float().contiguous()
+    tensors["loss"] = loss.detach().float().reshape(1)
+    config = {
+        "channels": C,
+        "cell": cell,
+        "hidden": H,
+        "layers": layers,
+        "sweeps": 4,
+        "combine": "concat",
+        "deep_output": 0,
+        "output": {"Categorical": {"classes": CLASSES, "pad": None}},
+        "readout": readout,
+        "kind": "renet",
+    }
+    meta = {"config": json.dumps(config), "torch": torch.__version__}
+    save_file(tensors, os.path.join(out_dir, name + ".safetensors"), metadata=meta)
+    print(f"{name}: loss {loss.item():.6f}")
+
+
 def fixture(name, cell, sweeps, combine, layers, readout, seed, out_dir):
     g = torch.Generator().manual_seed(seed)
     k = 1 / H**0.5
@@ -143,6 +207,8 @@ def main():
     fixture("lstm_x2_concat_l2_pixels", "lstm", 2, "concat", 2, "pixels", 3, out)
     fixture("rnn_x1_concat_l1_pixels", "rnn", 1, "concat", 1, "pixels", 4, out)
     fixture("lstm_x4_concat_l1_mean", "lstm", 4, "concat", 1, "mean", 5, out)
+    renet_fixture("renet_lstm_l2_mean", "lstm", 2, "mean", 6, out)
+    renet_fixture("renet_rnn_l1_pixels", "rnn", 1, "pixels", 7, out)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ pub type Model = AnyModel<f32>;
 
 /// The architecture the settings ask for, in the given shape.
 pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
-    if shape.kind != ModelKind::Classifier && (s.bidirectional || s.readout != "last") {
+    let classifier = matches!(shape.kind, ModelKind::Classifier | ModelKind::Grid(_));
+    if !classifier && (s.bidirectional || s.readout != "last") {
         return Err(BadInput(
             "--bidirectional and --readout apply to sequence classifiers (--ts, and the tasks \
              with one output per sequence): a model that predicts at every step cannot read \
@@ -69,6 +70,11 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
         children: s.tree_children(usize::MAX, true).map_err(BadInput)?,
         sweeps: s.sweeps,
         combine: s.grid_combine(),
+        grid_kind: if s.renet {
+            unfold::models::GridKind::ReNet
+        } else {
+            unfold::models::GridKind::Sweeps
+        },
     };
     Ok(ModelSpec::for_shape(*shape, &arch)?)
 }

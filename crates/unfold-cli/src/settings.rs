@@ -204,6 +204,10 @@ pub struct RawSettings {
     /// 2-D networks: how a layer's sweeps combine: concat (the default) or sum.
     #[arg(long, value_name = "concat|sum")]
     pub combine: Option<String>,
+    /// Images: ReNet layers (a bidirectional RNN over the rows, then one over the columns,
+    /// Visin et al. 2015) instead of 2-D sweeps.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub renet: Option<bool>,
     /// Seed of everything random in the run (also a global flag).
     #[arg(skip)]
     pub seed: Option<u64>,
@@ -356,6 +360,9 @@ pub struct Settings {
     /// How a 2-D layer's sweeps combine: concat or sum.
     #[serde(default = "default_combine")]
     pub combine: String,
+    /// ReNet layers instead of 2-D sweeps.
+    #[serde(default)]
+    pub renet: bool,
 }
 
 impl RawSettings {
@@ -427,6 +434,7 @@ impl RawSettings {
             grid_shape,
             sweeps,
             combine,
+            renet,
             seed
         )
     }
@@ -660,6 +668,7 @@ impl RawSettings {
             grid_shape: self.grid_shape,
             sweeps: self.sweeps.unwrap_or_else(default_sweeps),
             combine: self.combine.unwrap_or_else(default_combine),
+            renet: self.renet.unwrap_or(false),
         };
         s.check()?;
         // The clockwork periods in use, so that config.toml shows them.

@@ -182,16 +182,24 @@ fn grids_are_independent_and_sweeps_causal() {
     }
 }
 
-/// The whole model (two stacked layers, a deep output, every read-out): the mean NLL's
-/// gradient against finite differences of every parameter.
+/// The whole model (two stacked layers, a deep output, every read-out; 2-D sweeps and ReNet
+/// layers): the mean NLL's gradient against finite differences of every parameter.
 #[test]
 fn grid_model_gradients_match_finite_differences() {
     use unfold::data::{GridLabels, GridSet};
     use unfold::layers::OutputKind;
-    use unfold::models::{GridConfig, GridModel, GridReadout, GridWorkspace, Model, TrainContext};
-    for (k, readout) in [GridReadout::Mean, GridReadout::Last, GridReadout::Pixels]
-        .into_iter()
-        .enumerate()
+    use unfold::models::{
+        GridConfig, GridKind, GridModel, GridReadout, GridWorkspace, Model, TrainContext,
+    };
+    for (k, readout) in [
+        GridReadout::Mean,
+        GridReadout::Last,
+        GridReadout::Pixels,
+        GridReadout::Mean,
+        GridReadout::Pixels,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let cell = if k == 1 {
             GridCell::Rnn
@@ -215,6 +223,12 @@ fn grid_model_gradients_match_finite_differences() {
                 pad: None,
             },
             readout,
+            // The last two: ReNet layers (rows, then columns).
+            kind: if k >= 3 {
+                GridKind::ReNet
+            } else {
+                GridKind::Sweeps
+            },
         };
         let mut model = GridModel::<f64>::new(cfg, 11 + k as u64).unwrap();
         let mut rng = Rng::new(k as u64);

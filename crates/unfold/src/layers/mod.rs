@@ -21,6 +21,7 @@ pub mod linear;
 pub mod output;
 pub mod params;
 pub mod recurrent;
+pub mod renet;
 pub mod state;
 mod stream;
 mod sweep;

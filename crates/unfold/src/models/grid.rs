@@ -1,5 +1,6 @@
 //! The two-dimensional recurrent network as a model: pixels -> a stack of [`GridLayer`]s
-//! (each sweeping from one, two or four corners) -> a read-out -> a head -> a softmax, for
+//! (each sweeping from one, two or four corners), or of ReNet layers ([`ReNetLayer`]: rows,
+//! then columns, by sequence layers) -> a read-out -> a head -> a softmax, for
 //! image classification (the mean of the last layer's feature map, or each sweep's final
 //! state) and per-pixel labelling. Trained with the same trainer, optimizers and checkpoints
 //! as the chain and tree models.
@@ -13,6 +14,8 @@ use crate::layers::grid::{Combine, GridCache, GridCell, GridGradWork, GridLayer,
 use crate::layers::head::{Head, HeadCache};
 use crate::layers::output::{LossStats, OutputKind, OutputLayer, Target};
 use crate::layers::params::{ParamSpec, Parameters};
+use crate::layers::renet::{ReNetCache, ReNetConfig, ReNetLayer};
+use crate::layers::CellKind;
 use crate::models::{joined_specs, EvalSet, Model, TrainContext};
 
 /// What the head reads.
@@ -26,6 +29,18 @@ pub enum GridReadout {
     Last,
     /// One output per pixel from the last layer's output there.
     Pixels,
+}
+
+/// What each layer of a [`GridModel`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GridKind {
+    /// 2-D sweeps ([`GridLayer`]).
+    #[default]
+    Sweeps,
+    /// ReNet: a bidirectional pass over the rows, then over the columns ([`ReNetLayer`]).
+    #[serde(rename = "renet")]
+    ReNet,
 }
 
 /// The architecture of a [`GridModel`].
@@ -50,6 +65,9 @@ pub struct GridConfig {
     pub output: OutputKind,
     /// Image or pixel outputs.
     pub readout: GridReadout,
+    /// 2-D sweeps or ReNet layers.
+    #[serde(default)]
+    pub kind: GridKind,
 }
 
 impl GridConfig {
@@ -71,11 +89,93 @@ impl GridConfig {
         }
     }
 
+    fn renet(&self, l: usize) -> ReNetConfig {
+        ReNetConfig {
+            cell: match self.cell {
+                GridCell::Rnn => CellKind::RnnTanh,
+                GridCell::Lstm => CellKind::Lstm,
+            },
+            input_size: if l == 0 {
+                self.channels
+            } else {
+                2 * self.hidden
+            },
+            hidden: self.hidden,
+        }
+    }
+
+    /// Features of each layer's output at a position.
+    pub fn map_width(&self) -> usize {
+        match self.kind {
+            GridKind::Sweeps => self.layer(0).out_width(),
+            GridKind::ReNet => 2 * self.hidden,
+        }
+    }
+
     /// Features the head reads.
     pub fn feature_width(&self) -> usize {
         match self.readout {
             GridReadout::Last => self.sweeps * self.hidden,
-            _ => self.layer(0).out_width(),
+            _ => self.map_width(),
+        }
+    }
+}
+
+/// One layer of a [`GridModel`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum GridStage<T> {
+    /// 2-D sweeps.
+    Sweeps(GridLayer<T>),
+    /// Rows, then columns.
+    ReNet(ReNetLayer<T>),
+}
+
+impl<T: Float> GridStage<T> {
+    fn zeros_like(&self) -> Self {
+        match self {
+            GridStage::Sweeps(l) => GridStage::Sweeps(l.zeros_like()),
+            GridStage::ReNet(l) => GridStage::ReNet(l.zeros_like()),
+        }
+    }
+
+    fn params(&self) -> (Vec<ParamSpec>, Vec<&[T]>) {
+        match self {
+            GridStage::Sweeps(l) => (l.param_specs(), l.param_slices()),
+            GridStage::ReNet(l) => (l.param_specs(), l.param_slices()),
+        }
+    }
+
+    fn params_mut(&mut self) -> Vec<&mut [T]> {
+        match self {
+            GridStage::Sweeps(l) => l.param_slices_mut(),
+            GridStage::ReNet(l) => l.param_slices_mut(),
+        }
+    }
+}
+
+/// A layer's forward values.
+#[derive(Debug)]
+pub enum StageCache<T> {
+    /// Of 2-D sweeps.
+    Sweeps(GridCache<T>),
+    /// Of a ReNet layer.
+    ReNet(ReNetCache<T>),
+}
+
+impl<T: Float> StageCache<T> {
+    /// `[images, height, width, F]` the layer's output.
+    pub fn out(&self) -> &[T] {
+        match self {
+            StageCache::Sweeps(c) => &c.out,
+            StageCache::ReNet(c) => &c.out,
+        }
+    }
+
+    /// The sweeps' cache (`None` for a ReNet layer).
+    pub fn sweeps(&self) -> Option<&GridCache<T>> {
+        match self {
+            StageCache::Sweeps(c) => Some(c),
+            StageCache::ReNet(_) => None,
         }
     }
 }
@@ -84,8 +184,8 @@ impl GridConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GridModel<T> {
     config: GridConfig,
-    /// The stacked 2-D layers.
-    pub layers: Vec<GridLayer<T>>,
+    /// The stacked layers.
+    pub layers: Vec<GridStage<T>>,
     /// Map from the read-out features to the output row.
     pub head: Head<T>,
     /// The output distribution.
@@ -95,7 +195,7 @@ pub struct GridModel<T> {
 /// Buffers of a [`GridModel`], reused across calls.
 #[derive(Debug, Default)]
 pub struct GridWorkspace<T> {
-    caches: Vec<GridCache<T>>,
+    caches: Vec<StageCache<T>>,
     work: GridGradWork<T>,
     feat: Vec<T>,
     logits: Vec<T>,
@@ -112,8 +212,9 @@ impl<T: Float> GridWorkspace<T> {
         &self.logits
     }
 
-    /// The caches of the last call, one per layer (their `out` is each layer's feature map).
-    pub fn caches(&self) -> &[GridCache<T>] {
+    /// The caches of the last call, one per layer ([`StageCache::out`] is each layer's
+    /// feature map).
+    pub fn caches(&self) -> &[StageCache<T>] {
         &self.caches
     }
 }
@@ -131,8 +232,20 @@ impl<T: Float> GridModel<T> {
                 "a 2-D network predicts classes (a categorical output)".into(),
             ));
         }
+        if config.kind == GridKind::ReNet && config.readout == GridReadout::Last {
+            return Err(Error::InvalidConfig(
+                "a ReNet layer has no final sweep states: read it out by the mean or per pixel"
+                    .into(),
+            ));
+        }
         let layers = (0..config.layers)
-            .map(|l| GridLayer::new(config.layer(l), seed.wrapping_add(1 + l as u64)))
+            .map(|l| {
+                let seed = seed.wrapping_add(1 + l as u64);
+                Ok(match config.kind {
+                    GridKind::Sweeps => GridStage::Sweeps(GridLayer::new(config.layer(l), seed)?),
+                    GridKind::ReNet => GridStage::ReNet(ReNetLayer::new(config.renet(l), seed)?),
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let head = Head::new(
             config.feature_width(),
@@ -154,10 +267,14 @@ impl<T: Float> GridModel<T> {
     }
 
     /// Sets every layer's forget-gate biases (2-D LSTM).
-    pub fn set_forget_bias(&mut self, value: T) {
-        self.layers
-            .iter_mut()
-            .for_each(|l| l.set_forget_bias(value));
+    pub fn set_forget_bias(&mut self, value: T) -> Result<()> {
+        for l in &mut self.layers {
+            match l {
+                GridStage::Sweeps(l) => l.set_forget_bias(value),
+                GridStage::ReNet(l) => l.set_forget_bias(value)?,
+            }
+        }
+        Ok(())
     }
 
     /// Runs the layers and the head over `batch`; returns the number of output rows.
@@ -169,11 +286,24 @@ impl<T: Float> GridModel<T> {
             )));
         }
         let shape = batch.shape;
-        ws.caches.resize_with(self.layers.len(), GridCache::default);
+        if ws.caches.len() != self.layers.len() {
+            ws.caches = self
+                .layers
+                .iter()
+                .map(|l| match l {
+                    GridStage::Sweeps(_) => StageCache::Sweeps(GridCache::default()),
+                    GridStage::ReNet(_) => StageCache::ReNet(ReNetCache::default()),
+                })
+                .collect();
+        }
         for (l, layer) in self.layers.iter().enumerate() {
             let (done, rest) = ws.caches.split_at_mut(l);
-            let x = if l == 0 { &batch.x } else { &done[l - 1].out };
-            layer.forward(shape, x, &mut rest[0])?;
+            let x = if l == 0 { &batch.x } else { done[l - 1].out() };
+            match (layer, &mut rest[0]) {
+                (GridStage::Sweeps(g), StageCache::Sweeps(c)) => g.forward(shape, x, c)?,
+                (GridStage::ReNet(g), StageCache::ReNet(c)) => g.forward(shape, x, c)?,
+                _ => return Err(Error::InvalidCall("a workspace of another model".into())),
+            }
         }
         let last = &ws.caches[self.layers.len() - 1];
         let f = self.config.feature_width();
@@ -190,7 +320,7 @@ impl<T: Float> GridModel<T> {
                 for img in 0..b {
                     let dst = &mut ws.feat[img * f..(img + 1) * f];
                     for p in 0..px {
-                        let src = &last.out[(img * px + p) * f..(img * px + p + 1) * f];
+                        let src = &last.out()[(img * px + p) * f..(img * px + p + 1) * f];
                         dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
                     }
                     dst.iter_mut().for_each(|d| *d *= scale);
@@ -199,6 +329,9 @@ impl<T: Float> GridModel<T> {
             GridReadout::Last => {
                 let (h, s) = (self.config.hidden, self.config.sweeps);
                 ws.feat.resize(b * f, T::ZERO);
+                let Some(last) = last.sweeps() else {
+                    return Err(Error::InvalidConfig("ReNet has no final states".into()));
+                };
                 for k in 0..s {
                     let fin = last.final_states(k);
                     for img in 0..b {
@@ -223,7 +356,7 @@ impl<T: Float> GridModel<T> {
             )));
         }
         let feat = match self.config.readout {
-            GridReadout::Pixels => &last.out[..],
+            GridReadout::Pixels => last.out(),
             _ => &ws.feat[..],
         };
         ws.logits.resize(rows * self.head.out_features(), T::ZERO);
@@ -256,7 +389,7 @@ impl<T: Float> Parameters<T> for GridModel<T> {
         let mut parts: Vec<(&str, Vec<ParamSpec>)> = names
             .iter()
             .zip(&self.layers)
-            .map(|(n, l)| (n.as_str(), l.param_specs()))
+            .map(|(n, l)| (n.as_str(), l.params().0))
             .collect();
         parts.push(("head", self.head.param_specs()));
         parts.push(("output", self.output.param_specs()));
@@ -264,7 +397,7 @@ impl<T: Float> Parameters<T> for GridModel<T> {
     }
 
     fn param_slices(&self) -> Vec<&[T]> {
-        let mut v: Vec<&[T]> = self.layers.iter().flat_map(|l| l.param_slices()).collect();
+        let mut v: Vec<&[T]> = self.layers.iter().flat_map(|l| l.params().1).collect();
         v.extend(self.head.param_slices());
         v.extend(self.output.param_slices());
         v
@@ -274,7 +407,7 @@ impl<T: Float> Parameters<T> for GridModel<T> {
         let mut v: Vec<&mut [T]> = self
             .layers
             .iter_mut()
-            .flat_map(|l| l.param_slices_mut())
+            .flat_map(|l| l.params_mut())
             .collect();
         v.extend(self.head.param_slices_mut());
         v.extend(self.output.param_slices_mut());
@@ -290,7 +423,7 @@ impl<T: Float> Model<T> for GridModel<T> {
     fn zeros_like(&self) -> Self {
         GridModel {
             config: self.config,
-            layers: self.layers.iter().map(GridLayer::zeros_like).collect(),
+            layers: self.layers.iter().map(GridStage::zeros_like).collect(),
             head: self.head.zeros_like(),
             output: self.output.zeros_like(),
         }
@@ -325,7 +458,7 @@ impl<T: Float> Model<T> for GridModel<T> {
         let shape = batch.shape;
         let (b, px) = (shape.images, shape.height * shape.width);
         let nl = self.layers.len();
-        let fo = self.layers[nl - 1].config().out_width();
+        let fo = self.config.map_width();
         let f = self.config.feature_width();
         // The gradient on the last layer's output (and on its sweeps' final states).
         ws.dout.clear();
@@ -333,7 +466,7 @@ impl<T: Float> Model<T> for GridModel<T> {
         let mut dfinal = false;
         match self.config.readout {
             GridReadout::Pixels => {
-                let last = &ws.caches[nl - 1].out;
+                let last = ws.caches[nl - 1].out();
                 self.head.backward(
                     last,
                     &ws.dlogits,
@@ -369,17 +502,18 @@ impl<T: Float> Model<T> for GridModel<T> {
         }
         for l in (0..nl).rev() {
             let (done, rest) = ws.caches.split_at_mut(l);
-            let x = if l == 0 { &batch.x } else { &done[l - 1].out };
+            let x = if l == 0 { &batch.x } else { done[l - 1].out() };
             ws.dx.resize(x.len(), T::ZERO);
             let df = (dfinal && l + 1 == nl).then_some(&ws.dfeat[..]);
-            self.layers[l].backward(
-                x,
-                &mut rest[0],
-                &ws.dout,
-                df,
-                (&mut grads.layers[l], &mut ws.work),
-                &mut ws.dx,
-            )?;
+            match (&self.layers[l], &mut rest[0], &mut grads.layers[l]) {
+                (GridStage::Sweeps(g), StageCache::Sweeps(c), GridStage::Sweeps(d)) => {
+                    g.backward(x, c, &ws.dout, df, (d, &mut ws.work), &mut ws.dx)?
+                }
+                (GridStage::ReNet(g), StageCache::ReNet(c), GridStage::ReNet(d)) => {
+                    g.backward(c, &ws.dout, d, &mut ws.dx)?
+                }
+                _ => return Err(Error::InvalidCall("gradients of another model".into())),
+            }
             std::mem::swap(&mut ws.dout, &mut ws.dx);
         }
         Ok(stats)
@@ -399,7 +533,7 @@ impl<T: Float> Model<T> for GridModel<T> {
     fn describe(&self) -> Vec<(String, String)> {
         let c = &self.config;
         vec![
-            ("model".into(), "grid".into()),
+            ("model".into(), format!("grid ({:?})", c.kind)),
             ("cell".into(), format!("{:?}", c.cell)),
             ("hidden".into(), c.hidden.to_string()),
             ("layers".into(), c.layers.to_string()),

@@ -30,7 +30,9 @@ pub mod tree;
 
 pub use classifier::{Readout, SequenceClassifier};
 pub use feedback::{FeedbackConfig, FeedbackStyle, OutputFeedback};
-pub use grid::{GridConfig, GridModel, GridReadout, GridWorkspace};
+pub use grid::{
+    GridConfig, GridKind, GridModel, GridReadout, GridStage, GridWorkspace, StageCache,
+};
 pub use input::{InputLayer, InputSpec};
 pub use labeller::{CondMode, Conditioning, ModelConfig, SequenceLabeller};
 pub use lm_sampler::{Generator, Sampling, Stop};

@@ -25,8 +25,9 @@ use crate::layers::params::{ParamSpec, Parameters};
 use crate::layers::tree::{Children, TreeCell};
 use crate::layers::CellKind;
 use crate::models::{
-    Attention, Conditioning, GridConfig, GridModel, InputSpec, ModelConfig, ModelKind, Readout,
-    Seq2Seq, Seq2SeqConfig, SequenceClassifier, SequenceLabeller, Shape, TreeConfig, TreeModel,
+    Attention, Conditioning, GridConfig, GridKind, GridModel, InputSpec, ModelConfig, ModelKind,
+    Readout, Seq2Seq, Seq2SeqConfig, SequenceClassifier, SequenceLabeller, Shape, TreeConfig,
+    TreeModel,
 };
 
 /// Metadata key of the model spec (JSON of [`SavedSpec`]).
@@ -113,6 +114,8 @@ pub struct Architecture {
     pub sweeps: usize,
     /// How a 2-D layer's sweeps combine.
     pub combine: Combine,
+    /// 2-D sweeps or ReNet layers over images.
+    pub grid_kind: GridKind,
 }
 
 impl Architecture {
@@ -133,6 +136,7 @@ impl Architecture {
             children: Children::Sum,
             sweeps: 4,
             combine: Combine::Concat,
+            grid_kind: GridKind::Sweeps,
         }
     }
 }
@@ -235,6 +239,7 @@ impl ModelSpec {
                         deep_output: arch.deep_output,
                         output: shape.output,
                         readout,
+                        kind: arch.grid_kind,
                     },
                 }
             }
@@ -363,10 +368,7 @@ impl<T: Float> AnyModel<T> {
                 m.tree.set_forget_bias(value);
                 Ok(())
             }
-            AnyModel::Grid(m) => {
-                m.set_forget_bias(value);
-                Ok(())
-            }
+            AnyModel::Grid(m) => m.set_forget_bias(value),
         }
     }
 
