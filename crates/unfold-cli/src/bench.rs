@@ -160,3 +160,57 @@ pub fn bench_trees(json: bool, configs: &[String], modes: &[String], seconds: f6
     }
     Ok(())
 }
+
+/// Runs the grid configurations (all, or those named) in the selected modes.
+pub fn bench_grids(json: bool, configs: &[String], modes: &[String], seconds: f64) -> Result<()> {
+    use unfold::bench::grids::{find_grid, run_grid, GridBenchConfig, GRID_CONFIGS};
+    use unfold::bench::Mode;
+    anyhow::ensure!(
+        seconds.is_finite() && seconds >= 0.0,
+        "--seconds must be a non-negative number"
+    );
+    let selected: Vec<&GridBenchConfig> = if configs.is_empty() {
+        GRID_CONFIGS.iter().collect()
+    } else {
+        configs
+            .iter()
+            .map(|n| find_grid(n))
+            .collect::<Result<_, _>>()
+            .context("--config")?
+    };
+    let mut wanted = Vec::new();
+    for m in modes {
+        wanted.push(match m.as_str() {
+            "train" => Mode::Train,
+            "infer" => Mode::Infer,
+            other => anyhow::bail!("--mode {other:?}: a grid benchmark runs train or infer"),
+        });
+    }
+    if !json {
+        println!(
+            "{:<24} {:<7} {:>12} {:>12} {:>8}",
+            "config", "mode", "images/s", "ms/batch", "threads"
+        );
+    }
+    for c in selected {
+        for mode in [Mode::Train, Mode::Infer] {
+            if !wanted.is_empty() && !wanted.contains(&mode) {
+                continue;
+            }
+            let r = run_grid(c, mode, seconds).with_context(|| format!("benchmark {}", c.name))?;
+            if json {
+                println!("{}", r.to_json());
+            } else {
+                println!(
+                    "{:<24} {:<7} {:>12.0} {:>12.3} {:>8}",
+                    r.config,
+                    mode.name(),
+                    r.images_per_s,
+                    r.ms_per_batch,
+                    r.threads
+                );
+            }
+        }
+    }
+    Ok(())
+}

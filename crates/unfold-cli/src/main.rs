@@ -12,6 +12,7 @@ mod data;
 mod esn;
 mod forecast;
 mod grid_data;
+mod grid_plot;
 mod inspect;
 mod model;
 mod plot;
@@ -87,7 +88,8 @@ enum Command {
         unfold bench --json --config lstm-h256-b32 --mode train\n  \
         unfold bench --threads 1 --peak\n  \
         unfold bench --cells\n  \
-        unfold bench --trees --json")]
+        unfold bench --trees --json\n  \
+        unfold bench --grids")]
     Bench {
         /// Print one JSON object per line instead of a table.
         #[arg(long)]
@@ -112,6 +114,10 @@ enum Command {
         /// layer, training and inference (`tools/torch_tree_bench.py` runs PyTorch's).
         #[arg(long, conflicts_with = "cells")]
         trees: bool,
+        /// Run the 2-D recurrent configurations instead: images per second of a four-sweep
+        /// layer, training and inference (`tools/torch_grid_bench.py` runs PyTorch's).
+        #[arg(long, conflicts_with_all = ["cells", "trees"])]
+        grids: bool,
     },
 }
 
@@ -199,8 +205,11 @@ fn run(cli: Cli) -> Result<()> {
             peak,
             cells,
             trees,
+            grids,
         } => if trees {
             bench::bench_trees(json, &configs, &modes, seconds)
+        } else if grids {
+            bench::bench_grids(json, &configs, &modes, seconds)
         } else {
             bench::bench(json, &configs, &modes, seconds, peak, cells)
         }

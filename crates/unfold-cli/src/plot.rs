@@ -138,6 +138,13 @@ where
     Ok(())
 }
 
+/// Registers the embedded font (once) before anything is drawn.
+pub fn register_font() {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
 /// Writes `<stem>.png` and `<stem>.svg` in `dir`; returns both paths.
 pub fn plot(
     dir: &Path,

@@ -289,7 +289,10 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
     let score = score(&setup, &model, &s)?;
     let valid = summary.last_eval.unwrap_or_default();
     report(&s, &setup, &score, &valid, global.quiet);
-    let plots = write_plots(&dir, &s, setup.shape.monitor())?;
+    let mut plots = write_plots(&dir, &s, setup.shape.monitor())?;
+    if let (Model::Grid(m), crate::data::HeldOut::Grids(test)) = (&model, &setup.test) {
+        plots.extend(crate::grid_plot::sweep_maps(&dir, m, test, 4)?);
+    }
     let outcome = Outcome {
         score: &score,
         valid: &valid,

@@ -3,7 +3,8 @@
 //!
 //! `tools/torch_bench.py` runs the same configurations in PyTorch and prints the same JSON, so
 //! the two are compared side by side, in one run, on one machine (`tools/bench_compare.py`).
-//! [`trees`] measures the recursive layer in trees per second (`tools/torch_tree_bench.py`).
+//! [`trees`] measures the recursive layer in trees per second (`tools/torch_tree_bench.py`),
+//! [`grids`] the 2-D layer in images per second (`tools/torch_grid_bench.py`).
 
 use crate::error::{Error, Result};
 use crate::layers::{
@@ -12,6 +13,7 @@ use crate::layers::{
 use crate::rng::Rng;
 use std::time::Instant;
 
+pub mod grids;
 pub mod trees;
 
 /// Sequence length of every non-streaming configuration.
