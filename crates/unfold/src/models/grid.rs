@@ -127,14 +127,14 @@ pub enum GridStage<T> {
     /// 2-D sweeps.
     Sweeps(GridLayer<T>),
     /// Rows, then columns.
-    ReNet(ReNetLayer<T>),
+    ReNet(Box<ReNetLayer<T>>),
 }
 
 impl<T: Float> GridStage<T> {
     fn zeros_like(&self) -> Self {
         match self {
             GridStage::Sweeps(l) => GridStage::Sweeps(l.zeros_like()),
-            GridStage::ReNet(l) => GridStage::ReNet(l.zeros_like()),
+            GridStage::ReNet(l) => GridStage::ReNet(Box::new(l.zeros_like())),
         }
     }
 
@@ -159,7 +159,7 @@ pub enum StageCache<T> {
     /// Of 2-D sweeps.
     Sweeps(GridCache<T>),
     /// Of a ReNet layer.
-    ReNet(ReNetCache<T>),
+    ReNet(Box<ReNetCache<T>>),
 }
 
 impl<T: Float> StageCache<T> {
@@ -243,7 +243,9 @@ impl<T: Float> GridModel<T> {
                 let seed = seed.wrapping_add(1 + l as u64);
                 Ok(match config.kind {
                     GridKind::Sweeps => GridStage::Sweeps(GridLayer::new(config.layer(l), seed)?),
-                    GridKind::ReNet => GridStage::ReNet(ReNetLayer::new(config.renet(l), seed)?),
+                    GridKind::ReNet => {
+                        GridStage::ReNet(Box::new(ReNetLayer::new(config.renet(l), seed)?))
+                    }
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -292,7 +294,7 @@ impl<T: Float> GridModel<T> {
                 .iter()
                 .map(|l| match l {
                     GridStage::Sweeps(_) => StageCache::Sweeps(GridCache::default()),
-                    GridStage::ReNet(_) => StageCache::ReNet(ReNetCache::default()),
+                    GridStage::ReNet(_) => StageCache::ReNet(Box::default()),
                 })
                 .collect();
         }
@@ -510,7 +512,7 @@ impl<T: Float> Model<T> for GridModel<T> {
                     g.backward(x, c, &ws.dout, df, (d, &mut ws.work), &mut ws.dx)?
                 }
                 (GridStage::ReNet(g), StageCache::ReNet(c), GridStage::ReNet(d)) => {
-                    g.backward(c, &ws.dout, d, &mut ws.dx)?
+                    g.backward(c, &ws.dout, d.as_mut(), &mut ws.dx)?
                 }
                 _ => return Err(Error::InvalidCall("gradients of another model".into())),
             }
