@@ -313,9 +313,16 @@ impl Settings {
             return Err(format!("--combine: '{}' (concat or sum)", self.combine));
         }
         let grid_data = self.grid.is_some() || grid::find_task(&self.task).is_some();
-        if !grid_data && (self.grid_shape.is_some() || self.sweeps != 4 || self.combine != "concat")
-        {
-            return Err("--grid-shape, --sweeps and --combine apply to grid runs".into());
+        let shaped = self.grid_shape.is_some() || self.sweeps != 4 || self.combine != "concat";
+        if !grid_data && (shaped || self.renet) {
+            return Err("--grid-shape, --sweeps, --combine and --renet apply to grid runs".into());
+        }
+        if self.renet && (self.sweeps != 4 || self.combine != "concat" || self.readout == "last") {
+            return Err(
+                "--renet reads rows and columns both ways: --sweeps, --combine and --readout \
+                 last apply to 2-D sweeps"
+                    .into(),
+            );
         }
         if self.flat && grid::find_task(&self.task).is_some() {
             return Err(

@@ -258,5 +258,17 @@ fn tasks() {
             t.summary
         );
     }
+    for t in unfold::data::grid::GRID_TASKS {
+        println!(
+            "{:<13} {:<10} {:<9} {}\n{:<34}{} (a 2-D network sweeping from every corner; \
+             --sweeps 1: from the top-left only)",
+            t.name,
+            format!(">={}", t.threshold),
+            t.size,
+            "accuracy over the open cells",
+            "",
+            t.summary
+        );
+    }
     println!("\nTrain one with `unfold train --task NAME` (defaults: `unfold train --help`).");
 }

@@ -810,14 +810,14 @@ impl Settings {
             return bad(e);
         }
         let tree_data = self.trees.is_some() || tree_tasks::find(&self.task).is_some();
+        if let Err(e) = self.check_grid() {
+            return bad(e);
+        }
         if self.flat && tree_tasks::find(&self.task).is_none() && self.grid.is_none() {
             return bad(
                 "--flat applies to the built-in tree tasks (arith, logic) and to --grid images"
                     .into(),
             );
-        }
-        if let Err(e) = self.check_grid() {
-            return bad(e);
         }
         if self.tree_run() && !matches!(self.cell(), CellKind::Lstm | CellKind::RnnTanh) {
             return bad(format!(

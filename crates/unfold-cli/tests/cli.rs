@@ -134,6 +134,7 @@ fn tasks_lists_every_builtin_task() {
         "sines",
         "arith",
         "logic",
+        "maze",
     ] {
         assert!(out.contains(t), "{t} missing from:\n{out}");
     }
@@ -1257,5 +1258,174 @@ fn bad_tree_input_is_a_clear_error() {
         "--outputs",
     );
     bad(&["train", "--trees", p, "--text", p], "at most one");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+/// A CSV of `n` 4x4 grey images in two classes (bright top half or bright bottom half).
+fn grid_csv(n: usize) -> String {
+    let mut s = String::from((0..16).map(|i| format!("p{i},")).collect::<String>() + "label\n");
+    for k in 0..n {
+        let top = k % 2 == 0;
+        for p in 0..16 {
+            let bright = (p < 8) == top;
+            s.push_str(&format!(
+                "{},",
+                if bright {
+                    10 + (k * p) % 7
+                } else {
+                    (k + p) % 3
+                }
+            ));
+        }
+        s.push_str(if top { "top\n" } else { "bottom\n" });
+    }
+    s
+}
+
+/// A plain (P2) PGM image.
+fn pgm(w: usize, h: usize, v: impl Fn(usize) -> u8) -> String {
+    let px: Vec<String> = (0..w * h).map(|p| v(p).to_string()).collect();
+    format!("P2\n{w} {h}\n255\n{}\n", px.join(" "))
+}
+
+#[test]
+fn grid_runs_train_reload_eval_and_resume() {
+    let d = temp("grids");
+    let maze = d.join("maze");
+    train_tiny("maze", &maze, &["--steps", "30", "--length", "5"]);
+    library_reloads(&maze, "grid", |_| true);
+    assert!(maze.join("sweeps.png").exists() && maze.join("sweeps.svg").exists());
+    let j: serde_json::Value =
+        serde_json::from_str(&ok(&["eval", maze.to_str().unwrap(), "--json"])).unwrap();
+    assert!(j["details"]["test_images_all_right"].is_number(), "{j}");
+    assert!(ok(&["inspect", maze.to_str().unwrap()]).contains("grid.1.br.weight_hh"));
+    ok(&[
+        "train",
+        "--resume",
+        maze.to_str().unwrap(),
+        "--steps",
+        "40",
+        "--quiet",
+    ]);
+
+    std::fs::create_dir_all(&d).unwrap();
+    let csv = d.join("images.csv");
+    std::fs::write(&csv, grid_csv(40)).unwrap();
+    let c = csv.to_str().unwrap();
+    for (name, extra) in [
+        ("md", vec![]),
+        ("renet", vec!["--renet"]),
+        (
+            "x1",
+            vec!["--sweeps", "1", "--readout", "last", "--model", "rnn"],
+        ),
+        ("flat", vec!["--flat"]),
+    ] {
+        let run = d.join(name);
+        let mut args = vec![
+            "train",
+            "--grid",
+            c,
+            "--steps",
+            "20",
+            "--hidden",
+            "8",
+            "--out",
+            run.to_str().unwrap(),
+            "--quiet",
+        ];
+        args.extend(extra);
+        ok(&args);
+        let kind = if name == "flat" { "classifier" } else { "grid" };
+        library_reloads(&run, kind, |s| {
+            s.scaler
+                .as_ref()
+                .is_some_and(|sc| sc.classes == ["bottom", "top"])
+        });
+    }
+    // Class folders of PGM images.
+    let dir = d.join("folders");
+    for (class, bright) in [("dark", 20u8), ("light", 220u8)] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for k in 0..8u8 {
+            let img = pgm(3, 4, |p| bright.wrapping_add(k).wrapping_add(p as u8));
+            std::fs::write(dir.join(class).join(format!("{k}.pgm")), img).unwrap();
+        }
+    }
+    let run = d.join("pgm");
+    let out = ok(&[
+        "train",
+        "--grid",
+        dir.to_str().unwrap(),
+        "--steps",
+        "10",
+        "--hidden",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.contains("16 images of 4x3x1, 2 classes"), "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn bad_grid_input_is_a_clear_error() {
+    let d = temp("bad-grids");
+    std::fs::create_dir_all(&d).unwrap();
+    let f = d.join("g.csv");
+    std::fs::write(&f, grid_csv(20)).unwrap();
+    let p = f.to_str().unwrap();
+    bad(&["train", "--grid", p, "--grid-shape", "3x3"], "not 3x3x1");
+    bad(
+        &["train", "--grid", p, "--grid-shape", "4by4"],
+        "--grid-shape",
+    );
+    bad(&["train", "--grid", p, "--sweeps", "3"], "--sweeps 3");
+    bad(
+        &["train", "--grid", p, "--renet", "--sweeps", "2"],
+        "--renet reads",
+    );
+    bad(
+        &["train", "--grid", p, "--renet", "--readout", "last"],
+        "--renet reads",
+    );
+    bad(
+        &["train", "--grid", p, "--model", "gru"],
+        "rnn (MD-RNN) or lstm",
+    );
+    bad(&["train", "--grid", p, "--text", p], "at most one");
+    bad(
+        &["train", "--task", "maze", "--flat"],
+        "--flat reads images",
+    );
+    bad(
+        &["train", "--task", "adding", "--sweeps", "2"],
+        "apply to grid runs",
+    );
+    bad(
+        &["train", "--task", "maze", "--length", "1"],
+        "at least 2x2",
+    );
+    std::fs::write(&f, "1,2,3,4,5,6,a\n").unwrap();
+    bad(&["train", "--grid", p], "not a square");
+    std::fs::write(&f, "1,2,3,4,a\n1,2,3,4,b\n1,x,3,4,a\n").unwrap();
+    bad(&["train", "--grid", p], "line 3");
+    bad(
+        &["train", "--grid", d.join("none.csv").to_str().unwrap()],
+        "none.csv",
+    );
+    let dir = d.join("folders");
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::write(dir.join("a").join("0.pgm"), pgm(3, 3, |_| 1)).unwrap();
+    std::fs::write(dir.join("a").join("1.pgm"), pgm(4, 3, |_| 1)).unwrap();
+    bad(
+        &["train", "--grid", dir.to_str().unwrap()],
+        "where the images before",
+    );
+    std::fs::write(dir.join("a").join("1.pgm"), "P2\n3 3\n255\n1 2\n").unwrap();
+    bad(
+        &["train", "--grid", dir.to_str().unwrap()],
+        "not a readable image",
+    );
     let _ = std::fs::remove_dir_all(&d);
 }

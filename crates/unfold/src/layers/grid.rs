@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{check_len, Error, Result};
 use crate::float::Float;
 use crate::kernels::activations::{sigmoid_in_place, tanh_in_place};
-use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
+use crate::kernels::gemm::{effective_threads, gemm_nn, gemm_nt, gemm_tn, serial_scope, sum_rows};
 pub use crate::layers::grid_schedule::{Corner, GridShape, Schedule};
 use crate::layers::params::{ParamSpec, Parameters};
 use crate::rng::Rng;
@@ -128,6 +128,8 @@ pub struct GridLayer<T> {
 /// One sweep's forward values, rows in its wavefront order.
 #[derive(Debug, Clone, Default)]
 struct SweepCache<T> {
+    /// `[N, I]` the input rows in the sweep's order.
+    xs: Vec<T>,
     /// `[N, 5 H]` gate activations (LSTM).
     gates: Vec<T>,
     /// `[N, 2 H]` the predecessors' states each row read (zeros where missing).
@@ -145,8 +147,6 @@ struct SweepCache<T> {
 pub struct GridCache<T> {
     schedule: Schedule,
     sweeps: Vec<SweepCache<T>>,
-    /// Input rows gathered in a sweep's order.
-    xs: Vec<T>,
     /// `[N, F]` the layer's output, positions in the batch's `[images, height, width]` order.
     pub out: Vec<T>,
 }
@@ -182,6 +182,12 @@ impl<T: Float> GridCache<T> {
 /// Buffers of the backward pass, reused across calls.
 #[derive(Debug, Clone, Default)]
 pub struct GridGradWork<T> {
+    sweeps: Vec<SweepWork<T>>,
+}
+
+/// One sweep's backward buffers.
+#[derive(Debug, Clone, Default)]
+struct SweepWork<T> {
     dh: Vec<T>,
     dc: Vec<T>,
     dz: Vec<T>,
@@ -257,18 +263,20 @@ impl<T: Float> GridLayer<T> {
         let f = cfg.out_width();
         cache.out.clear();
         cache.out.resize(n * f, T::ZERO);
-        for s in 0..cfg.sweeps {
-            let GridCache {
-                schedule,
-                sweeps,
-                xs,
-                out,
-            } = cache;
-            let order = schedule.order(s);
-            gather_rows(order, x, i, xs);
-            let sc = &mut sweeps[s];
-            self.sweep_forward(s, schedule, xs, sc);
-            for (r, &p) in order.iter().enumerate() {
+        let GridCache {
+            schedule,
+            sweeps,
+            out,
+        } = cache;
+        let schedule = &*schedule;
+        // The sweeps are independent: with several threads each runs whole sweeps with serial
+        // products (no hand-over per diagonal), else one after the other with threaded ones.
+        for_each_sweep(sweeps, |s, sc| {
+            gather_rows(schedule.order(s), x, i, &mut sc.xs);
+            self.sweep_forward(s, schedule, sc);
+        });
+        for (s, sc) in sweeps.iter().enumerate() {
+            for (r, &p) in schedule.order(s).iter().enumerate() {
                 let src = &sc.h[r * h..(r + 1) * h];
                 match cfg.combine {
                     Combine::Concat => out[p * f + s * h..p * f + (s + 1) * h].copy_from_slice(src),
@@ -279,7 +287,7 @@ impl<T: Float> GridLayer<T> {
         Ok(())
     }
 
-    fn sweep_forward(&self, s: usize, sched: &Schedule, xs: &[T], sc: &mut SweepCache<T>) {
+    fn sweep_forward(&self, s: usize, sched: &Schedule, sc: &mut SweepCache<T>) {
         let cfg = self.config;
         let w = &self.sweeps[s];
         let shape = sched.shape();
@@ -297,7 +305,7 @@ impl<T: Float> GridLayer<T> {
         for r in z.chunks_exact_mut(gh) {
             r.copy_from_slice(&w.bias);
         }
-        gemm_nt(n, gh, i, xs, i, &w.weight_ih, i, z, gh, true);
+        gemm_nt(n, gh, i, &sc.xs, i, &w.weight_ih, i, z, gh, true);
         let (a0, e0) = sched.diagonal(0);
         sc.prev[a0 * 2 * h..e0 * 2 * h].fill(T::ZERO);
         for d in 0..shape.diagonals() {
@@ -431,41 +439,41 @@ impl<T: Float> GridLayer<T> {
             ));
         }
         let gh = cfg.gates() * h;
-        dx.fill(T::ZERO);
-        for s in 0..cfg.sweeps {
-            let GridCache {
-                schedule,
-                sweeps,
-                xs,
-                ..
-            } = cache;
+        let schedule = &cache.schedule;
+        work.sweeps.resize_with(cfg.sweeps, SweepWork::default);
+        // Each sweep's backward and weight gradients, in parallel as in the forward pass.
+        let mut jobs: Vec<_> = cache
+            .sweeps
+            .iter()
+            .zip(work.sweeps.iter_mut())
+            .zip(grads.sweeps.iter_mut())
+            .collect();
+        for_each_sweep(&mut jobs, |s, ((sc, wk), g)| {
             let order = schedule.order(s);
-            let sc = &sweeps[s];
             // The output's gradient in the sweep's row order.
-            work.dh.resize(n * h, T::ZERO);
+            wk.dh.resize(n * h, T::ZERO);
             for (r, &p) in order.iter().enumerate() {
                 let src = match cfg.combine {
                     Combine::Concat => &dout[p * f + s * h..p * f + (s + 1) * h],
                     Combine::Sum => &dout[p * f..(p + 1) * f],
                 };
-                work.dh[r * h..(r + 1) * h].copy_from_slice(src);
+                wk.dh[r * h..(r + 1) * h].copy_from_slice(src);
             }
             if let Some(df) = dfinal {
-                let b = shape.images;
+                let (b, k) = (shape.images, cfg.sweeps * h);
                 for img in 0..b {
                     let r = n - b + img;
-                    let src = &df[img * cfg.sweeps * h + s * h..img * cfg.sweeps * h + (s + 1) * h];
-                    add_in_place(&mut work.dh[r * h..(r + 1) * h], src);
+                    let src = &df[img * k + s * h..img * k + (s + 1) * h];
+                    add_in_place(&mut wk.dh[r * h..(r + 1) * h], src);
                 }
             }
-            self.sweep_backward(s, schedule, sc, work);
+            self.sweep_backward(s, schedule, sc, wk);
             let w = &self.sweeps[s];
-            let g = &mut grads.sweeps[s];
             gemm_tn(
                 gh,
                 2 * h,
                 n,
-                &work.dz,
+                &wk.dz,
                 gh,
                 &sc.prev,
                 2 * h,
@@ -473,24 +481,15 @@ impl<T: Float> GridLayer<T> {
                 2 * h,
                 true,
             );
-            gather_rows(order, x, i, xs);
-            gemm_tn(gh, i, n, &work.dz, gh, xs, i, &mut g.weight_ih, i, true);
-            sum_rows(n, gh, &work.dz, gh, &mut g.bias);
-            work.dxs.resize(n * i, T::ZERO);
-            gemm_nn(
-                n,
-                i,
-                gh,
-                &work.dz,
-                gh,
-                &w.weight_ih,
-                i,
-                &mut work.dxs,
-                i,
-                false,
-            );
-            for (r, &p) in order.iter().enumerate() {
-                add_in_place(&mut dx[p * i..(p + 1) * i], &work.dxs[r * i..(r + 1) * i]);
+            gemm_tn(gh, i, n, &wk.dz, gh, &sc.xs, i, &mut g.weight_ih, i, true);
+            sum_rows(n, gh, &wk.dz, gh, &mut g.bias);
+            wk.dxs.resize(n * i, T::ZERO);
+            gemm_nn(n, i, gh, &wk.dz, gh, &w.weight_ih, i, &mut wk.dxs, i, false);
+        });
+        dx.fill(T::ZERO);
+        for (s, wk) in work.sweeps.iter().enumerate() {
+            for (r, &p) in schedule.order(s).iter().enumerate() {
+                add_in_place(&mut dx[p * i..(p + 1) * i], &wk.dxs[r * i..(r + 1) * i]);
             }
         }
         Ok(())
@@ -503,7 +502,7 @@ impl<T: Float> GridLayer<T> {
         s: usize,
         sched: &Schedule,
         sc: &SweepCache<T>,
-        work: &mut GridGradWork<T>,
+        work: &mut SweepWork<T>,
     ) {
         let cfg = self.config;
         let shape = sched.shape();
@@ -569,7 +568,7 @@ impl<T: Float> GridLayer<T> {
         sched: &Schedule,
         d: usize,
         sc: &SweepCache<T>,
-        work: &mut GridGradWork<T>,
+        work: &mut SweepWork<T>,
     ) {
         let h = self.config.hidden;
         let b = sched.shape().images;
@@ -673,6 +672,20 @@ impl<T: Float> Parameters<T> for GridLayer<T> {
             .iter_mut()
             .flat_map(|s| [&mut s.weight_ih[..], &mut s.weight_hh[..], &mut s.bias[..]])
             .collect()
+    }
+}
+
+/// Runs `job(s, item)` for every sweep's item: with several threads (and more than one sweep)
+/// in parallel on rayon's pool, each job's products serial; else in order.
+fn for_each_sweep<X: Send>(items: &mut [X], job: impl Fn(usize, &mut X) + Sync) {
+    if items.len() > 1 && effective_threads() > 1 {
+        use rayon::prelude::*;
+        items.par_iter_mut().enumerate().for_each(|(s, it)| {
+            let _serial = serial_scope();
+            job(s, it)
+        });
+    } else {
+        items.iter_mut().enumerate().for_each(|(s, it)| job(s, it));
     }
 }
 
