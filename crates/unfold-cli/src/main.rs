@@ -260,12 +260,11 @@ fn tasks() {
     }
     for t in unfold::data::grid::GRID_TASKS {
         println!(
-            "{:<13} {:<10} {:<9} {}\n{:<34}{} (a 2-D network sweeping from every corner; \
-             --sweeps 1: from the top-left only)",
+            "{:<13} {:<10} {:<9} accuracy over the open cells\n{:<34}{} (a 2-D network \
+             sweeping from every corner; --sweeps 1: from the top-left only)",
             t.name,
             format!(">={}", t.threshold),
             t.size,
-            "accuracy over the open cells",
             "",
             t.summary
         );
