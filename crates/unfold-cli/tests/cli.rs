@@ -1263,7 +1263,7 @@ fn bad_tree_input_is_a_clear_error() {
 
 /// A CSV of `n` 4x4 grey images in two classes (bright top half or bright bottom half).
 fn grid_csv(n: usize) -> String {
-    let mut s = String::from((0..16).map(|i| format!("p{i},")).collect::<String>() + "label\n");
+    let mut s = (0..16).map(|i| format!("p{i},")).collect::<String>() + "label\n";
     for k in 0..n {
         let top = k % 2 == 0;
         for p in 0..16 {
