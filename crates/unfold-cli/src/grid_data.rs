@@ -35,15 +35,17 @@ pub fn task(s: &Settings) -> Result<Prepared> {
     let train = make(s.train_size, 1)?;
     let valid = make(s.valid_size.max(1), 2)?;
     let test = make(1000, 3)?;
-    let mono = grid::maze_monotone_share(&test);
+    let (reached, mono) = grid::maze_shares(&test);
     Ok(Prepared {
         summary: format!(
             "{}: {} ({} training mazes of {size}x{size}, walls with probability {}; {:.0}% of \
-             the reached test cells are reached by a path that only goes down and right)",
+             the open test cells are reached, {:.0}% of those by a path that only goes down and \
+             right)",
             info.name,
             info.summary,
             train.len(),
             info.walls,
+            100.0 * reached,
             100.0 * mono
         ),
         metric: "accuracy over the open cells of the test mazes".into(),
@@ -134,9 +136,13 @@ pub fn file(path: &Path, s: &Settings) -> Result<Prepared> {
         width: c,
         project: None,
     };
+    let reference = match nearest_neighbour(&train, &test) {
+        Some(a) => format!("; 1-nearest-neighbour (Euclidean) on the same split: {a:.4}"),
+        None => String::new(),
+    };
     let summary = format!(
         "image classification of {} ({n} images of {h}x{w}x{c}, {classes} classes; {} training, \
-         {} validation, {} test{})",
+         {} validation, {} test{reference}{})",
         path.display(),
         train.len(),
         valid.len(),
@@ -184,6 +190,33 @@ pub fn file(path: &Path, s: &Settings) -> Result<Prepared> {
         labels: None,
         children: None,
     })
+}
+
+/// The test accuracy of the 1-nearest-neighbour classifier (Euclidean distance on the scaled
+/// pixels): the reference a learned model has to beat. `None` when it would cost more than a
+/// few seconds (`train * test * pixels` above 2e10).
+fn nearest_neighbour(train: &GridSet<f32>, test: &GridSet<f32>) -> Option<f64> {
+    let (GridLabels::Image(tl), GridLabels::Image(el)) = (&train.labels, &test.labels) else {
+        return None;
+    };
+    let d = train.height * train.width * train.channels;
+    if (train.len() * test.len()).saturating_mul(d) > 20_000_000_000 {
+        return None;
+    }
+    let right = (0..test.len())
+        .filter(|&i| {
+            let x = &test.pixels[i * d..(i + 1) * d];
+            let best = (0..train.len())
+                .map(|j| {
+                    let y = &train.pixels[j * d..(j + 1) * d];
+                    let dist: f32 = x.iter().zip(y).map(|(a, b)| (a - b) * (a - b)).sum();
+                    (dist, j)
+                })
+                .fold((f32::MAX, 0), |a, b| if b.0 < a.0 { b } else { a });
+            tl[best.1] == el[i]
+        })
+        .count();
+    Some(right as f64 / test.len().max(1) as f64)
 }
 
 /// A directory with one folder per class, each holding PNG or PGM / PPM images of one size.

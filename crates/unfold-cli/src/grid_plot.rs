@@ -1,10 +1,11 @@
 //! The picture of what each sweep of a trained 2-D network sees (`sweeps.png` / `sweeps.svg`
-//! in the run directory): for a few test images, the input, then for each sweep of the last
-//! layer its vote at every position for what the model predicts there (the part of the output
-//! map's score that the sweep's state contributes: `w_k . h_s(p)`, the weights restricted to
-//! that sweep's features), then all sweeps together. Red votes for, blue against. A sweep
-//! from the top-left can only vote from what lies above and to the left of each position,
-//! which the picture shows as its votes spreading from that corner.
+//! in the run directory): for a few test images, the input (and the target of per-pixel
+//! tasks), then for each sweep of the last layer its vote at every position (the part of the
+//! output score that the sweep's state contributes: `w . h_s(p)`, the head's weights
+//! restricted to that sweep's features), then all sweeps together. The vote is for the
+//! predicted class, or, for two classes per pixel, for class 1 against class 0 (the sweep's
+//! share of the log-odds). Red votes for, blue against. A sweep from the top-left can only
+//! vote from what lies above and to the left of each position.
 
 use std::path::{Path, PathBuf};
 
@@ -63,29 +64,57 @@ fn panels(model: &GridModel<f32>, set: &GridSet<f32>, images: usize) -> Result<V
                 .collect(),
             signed: false,
         });
-        // The class each position votes for: the image's predicted class, or each pixel's.
-        let class_at = |p: usize| -> usize {
-            let r = match cfg.readout {
-                GridReadout::Pixels => img * px + p,
-                _ => img,
-            };
-            argmax(&ws.logits()[r * o..(r + 1) * o])
+        let binary_pixels = cfg.readout == GridReadout::Pixels && o == 2;
+        if binary_pixels {
+            row.push(Panel {
+                title: "target (red: 1)".into(),
+                side: (h, w),
+                values: (0..px)
+                    .map(|p| {
+                        let r = img * px + p;
+                        match (batch.mask.get(r), batch.target[r]) {
+                            (Some(false), _) => 0.0,
+                            (_, 1) => 1.0,
+                            _ => -1.0,
+                        }
+                    })
+                    .collect(),
+                signed: true,
+            });
+        }
+        // The weights each position's vote is read with: class 1 minus class 0 for two classes
+        // per pixel, else the predicted class (of the image, or of the pixel).
+        let head_row = |p: usize, off: usize| -> Vec<f64> {
+            let row = |k: usize| &weights[k * fw + off..k * fw + off + hid];
+            if binary_pixels {
+                row(1)
+                    .iter()
+                    .zip(row(0))
+                    .map(|(&a, &b)| (a - b) as f64)
+                    .collect()
+            } else {
+                let r = match cfg.readout {
+                    GridReadout::Pixels => img * px + p,
+                    _ => img,
+                };
+                let k = argmax(&ws.logits()[r * o..(r + 1) * o]);
+                row(k).iter().map(|&a| a as f64).collect()
+            }
         };
         let mut total = vec![0.0f64; px];
         for (s, st) in per_sweep.iter().enumerate() {
             let values: Vec<f64> = (0..px)
                 .map(|p| {
-                    let k = class_at(p);
                     // The sweep's block of the head's input (its own block when concatenated,
                     // the shared one when summed); a deep head is read through its last map
-                    // only approximately, so the picture shows the direct part.
+                    // only, so the picture shows the direct part.
                     let off = match (cfg.readout, cfg.combine) {
                         (GridReadout::Last, _) | (_, Combine::Concat) => s * hid,
                         (_, Combine::Sum) => 0,
                     };
-                    let wk = &weights[k * fw + off..k * fw + off + hid];
+                    let wk = head_row(p, off);
                     let hv = &st[(img * px + p) * hid..(img * px + p + 1) * hid];
-                    wk.iter().zip(hv).map(|(&a, &b)| a as f64 * b as f64).sum()
+                    wk.iter().zip(hv).map(|(&a, &b)| a * b as f64).sum()
                 })
                 .collect();
             total.iter_mut().zip(&values).for_each(|(t, v)| *t += v);

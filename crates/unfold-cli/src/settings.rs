@@ -537,8 +537,8 @@ impl RawSettings {
             Some("grid") => (
                 "grid".to_string(),
                 CellKind::Lstm,
-                32,
-                1500,
+                64,
+                3000,
                 5e-3,
                 32,
                 1.0,
@@ -600,7 +600,7 @@ impl RawSettings {
         // A series classifier reads both ways and pools over every step, on series of at most
         // AUTO_MAX_STEPS steps (docs/defaults.md has the measurements behind these).
         let ts = user == Some("ts");
-        let grid = user == Some("grid");
+        let grid = user == Some("grid") || unfold::data::grid::find_task(&task).is_some();
         let layers = unfold::data::grid::find_task(&task).map_or(1, |t| t.layers);
         let mut s = Settings {
             task,

@@ -37,6 +37,11 @@ struct ReadmeDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/trees.md")]
 struct TreeDocDoctests;
+
+/// The library example of `docs/grids.md`, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/grids.md")]
+struct GridDocDoctests;
 pub use float::Float;
 pub use kernels::gemm::{num_threads, set_num_threads};
 pub use layers::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};

@@ -363,28 +363,33 @@ pub fn maze<T: Float>(count: usize, size: usize, walls: f64, seed: u64) -> Resul
     )
 }
 
-/// The share of a maze set's open cells that a path joins to the top-left cell only through
-/// moves down and right: what a single sweep from the top-left can see. The rest need paths
-/// that turn back.
-pub fn maze_monotone_share<T: Float>(set: &GridSet<T>) -> f64 {
+/// Two shares of a maze set: of the open cells, those a path joins to the top-left cell (the
+/// score of always answering "reached" is the larger of it and its complement); and of those,
+/// the ones a path joins only through moves down and right (which a sweep from the top-left
+/// sees; the rest need paths that turn back).
+pub fn maze_shares<T: Float>(set: &GridSet<T>) -> (f64, f64) {
     let (s, px) = (set.width, set.width * set.height);
     let GridLabels::Pixels { labels, mask } = &set.labels else {
-        return 0.0;
+        return (0.0, 0.0);
     };
-    let (mut mono, mut reached) = (0usize, 0usize);
+    let (mut mono, mut reached, mut open) = (0usize, 0usize, 0usize);
     for img in 0..set.len() {
         let wall = |p: usize| set.pixels[img * px + p].to_f64() > 0.5;
         let mut m = vec![false; px];
         for p in 0..px {
             let (i, j) = (p / s, p % s);
             m[p] = !wall(p) && (p == 0 || (i > 0 && m[p - s]) || (j > 0 && m[p - 1]));
+            open += usize::from(mask[img * px + p]);
             if mask[img * px + p] && labels[img * px + p] == 1 {
                 reached += 1;
                 mono += usize::from(m[p]);
             }
         }
     }
-    mono as f64 / reached.max(1) as f64
+    (
+        reached as f64 / open.max(1) as f64,
+        mono as f64 / reached.max(1) as f64,
+    )
 }
 
 /// A built-in grid task and the defaults it trains with.
@@ -502,8 +507,9 @@ mod tests {
         let reached = open.iter().filter(|&&p| labels[p] == 1).count();
         assert!(reached > open.len() / 5 && reached < open.len() * 4 / 5);
         // Some reached cells need a path that turns back.
-        let share = maze_monotone_share(&set);
+        let (reached_share, share) = maze_shares(&set);
         assert!(share > 0.2 && share < 0.9, "{share}");
+        assert!((reached_share - reached as f64 / open.len() as f64).abs() < 1e-12);
         // Same seed, same mazes.
         assert_eq!(set, maze(200, 7, 0.35, 3).unwrap());
     }
