@@ -114,23 +114,8 @@ pub fn bench_trees(json: bool, configs: &[String], modes: &[String], seconds: f6
         seconds.is_finite() && seconds >= 0.0,
         "--seconds must be a non-negative number"
     );
-    let selected: Vec<&unfold::bench::trees::TreeBenchConfig> = if configs.is_empty() {
-        TREE_CONFIGS.iter().collect()
-    } else {
-        configs
-            .iter()
-            .map(|n| find_tree(n))
-            .collect::<Result<_, _>>()
-            .context("--config")?
-    };
-    let mut wanted = Vec::new();
-    for m in modes {
-        wanted.push(match m.as_str() {
-            "train" => Mode::Train,
-            "infer" => Mode::Infer,
-            other => anyhow::bail!("--mode {other:?}: a tree benchmark runs train or infer"),
-        });
-    }
+    let selected = select(configs, &TREE_CONFIGS, find_tree)?;
+    let wanted = train_or_infer(modes, "tree")?;
     if !json {
         println!(
             "{:<26} {:<7} {:>12} {:>12} {:>12} {:>8}",
@@ -163,29 +148,14 @@ pub fn bench_trees(json: bool, configs: &[String], modes: &[String], seconds: f6
 
 /// Runs the grid configurations (all, or those named) in the selected modes.
 pub fn bench_grids(json: bool, configs: &[String], modes: &[String], seconds: f64) -> Result<()> {
-    use unfold::bench::grids::{find_grid, run_grid, GridBenchConfig, GRID_CONFIGS};
+    use unfold::bench::grids::{find_grid, run_grid, GRID_CONFIGS};
     use unfold::bench::Mode;
     anyhow::ensure!(
         seconds.is_finite() && seconds >= 0.0,
         "--seconds must be a non-negative number"
     );
-    let selected: Vec<&GridBenchConfig> = if configs.is_empty() {
-        GRID_CONFIGS.iter().collect()
-    } else {
-        configs
-            .iter()
-            .map(|n| find_grid(n))
-            .collect::<Result<_, _>>()
-            .context("--config")?
-    };
-    let mut wanted = Vec::new();
-    for m in modes {
-        wanted.push(match m.as_str() {
-            "train" => Mode::Train,
-            "infer" => Mode::Infer,
-            other => anyhow::bail!("--mode {other:?}: a grid benchmark runs train or infer"),
-        });
-    }
+    let selected = select(configs, &GRID_CONFIGS, find_grid)?;
+    let wanted = train_or_infer(modes, "grid")?;
     if !json {
         println!(
             "{:<24} {:<7} {:>12} {:>12} {:>8}",
@@ -213,4 +183,33 @@ pub fn bench_grids(json: bool, configs: &[String], modes: &[String], seconds: f6
         }
     }
     Ok(())
+}
+
+/// The configurations named (all of `all` when none is), each found by `find`.
+fn select<C>(
+    configs: &[String],
+    all: &'static [C],
+    find: impl Fn(&str) -> unfold::Result<&'static C>,
+) -> Result<Vec<&'static C>> {
+    if configs.is_empty() {
+        return Ok(all.iter().collect());
+    }
+    Ok(configs
+        .iter()
+        .map(|n| find(n))
+        .collect::<Result<_, _>>()
+        .context("--config")?)
+}
+
+/// The modes `--mode` names for a benchmark that runs training and inference only (none: both).
+fn train_or_infer(modes: &[String], what: &str) -> Result<Vec<unfold::bench::Mode>> {
+    use unfold::bench::Mode;
+    modes
+        .iter()
+        .map(|m| match m.as_str() {
+            "train" => Ok(Mode::Train),
+            "infer" => Ok(Mode::Infer),
+            other => anyhow::bail!("--mode {other:?}: a {what} benchmark runs train or infer"),
+        })
+        .collect()
 }

@@ -6,8 +6,6 @@
 //! summed, one and two layers, every read-out, and ReNet layers against `torch.nn.LSTM` and
 //! `torch.nn.RNN` run over the rows, then the columns.
 
-use std::path::PathBuf;
-
 use unfold::checkpoint::TensorFile;
 use unfold::data::{GridLabels, GridSet};
 use unfold::models::{GridConfig, GridModel, GridReadout, GridWorkspace, Model, TrainContext};
@@ -16,18 +14,11 @@ use unfold::Parameters;
 
 mod common;
 
-use common::{compare, tensor};
+use common::{compare, fixture_files, tensor};
 
 #[test]
 fn grid_models_match_their_position_by_position_pytorch_definitions() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/grids");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    paths.sort();
-    assert_eq!(paths.len(), 7, "one fixture per configuration");
+    let paths = fixture_files("grids", 7);
     for path in paths {
         let tag = path.file_stem().unwrap().to_string_lossy().into_owned();
         let f = TensorFile::read(&path).unwrap();

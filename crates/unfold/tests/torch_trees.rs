@@ -4,8 +4,6 @@
 //! tree: same weights and trees; every node's state, the loss and every parameter gradient
 //! compared in f32 with unfold's level-batched forward and backward.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 use unfold::checkpoint::TensorFile;
 use unfold::data::{TreeExample, TreeSet, Values};
@@ -15,7 +13,7 @@ use unfold::Parameters;
 
 mod common;
 
-use common::{compare, tensor};
+use common::{compare, fixture_files, tensor};
 
 fn list<T>(v: &Value, f: impl Fn(&Value) -> T) -> Vec<T> {
     v.as_array().unwrap().iter().map(f).collect()
@@ -37,14 +35,7 @@ fn examples(json: &str) -> Vec<TreeExample<f32>> {
 
 #[test]
 fn tree_models_match_their_recursive_pytorch_definitions() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/trees");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    paths.sort();
-    assert_eq!(paths.len(), 6, "one fixture per composition and output");
+    let paths = fixture_files("trees", 6);
     for path in paths {
         let tag = path.file_stem().unwrap().to_string_lossy().into_owned();
         let f = TensorFile::read(&path).unwrap();

@@ -30,8 +30,7 @@ use crate::float::Float;
 use crate::kernels::activations::{sigmoid_in_place, tanh_in_place};
 use crate::kernels::gemm::{effective_threads, gemm_nn, gemm_nt, gemm_tn, serial_scope, sum_rows};
 pub use crate::layers::grid_schedule::{Corner, GridShape, Schedule};
-use crate::layers::params::{ParamSpec, Parameters};
-use crate::rng::Rng;
+use crate::layers::params::{uniform_fill, ParamSpec, Parameters};
 
 /// The cell of a 2-D recurrent layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,13 +198,7 @@ impl<T: Float> GridLayer<T> {
     /// A layer with PyTorch's recurrent initialisation: uniform in `[-1/sqrt(H), 1/sqrt(H)]`.
     pub fn new(config: GridLayerConfig, seed: u64) -> Result<Self> {
         let mut l = Self::zeros(config)?;
-        let k = 1.0 / (config.hidden as f64).sqrt();
-        let mut rng = Rng::new(seed);
-        for s in l.param_slices_mut() {
-            for v in s.iter_mut() {
-                *v = T::from_f64(rng.uniform_range(-k, k));
-            }
-        }
+        uniform_fill(l.param_slices_mut(), config.hidden, seed);
         Ok(l)
     }
 

@@ -111,3 +111,16 @@ impl<T: Float, P: Parameters<T>> Parameters<T> for Option<P> {
             .map_or_else(Vec::new, |p| p.param_slices_mut())
     }
 }
+
+/// Fills every tensor uniform in `[-1/sqrt(hidden), 1/sqrt(hidden)]`, in order, from one
+/// stream seeded by `seed`: PyTorch's recurrent initialisation, used by the tree and grid
+/// layers.
+pub(crate) fn uniform_fill<T: Float>(tensors: Vec<&mut [T]>, hidden: usize, seed: u64) {
+    let k = 1.0 / (hidden as f64).sqrt();
+    let mut rng = crate::rng::Rng::new(seed);
+    for t in tensors {
+        for v in t.iter_mut() {
+            *v = T::from_f64(rng.uniform_range(-k, k));
+        }
+    }
+}

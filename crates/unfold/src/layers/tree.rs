@@ -29,8 +29,7 @@ use crate::error::{check_len, Error, Result};
 use crate::float::Float;
 use crate::kernels::activations::{sigmoid_in_place, tanh_in_place};
 use crate::kernels::gemm::{gemm_nn, gemm_nt, gemm_tn, sum_rows};
-use crate::layers::params::{ParamSpec, Parameters};
-use crate::rng::Rng;
+use crate::layers::params::{uniform_fill, ParamSpec, Parameters};
 
 /// The composition function of a recursive layer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,13 +168,7 @@ impl<T: Float> TreeLayer<T> {
     /// A layer with PyTorch's recurrent initialisation: uniform in `[-1/sqrt(H), 1/sqrt(H)]`.
     pub fn new(config: TreeLayerConfig, seed: u64) -> Result<Self> {
         let mut l = Self::zeros(config)?;
-        let k = 1.0 / (config.hidden as f64).sqrt();
-        let mut rng = Rng::new(seed);
-        for s in l.param_slices_mut() {
-            for v in s.iter_mut() {
-                *v = T::from_f64(rng.uniform_range(-k, k));
-            }
-        }
+        uniform_fill(l.param_slices_mut(), config.hidden, seed);
         Ok(l)
     }
 

@@ -56,3 +56,18 @@ pub fn compare_param_grads(tag: &str, f: &TensorFile, grads: &Recurrent<f32>) ->
     }
     worst
 }
+
+/// The `.safetensors` fixtures under `tests/fixtures/<dir>`, sorted; asserts there are `count`.
+pub fn fixture_files(dir: &str, count: usize) -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir);
+    let mut paths: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
+        .collect();
+    paths.sort();
+    assert_eq!(paths.len(), count, "fixtures in {}", dir.display());
+    paths
+}
