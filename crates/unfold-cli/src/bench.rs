@@ -194,11 +194,11 @@ fn select<C>(
     if configs.is_empty() {
         return Ok(all.iter().collect());
     }
-    Ok(configs
+    configs
         .iter()
         .map(|n| find(n))
         .collect::<Result<_, _>>()
-        .context("--config")?)
+        .context("--config")
 }
 
 /// The modes `--mode` names for a benchmark that runs training and inference only (none: both).
