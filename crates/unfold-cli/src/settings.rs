@@ -647,7 +647,7 @@ impl RawSettings {
                 .map(|_| self.attention.unwrap_or_else(|| "additive".into())),
             scheduled_sampling: self.scheduled_sampling.unwrap_or(0.0),
             readout: self.readout.unwrap_or_else(|| {
-                if ts || grid {
+                if ts || (grid && !self.flat.unwrap_or(false)) {
                     "mean".into()
                 } else {
                     default_readout()
