@@ -28,6 +28,16 @@ pub fn task(s: &Settings) -> Result<Prepared> {
             "--length {size}: mazes of at most 256x256"
         )));
     }
+    // Each cell costs about 10 bytes (value, label, mask) before batching.
+    let cells = (s.train_size + s.valid_size.max(1) + 1000).saturating_mul(size * size);
+    if cells > 400_000_000 {
+        bail!(BadInput(format!(
+            "--train-size {} of {size}x{size} mazes holds {cells} cells, about {} GB: at most \
+             400 million cells",
+            s.train_size,
+            cells / 100_000_000
+        )));
+    }
     let make = |n: usize, k: u64| {
         grid::maze::<f32>(n, size, info.walls, s.seed.wrapping_mul(31).wrapping_add(k))
             .map_err(|e| BadInput(e.to_string()))

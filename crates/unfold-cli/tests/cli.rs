@@ -1365,6 +1365,30 @@ fn grid_runs_train_reload_eval_and_resume() {
         run.to_str().unwrap(),
     ]);
     assert!(out.contains("16 images of 4x3x1, 2 classes"), "{out}");
+    // Class folders of colour PNG images.
+    let dir = d.join("png");
+    for (class, red) in [("red", 230u8), ("blue", 10u8)] {
+        std::fs::create_dir_all(dir.join(class)).unwrap();
+        for k in 0..8u8 {
+            let img = image::RgbImage::from_fn(5, 2, |x, y| {
+                image::Rgb([red, (x * 20 + y) as u8 + k, 255 - red])
+            });
+            img.save(dir.join(class).join(format!("{k}.png"))).unwrap();
+        }
+    }
+    let run = d.join("png-run");
+    let out = ok(&[
+        "train",
+        "--grid",
+        dir.to_str().unwrap(),
+        "--steps",
+        "10",
+        "--hidden",
+        "8",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(out.contains("16 images of 2x5x3, 2 classes"), "{out}");
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -1405,6 +1429,10 @@ fn bad_grid_input_is_a_clear_error() {
     bad(
         &["train", "--task", "maze", "--length", "1"],
         "at least 2x2",
+    );
+    bad(
+        &["train", "--task", "maze", "--train-size", "1000000000"],
+        "at most 400 million cells",
     );
     std::fs::write(&f, "1,2,3,4,5,6,a\n").unwrap();
     bad(&["train", "--grid", p], "not a square");

@@ -258,7 +258,7 @@ fn all_right_share(m: &crate::models::GridModel<f32>, set: &GridSet<f32>) -> Res
     let px = set.height * set.width;
     let idx: Vec<usize> = (0..set.len()).collect();
     let mut good = 0;
-    for chunk in idx.chunks(256) {
+    for chunk in idx.chunks(((1usize << 16) / px.max(1)).clamp(1, 256)) {
         let b = set.batch(chunk);
         let rows = m.outputs(&b, &mut ws)?;
         let o = ws.logits().len() / rows.max(1);

@@ -545,7 +545,8 @@ impl<T: Float> Model<T> for GridModel<T> {
     }
 }
 
-/// A grid set is scored in batches of `batch_size` images, in order, and the sums merged.
+/// A grid set is scored in batches of at most `batch_size` images (and at most 65536 pixels, so
+/// that large images do not hold gigabytes of cached gates), in order, and the sums merged.
 impl<T: Float> EvalSet<T, GridModel<T>> for GridSet<T> {
     fn evaluate(
         &self,
@@ -554,8 +555,9 @@ impl<T: Float> EvalSet<T, GridModel<T>> for GridSet<T> {
         batch_size: usize,
     ) -> Result<LossStats> {
         let idx: Vec<usize> = (0..self.len()).collect();
+        let cap = (1usize << 16) / (self.height * self.width).max(1);
         let mut total = LossStats::default();
-        for chunk in idx.chunks(batch_size.max(1)) {
+        for chunk in idx.chunks(batch_size.min(cap).max(1)) {
             total.merge(&model.evaluate(&self.batch(chunk), ws)?);
         }
         Ok(total)
