@@ -36,7 +36,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "unfold", version, about, long_about)]
 struct Cli {
-    /// Threads for matrix products (default: the UNFOLD_THREADS variable, else all cores).
+    /// Threads for matrix products, at most the number of cores (default: the UNFOLD_THREADS
+    /// variable, else all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
     /// Seed of everything random (data, initialisation, batch order, sampling).
@@ -177,6 +178,14 @@ fn run(cli: Cli) -> Result<()> {
     if let Some(n) = cli.threads {
         if n == 0 {
             return Err(BadInput("--threads must be at least 1".into()).into());
+        }
+        // More threads than cores only adds hand-overs (and a huge number exhausts the system).
+        let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+        if n > cores {
+            return Err(BadInput(format!(
+                "--threads {n}: this machine has {cores} cores; give at most {cores}"
+            ))
+            .into());
         }
         unfold::set_num_threads(n);
     }

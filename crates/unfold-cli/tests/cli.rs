@@ -1418,6 +1418,7 @@ fn bad_grid_input_is_a_clear_error() {
         "rnn (MD-RNN) or lstm",
     );
     bad(&["train", "--grid", p, "--text", p], "at most one");
+    bad(&["tasks", "--threads", "1000000"], "cores; give at most");
     bad(
         &["train", "--task", "maze", "--flat"],
         "--flat reads images",
