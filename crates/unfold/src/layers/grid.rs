@@ -284,7 +284,7 @@ impl<T: Float> GridLayer<T> {
         let cfg = self.config;
         let w = &self.sweeps[s];
         let shape = sched.shape();
-        let (n, h, i, b) = (shape.positions(), cfg.hidden, cfg.input_size, shape.images);
+        let (n, h, i) = (shape.positions(), cfg.hidden, cfg.input_size);
         let gh = cfg.gates() * h;
         let lstm = cfg.cell == GridCell::Lstm;
         sc.h.resize(n * h, T::ZERO);
@@ -306,15 +306,10 @@ impl<T: Float> GridLayer<T> {
             let m = e - a;
             if d > 0 {
                 // The predecessors' states side by side, then one GEMM for the diagonal.
-                let (lo, hi) = sched.rows_on(d);
-                for ii in lo..=hi {
-                    let (up, left) = sched.predecessors(d, ii);
-                    for img in 0..b {
-                        let r = a + (ii - lo) * b + img;
-                        let (pv, ph) = sc.prev[r * 2 * h..(r + 1) * 2 * h].split_at_mut(h);
-                        copy_or_zero(pv, up.map(|u| &sc.h[(u + img) * h..(u + img + 1) * h]));
-                        copy_or_zero(ph, left.map(|l| &sc.h[(l + img) * h..(l + img + 1) * h]));
-                    }
+                for (r, up, left) in sched.rows(d) {
+                    let (pv, ph) = sc.prev[r * 2 * h..(r + 1) * 2 * h].split_at_mut(h);
+                    copy_or_zero(pv, up.map(|u| &sc.h[u * h..(u + 1) * h]));
+                    copy_or_zero(ph, left.map(|l| &sc.h[l * h..(l + 1) * h]));
                 }
                 let z = if lstm { &mut sc.gates } else { &mut sc.h };
                 gemm_nt(
@@ -342,49 +337,38 @@ impl<T: Float> GridLayer<T> {
     /// pre-activations).
     fn lstm_diagonal(&self, sched: &Schedule, d: usize, sc: &mut SweepCache<T>) {
         let h = self.config.hidden;
-        let b = sched.shape().images;
-        let (a, _) = sched.diagonal(d);
-        let (lo, hi) = sched.rows_on(d);
-        for ii in lo..=hi {
-            let (up, left) = if d > 0 {
-                sched.predecessors(d, ii)
-            } else {
-                (None, None)
-            };
-            for img in 0..b {
-                let r = a + (ii - lo) * b + img;
-                let g = &mut sc.gates[r * 5 * h..(r + 1) * 5 * h];
-                sigmoid_in_place(&mut g[..3 * h]);
-                tanh_in_place(&mut g[3 * h..4 * h]);
-                sigmoid_in_place(&mut g[4 * h..]);
-                let (gi, rest) = g.split_at(h);
-                let (gfv, rest) = rest.split_at(h);
-                let (gfh, rest) = rest.split_at(h);
-                let (gg, go) = rest.split_at(h);
-                let (cs, ctail) = sc.c.split_at_mut(r * h);
-                let cr = &mut ctail[..h];
-                for ((cv, &iv), &gv) in cr.iter_mut().zip(gi).zip(gg) {
-                    *cv = iv * gv;
+        for (r, up, left) in sched.rows(d) {
+            let g = &mut sc.gates[r * 5 * h..(r + 1) * 5 * h];
+            sigmoid_in_place(&mut g[..3 * h]);
+            tanh_in_place(&mut g[3 * h..4 * h]);
+            sigmoid_in_place(&mut g[4 * h..]);
+            let (gi, rest) = g.split_at(h);
+            let (gfv, rest) = rest.split_at(h);
+            let (gfh, rest) = rest.split_at(h);
+            let (gg, go) = rest.split_at(h);
+            let (cs, ctail) = sc.c.split_at_mut(r * h);
+            let cr = &mut ctail[..h];
+            for ((cv, &iv), &gv) in cr.iter_mut().zip(gi).zip(gg) {
+                *cv = iv * gv;
+            }
+            if let Some(u) = up {
+                let cu = &cs[u * h..(u + 1) * h];
+                for ((cv, &fv), &ck) in cr.iter_mut().zip(gfv).zip(cu) {
+                    *cv += fv * ck;
                 }
-                if let Some(u) = up {
-                    let cu = &cs[(u + img) * h..(u + img + 1) * h];
-                    for ((cv, &fv), &ck) in cr.iter_mut().zip(gfv).zip(cu) {
-                        *cv += fv * ck;
-                    }
+            }
+            if let Some(l) = left {
+                let cl = &cs[l * h..(l + 1) * h];
+                for ((cv, &fv), &ck) in cr.iter_mut().zip(gfh).zip(cl) {
+                    *cv += fv * ck;
                 }
-                if let Some(l) = left {
-                    let cl = &cs[(l + img) * h..(l + img + 1) * h];
-                    for ((cv, &fv), &ck) in cr.iter_mut().zip(gfh).zip(cl) {
-                        *cv += fv * ck;
-                    }
-                }
-                let tc = &mut sc.tc[r * h..(r + 1) * h];
-                tc.copy_from_slice(cr);
-                tanh_in_place(tc);
-                let hr = &mut sc.h[r * h..(r + 1) * h];
-                for ((hv, &ov), &t) in hr.iter_mut().zip(go).zip(tc.iter()) {
-                    *hv = ov * t;
-                }
+            }
+            let tc = &mut sc.tc[r * h..(r + 1) * h];
+            tc.copy_from_slice(cr);
+            tanh_in_place(tc);
+            let hr = &mut sc.h[r * h..(r + 1) * h];
+            for ((hv, &ov), &t) in hr.iter_mut().zip(go).zip(tc.iter()) {
+                *hv = ov * t;
             }
         }
     }
@@ -499,7 +483,7 @@ impl<T: Float> GridLayer<T> {
     ) {
         let cfg = self.config;
         let shape = sched.shape();
-        let (n, h, b) = (shape.positions(), cfg.hidden, shape.images);
+        let (n, h) = (shape.positions(), cfg.hidden);
         let gh = cfg.gates() * h;
         let lstm = cfg.cell == GridCell::Lstm;
         let w = &self.sweeps[s];
@@ -509,7 +493,6 @@ impl<T: Float> GridLayer<T> {
         work.dprev.resize(n * 2 * h, T::ZERO);
         for d in (0..shape.diagonals()).rev() {
             let (a, e) = sched.diagonal(d);
-            let (lo, hi) = sched.rows_on(d);
             if lstm {
                 self.lstm_diagonal_backward(sched, d, sc, work);
             } else {
@@ -538,17 +521,13 @@ impl<T: Float> GridLayer<T> {
                 2 * h,
                 false,
             );
-            for ii in lo..=hi {
-                let (up, left) = sched.predecessors(d, ii);
-                for img in 0..b {
-                    let r = a + (ii - lo) * b + img;
-                    let (dv, dhz) = work.dprev[r * 2 * h..(r + 1) * 2 * h].split_at(h);
-                    if let Some(u) = up {
-                        add_in_place(&mut work.dh[(u + img) * h..(u + img + 1) * h], dv);
-                    }
-                    if let Some(l) = left {
-                        add_in_place(&mut work.dh[(l + img) * h..(l + img + 1) * h], dhz);
-                    }
+            for (r, up, left) in sched.rows(d) {
+                let (dv, dhz) = work.dprev[r * 2 * h..(r + 1) * 2 * h].split_at(h);
+                if let Some(u) = up {
+                    add_in_place(&mut work.dh[u * h..(u + 1) * h], dv);
+                }
+                if let Some(l) = left {
+                    add_in_place(&mut work.dh[l * h..(l + 1) * h], dhz);
                 }
             }
         }
@@ -564,63 +543,52 @@ impl<T: Float> GridLayer<T> {
         work: &mut SweepWork<T>,
     ) {
         let h = self.config.hidden;
-        let b = sched.shape().images;
         let one = T::ONE;
-        let (a, _) = sched.diagonal(d);
-        let (lo, hi) = sched.rows_on(d);
-        for ii in lo..=hi {
-            let (up, left) = if d > 0 {
-                sched.predecessors(d, ii)
-            } else {
-                (None, None)
-            };
-            for img in 0..b {
-                let r = a + (ii - lo) * b + img;
-                let g = &sc.gates[r * 5 * h..(r + 1) * 5 * h];
-                let (gi, rest) = g.split_at(h);
-                let (gfv, rest) = rest.split_at(h);
-                let (gfh, rest) = rest.split_at(h);
-                let (gg, go) = rest.split_at(h);
-                let tcr = &sc.tc[r * h..(r + 1) * h];
-                let dhr = &work.dh[r * h..(r + 1) * h];
-                let (dcs, dctail) = work.dc.split_at_mut(r * h);
-                let dcr = &mut dctail[..h];
-                let dz = &mut work.dz[r * 5 * h..(r + 1) * 5 * h];
-                let (di, rest) = dz.split_at_mut(h);
-                let (dfv, rest) = rest.split_at_mut(h);
-                let (dfh, rest) = rest.split_at_mut(h);
-                let (dg, dov) = rest.split_at_mut(h);
-                for (((dc, (di, dg)), dov), (((&iv, &gv), &ov), (&tc, &dhv))) in dcr
-                    .iter_mut()
-                    .zip(di.iter_mut().zip(dg.iter_mut()))
-                    .zip(dov.iter_mut())
-                    .zip(gi.iter().zip(gg).zip(go).zip(tcr.iter().zip(dhr)))
-                {
-                    let dct = *dc + dhv * ov * (one - tc * tc);
-                    *dc = dct;
-                    *di = dct * gv * iv * (one - iv);
-                    *dg = dct * iv * (one - gv * gv);
-                    *dov = dhv * tc * ov * (one - ov);
-                }
-                for (pred, gf, df) in [(up, gfv, dfv), (left, gfh, dfh)] {
-                    match pred {
-                        Some(p) => {
-                            let row = p + img;
-                            let cp = &sc.c[row * h..(row + 1) * h];
-                            let dcp = &mut dcs[row * h..(row + 1) * h];
-                            for ((((dfv, dcpv), &fv), &cv), &dct) in df
-                                .iter_mut()
-                                .zip(dcp.iter_mut())
-                                .zip(gf)
-                                .zip(cp)
-                                .zip(dcr.iter())
-                            {
-                                *dfv = dct * cv * fv * (one - fv);
-                                *dcpv += dct * fv;
-                            }
+        for (r, up, left) in sched.rows(d) {
+            let g = &sc.gates[r * 5 * h..(r + 1) * 5 * h];
+            let (gi, rest) = g.split_at(h);
+            let (gfv, rest) = rest.split_at(h);
+            let (gfh, rest) = rest.split_at(h);
+            let (gg, go) = rest.split_at(h);
+            let tcr = &sc.tc[r * h..(r + 1) * h];
+            let dhr = &work.dh[r * h..(r + 1) * h];
+            let (dcs, dctail) = work.dc.split_at_mut(r * h);
+            let dcr = &mut dctail[..h];
+            let dz = &mut work.dz[r * 5 * h..(r + 1) * 5 * h];
+            let (di, rest) = dz.split_at_mut(h);
+            let (dfv, rest) = rest.split_at_mut(h);
+            let (dfh, rest) = rest.split_at_mut(h);
+            let (dg, dov) = rest.split_at_mut(h);
+            for (((dc, (di, dg)), dov), (((&iv, &gv), &ov), (&tc, &dhv))) in dcr
+                .iter_mut()
+                .zip(di.iter_mut().zip(dg.iter_mut()))
+                .zip(dov.iter_mut())
+                .zip(gi.iter().zip(gg).zip(go).zip(tcr.iter().zip(dhr)))
+            {
+                let dct = *dc + dhv * ov * (one - tc * tc);
+                *dc = dct;
+                *di = dct * gv * iv * (one - iv);
+                *dg = dct * iv * (one - gv * gv);
+                *dov = dhv * tc * ov * (one - ov);
+            }
+            for (pred, gf, df) in [(up, gfv, dfv), (left, gfh, dfh)] {
+                match pred {
+                    Some(p) => {
+                        let row = p;
+                        let cp = &sc.c[row * h..(row + 1) * h];
+                        let dcp = &mut dcs[row * h..(row + 1) * h];
+                        for ((((dfv, dcpv), &fv), &cv), &dct) in df
+                            .iter_mut()
+                            .zip(dcp.iter_mut())
+                            .zip(gf)
+                            .zip(cp)
+                            .zip(dcr.iter())
+                        {
+                            *dfv = dct * cv * fv * (one - fv);
+                            *dcpv += dct * fv;
                         }
-                        None => df.fill(T::ZERO),
                     }
+                    None => df.fill(T::ZERO),
                 }
             }
         }

@@ -159,6 +159,27 @@ impl Schedule {
         (up, left)
     }
 
+    /// Every row of diagonal `d` with the rows of its vertical and horizontal predecessors
+    /// (`None` at the grid's edge, and on the first diagonal): `(row, up, left)`.
+    pub fn rows(
+        &self,
+        d: usize,
+    ) -> impl Iterator<Item = (usize, Option<usize>, Option<usize>)> + '_ {
+        let (b, start) = (self.shape.images, self.diag_start[d]);
+        let (lo, hi) = self.rows_on(d);
+        (lo..=hi).flat_map(move |i| {
+            let (up, left) = if d > 0 {
+                self.predecessors(d, i)
+            } else {
+                (None, None)
+            };
+            (0..b).map(move |img| {
+                let r = start + (i - lo) * b + img;
+                (r, up.map(|u| u + img), left.map(|l| l + img))
+            })
+        })
+    }
+
     /// The smallest and largest sweep row index on diagonal `d`.
     pub fn rows_on(&self, d: usize) -> (usize, usize) {
         (self.lo[d], d.min(self.shape.height - 1))
