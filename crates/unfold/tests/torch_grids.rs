@@ -10,11 +10,10 @@ use unfold::checkpoint::TensorFile;
 use unfold::data::{GridLabels, GridSet};
 use unfold::models::{GridConfig, GridModel, GridReadout, GridWorkspace, Model, TrainContext};
 use unfold::rng::Rng;
-use unfold::Parameters;
 
 mod common;
 
-use common::{compare, fixture_files, tensor};
+use common::{compare, compare_param_grads, fixture_files, tensor};
 
 #[test]
 fn grid_models_match_their_position_by_position_pytorch_definitions() {
@@ -58,15 +57,6 @@ fn grid_models_match_their_position_by_position_pytorch_definitions() {
         );
         let last = ws.caches().last().unwrap();
         compare(&format!("{tag} out"), last.out(), &tensor(&f, "out"));
-        let mut want = model.zeros_like();
-        f.load_params("grad.", &mut want).unwrap();
-        for ((spec, g), w) in grads
-            .param_specs()
-            .iter()
-            .zip(grads.param_slices())
-            .zip(want.param_slices())
-        {
-            compare(&format!("{tag} d{}", spec.name), g, w);
-        }
+        compare_param_grads(&tag, &f, &grads);
     }
 }

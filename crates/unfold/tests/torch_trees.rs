@@ -9,11 +9,10 @@ use unfold::checkpoint::TensorFile;
 use unfold::data::{TreeExample, TreeSet, Values};
 use unfold::models::{Model, TrainContext, TreeConfig, TreeModel, TreeWorkspace};
 use unfold::rng::Rng;
-use unfold::Parameters;
 
 mod common;
 
-use common::{compare, fixture_files, tensor};
+use common::{compare, compare_param_grads, fixture_files, tensor};
 
 fn list<T>(v: &Value, f: impl Fn(&Value) -> T) -> Vec<T> {
     v.as_array().unwrap().iter().map(f).collect()
@@ -70,15 +69,6 @@ fn tree_models_match_their_recursive_pytorch_definitions() {
             .flat_map(|&r| ws.states()[r * h..(r + 1) * h].to_vec())
             .collect();
         compare(&format!("{tag} h"), &states, &tensor(&f, "h"));
-        let mut want = model.zeros_like();
-        f.load_params("grad.", &mut want).unwrap();
-        for ((spec, g), w) in grads
-            .param_specs()
-            .iter()
-            .zip(grads.param_slices())
-            .zip(want.param_slices())
-        {
-            compare(&format!("{tag} d{}", spec.name), g, w);
-        }
+        compare_param_grads(&tag, &f, &grads);
     }
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 use unfold::checkpoint::TensorFile;
-use unfold::{Parameters, Recurrent};
+use unfold::Parameters;
 
 /// Relative tolerance of the comparison: |a - b| <= REL * max(|b|, FLOOR * max|tensor|).
 /// The floor matters only for elements much smaller than the rest of their tensor: a gradient
@@ -42,8 +42,13 @@ pub fn compare(tag: &str, got: &[f32], want: &[f32]) -> f32 {
 
 /// Compares every parameter gradient in `grads` with the fixture's `grad.` tensors (loaded
 /// into a layer shaped like `grads`); returns the worst relative error.
-pub fn compare_param_grads(tag: &str, f: &TensorFile, grads: &Recurrent<f32>) -> f32 {
-    let mut want = grads.zeros_like();
+pub fn compare_param_grads<P: Parameters<f32> + Clone>(
+    tag: &str,
+    f: &TensorFile,
+    grads: &P,
+) -> f32 {
+    let mut want = grads.clone();
+    want.zero();
     f.load_params("grad.", &mut want).unwrap();
     let mut worst = 0.0f32;
     for ((spec, g), w) in grads
