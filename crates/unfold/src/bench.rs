@@ -208,6 +208,31 @@ pub(crate) fn median_time(mut f: impl FnMut(), min_reps: usize, min_secs: f64) -
     times[times.len() / 2]
 }
 
+/// [`median_time`] of a call that can fail: the first error ends the measurement and is
+/// returned.
+pub(crate) fn median_time_of(
+    mut f: impl FnMut() -> Result<()>,
+    min_reps: usize,
+    min_secs: f64,
+) -> Result<f64> {
+    let mut err = None;
+    let secs = median_time(
+        || {
+            if err.is_none() {
+                if let Err(e) = f() {
+                    err = Some(e);
+                }
+            }
+        },
+        min_reps,
+        min_secs,
+    );
+    match err {
+        Some(e) => Err(e),
+        None => Ok(secs),
+    }
+}
+
 /// Measures one configuration in one mode. `min_secs` bounds the measuring time (about).
 pub fn run(c: &BenchConfig, mode: Mode, min_secs: f64) -> Result<BenchResult> {
     let lc = c.layer_config();
@@ -227,64 +252,43 @@ pub fn run(c: &BenchConfig, mode: Mode, min_secs: f64) -> Result<BenchResult> {
                 .collect();
             let mut cache = TrainCache::default();
             let mut grads = layer.zeros_like();
-            let mut err = None;
-            secs_per_call = median_time(
+            secs_per_call = median_time_of(
                 || {
-                    let r = layer
+                    layer
                         .forward_train(&x, steps, batch, None, None, &mut cache)
                         .and_then(|_| {
                             layer.backward(&mut cache, Some(&dout), None, &mut grads, false)
-                        });
-                    if let Err(e) = r {
-                        err = Some(e);
-                    }
+                        })
                 },
                 5,
                 min_secs,
-            );
-            if let Some(e) = err {
-                return Err(e);
-            }
+            )?;
             calls_steps = steps;
         }
         Mode::Infer => {
             let mut ws = InferWorkspace::default();
-            let mut err = None;
-            secs_per_call = median_time(
-                || {
-                    if let Err(e) = layer.forward_infer(&x, steps, batch, None, None, &mut ws) {
-                        err = Some(e);
-                    }
-                },
+            secs_per_call = median_time_of(
+                || layer.forward_infer(&x, steps, batch, None, None, &mut ws),
                 5,
                 min_secs,
-            );
-            if let Some(e) = err {
-                return Err(e);
-            }
+            )?;
             calls_steps = steps;
         }
         Mode::Stream => {
             // Time blocks of 100 steps (one timer call per block), report per step.
             let mut state = RecurrentState::zeros(&lc, batch);
             let mut ws = StepWorkspace::default();
-            let mut err = None;
-            secs_per_call = median_time(
+            secs_per_call = median_time_of(
                 || {
                     for t in 0..steps {
                         let xt = &x[t * batch * c.hidden..(t + 1) * batch * c.hidden];
-                        if let Err(e) = layer.step(xt, &mut state, &mut ws) {
-                            err = Some(e);
-                            return;
-                        }
+                        layer.step(xt, &mut state, &mut ws)?;
                     }
+                    Ok(())
                 },
                 20,
                 min_secs,
-            );
-            if let Some(e) = err {
-                return Err(e);
-            }
+            )?;
             calls_steps = steps;
         }
     }

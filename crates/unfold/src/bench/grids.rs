@@ -124,33 +124,18 @@ pub fn run_grid(c: &GridBenchConfig, mode: Mode, min_secs: f64) -> Result<GridBe
     let mut grads = layer.zeros_like();
     let mut work = GridGradWork::default();
     let mut dx = vec![0.0f32; x.len()];
-    let mut err = None;
-    let secs = super::median_time(
+    let secs = super::median_time_of(
         || {
-            let r = layer.forward(shape, &x, &mut cache).and_then(|_| {
-                if mode == Mode::Train {
-                    layer.backward(
-                        &x,
-                        &mut cache,
-                        &dout,
-                        None,
-                        (&mut grads, &mut work),
-                        &mut dx,
-                    )
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(e) = r {
-                err = Some(e);
+            layer.forward(shape, &x, &mut cache)?;
+            if mode == Mode::Train {
+                let g = (&mut grads, &mut work);
+                layer.backward(&x, &mut cache, &dout, None, g, &mut dx)?;
             }
+            Ok(())
         },
         5,
         min_secs,
-    );
-    if let Some(e) = err {
-        return Err(e);
-    }
+    )?;
     Ok(GridBenchResult {
         config: c.name.to_string(),
         mode,

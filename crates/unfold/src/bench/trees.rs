@@ -239,34 +239,19 @@ pub fn run_tree(c: &TreeBenchConfig, mode: Mode, min_secs: f64) -> Result<TreeBe
     let mut work = TreeGradWork::default();
     let mut dh = dh0.clone();
     let mut dx = vec![0.0f32; x.len()];
-    let mut err = None;
-    let secs = super::median_time(
+    let secs = super::median_time_of(
         || {
-            let r = layer.forward(&batch, &x, &mut cache).and_then(|_| {
-                if mode == Mode::Train {
-                    dh.copy_from_slice(&dh0);
-                    layer.backward(
-                        &batch,
-                        &x,
-                        &cache,
-                        &mut dh,
-                        (&mut grads, &mut work),
-                        &mut dx,
-                    )
-                } else {
-                    Ok(())
-                }
-            });
-            if let Err(e) = r {
-                err = Some(e);
+            layer.forward(&batch, &x, &mut cache)?;
+            if mode == Mode::Train {
+                dh.copy_from_slice(&dh0);
+                let g = (&mut grads, &mut work);
+                layer.backward(&batch, &x, &cache, &mut dh, g, &mut dx)?;
             }
+            Ok(())
         },
         5,
         min_secs,
-    );
-    if let Some(e) = err {
-        return Err(e);
-    }
+    )?;
     Ok(TreeBenchResult {
         config: c.name.to_string(),
         mode,
