@@ -288,6 +288,20 @@ impl<T: Float> GridModel<T> {
             )));
         }
         let shape = batch.shape;
+        let (b, px) = (shape.images, shape.height * shape.width);
+        let rows = match self.config.readout {
+            GridReadout::Pixels => b * px,
+            _ => b,
+        };
+        if batch.target.len() != rows
+            || (self.config.readout == GridReadout::Pixels) == batch.mask.is_empty()
+        {
+            return Err(Error::InvalidData(format!(
+                "{} targets for a {:?} read-out of {b} images",
+                batch.target.len(),
+                self.config.readout
+            )));
+        }
         if ws.caches.len() != self.layers.len() {
             ws.caches = self
                 .layers
@@ -309,11 +323,6 @@ impl<T: Float> GridModel<T> {
         }
         let last = &ws.caches[self.layers.len() - 1];
         let f = self.config.feature_width();
-        let (b, px) = (shape.images, shape.height * shape.width);
-        let rows = match self.config.readout {
-            GridReadout::Pixels => b * px,
-            _ => b,
-        };
         match self.config.readout {
             GridReadout::Mean => {
                 ws.feat.clear();
@@ -343,19 +352,6 @@ impl<T: Float> GridModel<T> {
                 }
             }
             GridReadout::Pixels => {}
-        }
-        let expected = match self.config.readout {
-            GridReadout::Pixels => b * px,
-            _ => b,
-        };
-        if batch.target.len() != expected
-            || (self.config.readout == GridReadout::Pixels) == batch.mask.is_empty()
-        {
-            return Err(Error::InvalidData(format!(
-                "{} targets for a {:?} read-out of {b} images",
-                batch.target.len(),
-                self.config.readout
-            )));
         }
         let feat = match self.config.readout {
             GridReadout::Pixels => last.out(),
