@@ -85,7 +85,7 @@ impl Progress {
             Event::EarlyStop { step } => {
                 self.println(&format!("early stop at step {step}: no improvement"));
             }
-            Event::Checkpoint { .. } => {}
+            Event::Checkpoint { .. } | Event::Probe(_) => {}
         }
     }
 

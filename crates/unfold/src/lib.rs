@@ -20,6 +20,7 @@ pub mod float;
 pub mod kernels;
 pub mod layers;
 pub mod models;
+pub mod probes;
 pub mod reservoir;
 pub mod rng;
 pub mod saved;

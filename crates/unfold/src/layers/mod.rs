@@ -17,6 +17,7 @@ mod fused_lanes;
 pub mod grid;
 mod grid_schedule;
 pub mod head;
+pub mod init;
 pub mod linear;
 pub mod output;
 pub mod params;
@@ -34,6 +35,7 @@ pub use config::{
 };
 pub use embedding::Embedding;
 pub use head::{Head, HeadCache};
+pub use init::RecurrentInit;
 pub use linear::Linear;
 pub use output::{LossStats, OutputKind, OutputLayer, Target};
 pub use params::{CellParams, ParamSpec, Parameters};

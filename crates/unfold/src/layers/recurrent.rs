@@ -1094,6 +1094,35 @@ impl<T: Float> TrainCache<T> {
         ensure(&mut self.first, batch * gh);
     }
 
+    /// `(steps, batch)` of the last training forward.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.steps, self.batch)
+    }
+
+    /// Each sequence's length in the last training forward.
+    pub fn lengths(&self) -> &[usize] {
+        &self.lengths
+    }
+
+    /// `[T, B, I_l]` what stacked layer `l` read in the last training forward (the input,
+    /// or the layer below's output after dropout and residual sums), for a layer of `config`.
+    pub fn layer_input(&self, config: &RecurrentConfig, l: usize) -> &[T] {
+        if l == 0 {
+            &self.input
+        } else if self.dropout > 0.0 {
+            &self.dropped[l - 1]
+        } else if config.adds_input(l - 1) {
+            &self.sums[l - 1]
+        } else {
+            &self.outputs[l - 1]
+        }
+    }
+
+    /// The initial state of the last training forward.
+    pub fn initial_state(&self) -> &RecurrentState<T> {
+        &self.init
+    }
+
     /// `[T, B, D*H]` outputs of the top layer (zero at padded steps).
     pub fn output(&self) -> &[T] {
         if self.top_sum {

@@ -12,6 +12,7 @@ use crate::layers::{Head, HeadCache, InferWorkspace, Recurrent, RecurrentState, 
 use crate::models::input::InputLayer;
 use crate::models::labeller::ModelConfig;
 use crate::models::{compose_parameters, scored_rows, target_view, Model, TrainContext};
+use crate::probes::ProbeView;
 
 /// How a whole sequence is summarised for the head.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -249,6 +250,19 @@ impl<T: Float> Model<T> for SequenceClassifier<T> {
             .forward(&ws.feat, b, &mut ws.logits, &mut ws.head)?;
         self.output
             .nll(&ws.logits, b, target_view(batch), None, None)
+    }
+
+    fn probe_view<'a>(&'a self, ws: &'a Self::Workspace) -> Option<ProbeView<'a, T>> {
+        let (dout, dfinal) = match self.readout {
+            Readout::Last => (None, Some(&ws.dfinal)),
+            Readout::Mean => (Some(&ws.dout[..]), None),
+        };
+        Some(ProbeView {
+            rnn: &self.rnn,
+            cache: &ws.cache,
+            dout,
+            dfinal,
+        })
     }
 
     fn describe(&self) -> Vec<(String, String)> {

@@ -18,6 +18,7 @@ use crate::models::{
     compose_parameters, project_init, project_init_backward, scored_rows, target_view,
     InitProjection, Model, TrainContext,
 };
+use crate::probes::ProbeView;
 use crate::rng::Rng;
 
 /// The architecture shared by the labeller and the classifier.
@@ -487,6 +488,15 @@ impl<T: Float> Model<T> for SequenceLabeller<T> {
 
     fn evaluate(&self, batch: &SeqBatch<T>, ws: &mut Self::Workspace) -> Result<LossStats> {
         self.forward_infer(batch, None, ws, None)
+    }
+
+    fn probe_view<'a>(&'a self, ws: &'a Self::Workspace) -> Option<ProbeView<'a, T>> {
+        Some(ProbeView {
+            rnn: &self.rnn,
+            cache: &ws.cache,
+            dout: Some(&ws.dh[..]),
+            dfinal: None,
+        })
     }
 
     fn describe(&self) -> Vec<(String, String)> {

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::float::Float;
 use crate::layers::output::LossStats;
 use crate::layers::params::Parameters;
+use crate::probes::ProbeView;
 use crate::rng::Rng;
 
 /// What a training step may need besides the batch: randomness (scheduled sampling, dropout)
@@ -53,6 +54,14 @@ pub trait Model<T: Float>: Parameters<T> + Clone {
 
     /// Key/value description of the architecture, stored in checkpoint metadata.
     fn describe(&self) -> Vec<(String, String)>;
+
+    /// What the long-term dependency probes ([`crate::probes`]) read after the last
+    /// [`Model::loss_and_grad`] on `ws`: the top recurrent layer, its cache and the loss's
+    /// gradients on its outputs and final state. `None` (the default) for a model without a
+    /// recurrent layer over time.
+    fn probe_view<'a>(&'a self, _ws: &'a Self::Workspace) -> Option<ProbeView<'a, T>> {
+        None
+    }
 }
 
 /// A held-out set a model of type `M` can be scored on, in batches of at most `batch_size`.

@@ -35,7 +35,8 @@ pub fn eigenvalues(w: &Weights) -> Result<Vec<(f64, f64)>> {
     dense_eigenvalues(n, &d)
 }
 
-fn dense_eigenvalues(n: usize, d: &[f64]) -> Result<Vec<(f64, f64)>> {
+/// All eigenvalues `(re, im)` of a dense row-major `n x n` matrix.
+pub fn dense_eigenvalues(n: usize, d: &[f64]) -> Result<Vec<(f64, f64)>> {
     if n == 0 {
         return Ok(Vec::new());
     }

@@ -27,8 +27,29 @@ pub fn global_norm<T: Float>(grads: &[&[T]]) -> f64 {
 }
 
 /// Applies `clip` and returns the global norm before clipping.
-pub fn clip_gradients<T: Float>(mut grads: Vec<&mut [T]>, clip: Clip) -> f64 {
+pub fn clip_gradients<T: Float>(grads: Vec<&mut [T]>, clip: Clip) -> f64 {
+    clip_and_report(grads, clip).before
+}
+
+/// What clipping did to one step's gradients.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipReport {
+    /// Global norm before clipping.
+    pub before: f64,
+    /// Global norm after clipping.
+    pub after: f64,
+    /// Whether clipping changed the gradients.
+    pub clipped: bool,
+}
+
+/// Applies `clip` and reports the global norm before and after.
+pub fn clip_and_report<T: Float>(mut grads: Vec<&mut [T]>, clip: Clip) -> ClipReport {
     let norm = global_norm(&grads.iter().map(|g| &**g).collect::<Vec<_>>());
+    let mut report = ClipReport {
+        before: norm,
+        after: norm,
+        clipped: false,
+    };
     match clip {
         Clip::None => {}
         Clip::Norm(max) => {
@@ -38,6 +59,8 @@ pub fn clip_gradients<T: Float>(mut grads: Vec<&mut [T]>, clip: Clip) -> f64 {
                 for g in grads.iter_mut() {
                     g.iter_mut().for_each(|v| *v *= c);
                 }
+                report.after = norm * coef;
+                report.clipped = true;
             }
         }
         Clip::Value(v) => {
@@ -46,12 +69,35 @@ pub fn clip_gradients<T: Float>(mut grads: Vec<&mut [T]>, clip: Clip) -> f64 {
                 for x in g.iter_mut() {
                     if *x < lo {
                         *x = lo;
+                        report.clipped = true;
                     } else if *x > hi {
                         *x = hi;
+                        report.clipped = true;
                     }
                 }
             }
+            if report.clipped {
+                report.after = global_norm(&grads.iter().map(|g| &**g).collect::<Vec<_>>());
+            }
         }
     }
-    norm
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_gives_the_norm_before_and_after() {
+        let mut g = [3.0f64, 4.0];
+        let r = clip_and_report(vec![&mut g[..]], Clip::Norm(1.0));
+        assert!(r.clipped && (r.before - 5.0).abs() < 1e-12);
+        assert!((r.after - 1.0).abs() < 1e-6 && (g[0] - 0.6).abs() < 1e-6);
+        let r = clip_and_report(vec![&mut g[..]], Clip::Norm(10.0));
+        assert!(!r.clipped && r.after == r.before);
+        let mut g = [3.0f64, -0.5];
+        let r = clip_and_report(vec![&mut g[..]], Clip::Value(1.0));
+        assert!(r.clipped && (r.after - 1.25f64.sqrt()).abs() < 1e-12);
+    }
 }

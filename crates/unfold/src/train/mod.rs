@@ -9,7 +9,7 @@ pub mod source;
 pub mod tbptt;
 pub mod trainer;
 
-pub use clip::{clip_gradients, global_norm, Clip};
+pub use clip::{clip_and_report, clip_gradients, global_norm, Clip, ClipReport};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::{Decay, FeedSchedule, LrSchedule};
 pub use source::{evaluate, Batches, GridBatches, SetBatches, ShuffledSet, TrainData, TreeBatches};

@@ -19,8 +19,9 @@ use crate::error::{Error, Result};
 use crate::float::Float;
 use crate::layers::output::LossStats;
 use crate::models::{EvalSet, Model, TrainContext};
+use crate::probes::{probe, ProbeConfig, ProbeRecord};
 use crate::rng::Rng;
-use crate::train::clip::{clip_gradients, Clip};
+use crate::train::clip::{clip_and_report, Clip};
 use crate::train::optim::{Optimizer, OptimizerConfig};
 use crate::train::schedule::{FeedSchedule, LrSchedule};
 use crate::train::source::TrainData;
@@ -65,6 +66,10 @@ pub struct TrainConfig {
     pub skip_nonfinite: bool,
     /// Extra metadata written into every checkpoint (e.g. the run's settings and vocabulary).
     pub metadata: Vec<(String, String)>,
+    /// Long-term dependency probes ([`crate::probes`]) recorded in `metrics.jsonl` (lines with
+    /// `"split":"probe"`) and reported as [`Event::Probe`] (default none). Models without a
+    /// probe view ([`Model::probe_view`]) are not probed.
+    pub probe: Option<ProbeConfig>,
 }
 
 impl TrainConfig {
@@ -85,6 +90,7 @@ impl TrainConfig {
             out_dir: None,
             skip_nonfinite: false,
             metadata: Vec::new(),
+            probe: None,
         }
     }
 
@@ -106,6 +112,8 @@ pub enum Event {
         loss: f64,
         /// Global gradient norm before clipping.
         grad_norm: f64,
+        /// Global gradient norm after clipping.
+        grad_norm_clipped: f64,
         /// Learning rate used.
         lr: f64,
         /// Probability of self-feeding used.
@@ -117,6 +125,8 @@ pub enum Event {
         /// True when the batch was skipped for a non-finite value.
         skipped: bool,
     },
+    /// The probes of a step were taken (before its update).
+    Probe(Box<ProbeRecord>),
     /// A validation pass finished.
     Eval {
         /// Steps completed.
@@ -402,7 +412,15 @@ impl<T: Float, M: Model<T>> Trainer<T, M> {
             let (stats, tokens) =
                 data.next_batch(&self.model, &mut self.ws, &mut self.grads, &mut ctx)?;
             let loss = stats.mean_nll();
-            let grad_norm = clip_gradients(self.grads.param_slices_mut(), self.cfg.clip);
+            let probed = match &self.cfg.probe {
+                Some(pc) if pc.due(self.step + 1, self.cfg.steps) && loss.is_finite() => self
+                    .model
+                    .probe_view(&self.ws)
+                    .map(|view| probe(&view, pc, self.step + 1)),
+                _ => None,
+            };
+            let clip = clip_and_report(self.grads.param_slices_mut(), self.cfg.clip);
+            let grad_norm = clip.before;
             self.step += 1;
             let bad = if !loss.is_finite() {
                 Some("loss")
@@ -434,17 +452,41 @@ impl<T: Float, M: Model<T>> Trainer<T, M> {
                     &[
                         ("lr", lr),
                         ("grad_norm", grad_norm),
+                        ("grad_norm_clipped", clip.after),
+                        ("clipped", f64::from(u8::from(clip.clipped))),
                         ("feed_prob", feed_prob),
                         ("tokens", tokens as f64),
                     ],
                 );
                 writeln!(w, "{line}").map_err(|e| io_err(p, e))?;
             }
+            // A probe that fails numerically (an exploded state) is logged as such, not fatal.
+            match probed {
+                Some(Ok(rec)) => {
+                    if let Some((w, p)) = log.as_mut() {
+                        writeln!(w, "{}", rec.to_json()).map_err(|e| io_err(p, e))?;
+                    }
+                    progress(&Event::Probe(Box::new(rec)));
+                }
+                Some(Err(e)) => {
+                    if let Some((w, p)) = log.as_mut() {
+                        let msg = serde_json::to_string(&e.to_string()).unwrap_or_default();
+                        writeln!(
+                            w,
+                            "{{\"step\":{},\"split\":\"probe\",\"error\":{msg}}}",
+                            self.step
+                        )
+                        .map_err(|e| io_err(p, e))?;
+                    }
+                }
+                None => {}
+            }
             progress(&Event::Step {
                 step: self.step,
                 total: self.cfg.steps,
                 loss,
                 grad_norm,
+                grad_norm_clipped: clip.after,
                 lr,
                 feed_prob,
                 tokens,
