@@ -18,6 +18,7 @@ pub mod data;
 pub mod error;
 pub mod float;
 pub mod kernels;
+pub mod lab;
 pub mod layers;
 pub mod models;
 pub mod probes;

@@ -344,3 +344,40 @@ pub fn reverse_digits(
     }
     (seqs, srcs)
 }
+
+/// Symbols of [`temporal_order`], one-hot in this order: the four distractors `a b c d`, the
+/// two relevant symbols `X Y`, and the start and end markers `B E`.
+pub const ORDER_SYMBOLS: [char; 8] = ['a', 'b', 'c', 'd', 'X', 'Y', 'B', 'E'];
+
+/// The temporal order task (Hochreiter and Schmidhuber 1997, experiment 6a), scaled to any
+/// length `len >= 10`: `B`, then distractors from `a b c d`, then `E`; an `X` or a `Y` replaces
+/// the distractor at one step in `[len/10, len/5)` and at one in `[len/2, 3 len/5)`. The class
+/// (0-3) is the order of the two: XX, XY, YX, YY. One-hot inputs of width 8, one target per
+/// sequence; the first relevant symbol lies at least `0.8 len` steps before the end.
+pub fn temporal_order<T: Float>(n: usize, len: usize, seed: u64) -> Vec<Sequence<T>> {
+    let mut rng = Rng::new(seed);
+    let len = len.max(10);
+    let w = ORDER_SYMBOLS.len();
+    let span = |rng: &mut Rng, lo: usize, hi: usize| lo + rng.below((hi - lo).max(1));
+    (0..n)
+        .map(|_| {
+            let mut sym: Vec<usize> = (0..len).map(|_| rng.below(4)).collect();
+            sym[0] = 6;
+            sym[len - 1] = 7;
+            let t1 = span(&mut rng, (len / 10).max(1), len / 5);
+            let t2 = span(&mut rng, len / 2, 3 * len / 5);
+            let (a, b) = (rng.below(2), rng.below(2));
+            sym[t1] = 4 + a;
+            sym[t2] = 4 + b;
+            let mut data = vec![T::ZERO; len * w];
+            for (t, &s) in sym.iter().enumerate() {
+                data[t * w + s] = T::ONE;
+            }
+            Sequence {
+                len,
+                input: Values::Reals { width: w, data },
+                target: Values::Symbols(vec![2 * a + b]),
+            }
+        })
+        .collect()
+}
