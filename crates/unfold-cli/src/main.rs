@@ -14,11 +14,14 @@ mod forecast;
 mod grid_data;
 mod grid_plot;
 mod inspect;
+mod lab;
+mod lab_report;
 mod model;
 mod plot;
 mod progress;
 mod sample;
 mod settings;
+mod svg;
 mod train;
 mod translate;
 mod tree_data;
@@ -78,6 +81,10 @@ enum Command {
     Forecast(Box<forecast::ForecastArgs>),
     /// Score a trained model on its task's held-out data.
     Eval(inspect::EvalArgs),
+    /// The long-term dependency lab: train every remedy (tanh RNN, IRNN, clipping, leaky,
+    /// clockwork, deep transition, LSTM, GRU, ESN, ESN-initialised RNN) on one task over a range
+    /// of lengths and seeds, with gradient and spectrum probes, and write an HTML report.
+    Lab(Box<lab::LabArgs>),
     /// Show what a run directory or checkpoint holds.
     Inspect(inspect::InspectArgs),
     /// List the built-in tasks with their metric and success threshold.
@@ -202,6 +209,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Esn(args) => esn::esn(*args, &global),
         Command::Forecast(args) => forecast::forecast(*args, &global),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Lab(args) => lab::lab(*args, &global),
         Command::Tasks => {
             tasks();
             Ok(())

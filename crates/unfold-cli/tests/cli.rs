@@ -1458,3 +1458,89 @@ fn bad_grid_input_is_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+fn the_quick_lab_runs_every_model_and_writes_its_report() {
+    let dir = temp("lab");
+    let d = dir.to_str().unwrap();
+    let out = ok(&["lab", "--quick", "--out", d, "--jobs", "1"]);
+    assert!(out.contains("20 runs"), "{out}");
+    for m in [
+        "rnn",
+        "irnn",
+        "rnn-clip",
+        "leaky",
+        "clockwork",
+        "dt",
+        "lstm",
+        "gru",
+        "esn",
+    ] {
+        assert!(
+            out.contains(&format!("\n{m:<10}")),
+            "{m} in the table: {out}"
+        );
+    }
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>") && html.ends_with("</html>"));
+    assert!(html.matches("<svg").count() >= 17, "every plot inline");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 20);
+    let rnn = &runs[0];
+    assert_eq!(
+        (rnn["model"].as_str(), rnn["length"].as_u64()),
+        (Some("rnn"), Some(12))
+    );
+    assert_eq!(
+        rnn["first_probe"]["grad_by_lag"].as_array().unwrap().len(),
+        12
+    );
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 21);
+    for p in [
+        "lag-start",
+        "lag-end",
+        "eigenvalues",
+        "radius",
+        "clipping",
+        "success",
+    ] {
+        let svg = std::fs::read_to_string(dir.join("plots").join(format!("{p}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"), "{p}");
+    }
+    let log = std::fs::read_to_string(dir.join("runs/adding-lstm-T24-s1/metrics.jsonl")).unwrap();
+    assert!(log.contains("\"split\":\"probe\"") && log.contains("\"grad_norm_clipped\""));
+    // Same seed, same lab.
+    let again = temp("lab-again");
+    ok(&[
+        "lab",
+        "--quick",
+        "--out",
+        again.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let a: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(again.join("results.json")).unwrap())
+            .unwrap();
+    for (x, y) in runs.iter().zip(a["runs"].as_array().unwrap()) {
+        assert_eq!(x["curve"], y["curve"], "{}", x["model"]);
+    }
+    bad(&["lab", "--task", "sorting"], "unknown lab task");
+    bad(&["lab", "--models", "rnn,transformer"], "unknown lab model");
+    bad(
+        &["lab", "--quick", "--lengths", "12,x"],
+        "not a whole number",
+    );
+    bad(&["lab", "--task", "order", "--lengths", "5"], "at least 10");
+    bad(
+        &["lab", "--task", "digits", "--digits", "/nonexistent.csv"],
+        "nonexistent",
+    );
+    bad(&["lab", "--quick", "--lr=-1"], "--lr");
+    bad(&["lab", "--quick", "--radius", "inf"], "--radius");
+    bad(&["lab", "--quick", "--jobs", "100000"], "--jobs");
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&again);
+}
