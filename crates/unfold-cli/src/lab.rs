@@ -79,6 +79,9 @@ pub struct LabArgs {
     /// initialisation).
     #[arg(long)]
     radius: Option<f64>,
+    /// The LSTM's initial forget-gate bias (default 1).
+    #[arg(long)]
+    forget_bias: Option<f64>,
     /// Training sequences per run.
     #[arg(long)]
     train_size: Option<usize>,
@@ -112,7 +115,7 @@ fn default_lengths(task: LabTask, quick: bool, full: bool) -> Vec<usize> {
         (LabTask::Digits, _, _) => vec![64, 192],
         (LabTask::Adding, true, _) | (LabTask::Order, true, _) => vec![12, 24],
         (LabTask::Copy, true, _) | (LabTask::Parity, true, _) => vec![4, 8],
-        (LabTask::Adding, _, false) => vec![10, 25, 50, 100],
+        (LabTask::Adding, _, false) => vec![12, 25, 50, 100],
         (LabTask::Copy, _, false) => vec![5, 10, 20, 40],
         (LabTask::Parity, _, false) => vec![4, 8, 16],
         (LabTask::Order, _, false) => vec![20, 50, 100],
@@ -186,6 +189,12 @@ fn settings(a: &LabArgs) -> Result<LabSettings> {
     }
     if let Some(v) = a.radius {
         s.radius = Some(positive("--radius", v)?);
+    }
+    if let Some(v) = a.forget_bias {
+        if !v.is_finite() || v.abs() > 100.0 {
+            bail!(bad(format!("--forget-bias {v}: give a number in [-100, 100]")));
+        }
+        s.forget_bias = v;
     }
     if let Some(v) = a.train_size {
         s.train_size = at_least_1("--train-size", v)?;

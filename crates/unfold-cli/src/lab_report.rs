@@ -322,7 +322,8 @@ pub fn html(r: &Report, plots: &[(String, String)]) -> String {
          <p>{runs} runs ({models} models, lengths {lens}, seeds {seeds}) in {wall:.1} s on {jobs} \
          workers. Every trained model: {hidden} hidden units, one layer, at most {steps} steps \
          of {batch} sequences, {opt} with learning rate {lr}, {train} training and {valid} \
-         held-out sequences; scored and probed every {every} steps; a run stops when it is \
+         held-out sequences; <code>rnn-clip</code> clips at norm {clip}, the LSTM's forget-gate \
+         bias starts at {fb}{radius}; scored and probed every {every} steps; a run stops when it is \
          solved{stop}. A run is <b>solved</b> when its {metric} reaches {threshold} (chance: \
          {chance}).</p>",
         task = r.task.name(),
@@ -350,6 +351,11 @@ pub fn html(r: &Report, plots: &[(String, String)]) -> String {
         lr = s.lr,
         train = s.train_size,
         valid = s.valid_size,
+        clip = s.clip,
+        fb = s.forget_bias,
+        radius = s.radius.map_or(String::new(), |r| format!(
+            ", <code>rnn</code> and <code>rnn-clip</code> start with W_hh at spectral radius {r}"
+        )),
         every = s.eval_every,
         stop = if s.stop_when_solved {
             ""
@@ -488,7 +494,7 @@ pub fn json(r: &Report) -> serde_json::Value {
         "settings": {
             "hidden": s.hidden, "steps": s.steps, "batch": s.batch, "lr": s.lr,
             "optimizer": s.optimizer.name(), "eval_every": s.eval_every, "clip": s.clip,
-            "radius": s.radius, "train_size": s.train_size, "valid_size": s.valid_size,
+            "radius": s.radius, "forget_bias": s.forget_bias, "train_size": s.train_size, "valid_size": s.valid_size,
             "esn_units": s.esn_units, "stop_when_solved": s.stop_when_solved,
         },
         "models": r.models.iter().map(|m| serde_json::json!({"name": m.name(), "summary": m.summary()})).collect::<Vec<_>>(),

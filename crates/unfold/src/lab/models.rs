@@ -82,7 +82,7 @@ impl LabModel {
             LabModel::Leaky => "leaky tanh units, learned leak rates in [0.02, 1]",
             LabModel::Clockwork => "clockwork RNN, module periods 1, 2, 4, 8, 16",
             LabModel::DeepTransition => "deep transition (2 tanh layers) with shortcut",
-            LabModel::Lstm => "LSTM, forget-gate bias 1",
+            LabModel::Lstm => "LSTM, forget-gate bias 1 (--forget-bias)",
             LabModel::Gru => "GRU",
             LabModel::Esn => "echo state network, ridge readout only",
             LabModel::EsnRnn => "tanh RNN, W_hh an echo-state reservoir, trained by BPTT",

@@ -43,6 +43,8 @@ pub struct LabSettings {
     pub clip: f64,
     /// The spectral radius the plain tanh RNNs start at (`None`: PyTorch's initialisation).
     pub radius: Option<f64>,
+    /// The LSTM's initial forget-gate bias (default 1).
+    pub forget_bias: f64,
     /// Training sequences generated per run.
     pub train_size: usize,
     /// Held-out sequences the criterion is measured on.
@@ -67,6 +69,7 @@ impl LabSettings {
             eval_every: 20,
             clip: 1.0,
             radius: None,
+            forget_bias: 1.0,
             train_size: 128,
             valid_size: 64,
             esn_units: 50,
@@ -80,14 +83,15 @@ impl LabSettings {
     pub fn standard() -> Self {
         LabSettings {
             hidden: 32,
-            steps: 2000,
+            steps: 3000,
             batch: 32,
             lr: 2e-3,
             optimizer: OptimizerConfig::adam(),
             eval_every: 100,
             clip: 1.0,
             radius: None,
-            train_size: 2000,
+            forget_bias: 1.0,
+            train_size: 10000,
             valid_size: 500,
             esn_units: 400,
             stop_when_solved: true,
@@ -100,7 +104,7 @@ impl LabSettings {
         LabSettings {
             hidden: 128,
             steps: 20000,
-            train_size: 10000,
+            train_size: 20000,
             valid_size: 1000,
             esn_units: 1000,
             eval_every: 500,
@@ -220,7 +224,10 @@ pub fn run_one(
     if spec.model == LabModel::Esn {
         return esn_run(spec, data, settings);
     }
-    let recipe = spec.model.recipe(settings.radius, settings.clip)?;
+    let mut recipe = spec.model.recipe(settings.radius, settings.clip)?;
+    if recipe.forget_bias.is_some() {
+        recipe.forget_bias = Some(settings.forget_bias);
+    }
     let input = data.shape.input;
     let cfg = ModelConfig {
         input,
