@@ -192,7 +192,9 @@ fn settings(a: &LabArgs) -> Result<LabSettings> {
     }
     if let Some(v) = a.forget_bias {
         if !v.is_finite() || v.abs() > 100.0 {
-            bail!(bad(format!("--forget-bias {v}: give a number in [-100, 100]")));
+            bail!(bad(format!(
+                "--forget-bias {v}: give a number in [-100, 100]"
+            )));
         }
         s.forget_bias = v;
     }

@@ -83,6 +83,10 @@ pub fn spec_of(s: &Settings, shape: &Shape) -> Result<ModelSpec> {
 /// forget-gate bias the settings give).
 pub fn build(s: &Settings, setup: &Shape) -> Result<Model> {
     let mut m = spec_of(s, setup)?.build(s.seed)?;
+    let init = unfold::layers::RecurrentInit::parse(&s.init)
+        .map_err(|e| BadInput(format!("--init: {e}")))?;
+    m.initialise(init, s.seed.wrapping_add(0x1417))
+        .map_err(|e| BadInput(format!("--init: {e}")))?;
     if s.cell() == unfold::CellKind::Lstm && s.forget_bias != 0.0 {
         m.set_forget_bias(s.forget_bias as f32)?;
     }

@@ -102,6 +102,15 @@ pub struct RawSettings {
     /// Clip gradients to this global norm (0: no clipping).
     #[arg(long)]
     pub clip: Option<f64>,
+    /// Recurrent weight initialisation: default, orthogonal[:GAIN], identity[:SCALE] (IRNN,
+    /// with --model rnn-relu), radius:R (W_hh scaled to spectral radius R),
+    /// echo-state[:R[:DENSITY]].
+    #[arg(long)]
+    pub init: Option<String>,
+    /// Record the long-term dependency probes (gradient norm by lag, Jacobian singular
+    /// values, spectra) in metrics.jsonl every this many steps (0: never).
+    #[arg(long)]
+    pub probe_every: Option<u64>,
     /// Task length setting (see `unfold tasks`; 0: the task's default).
     #[arg(long)]
     pub length: Option<usize>,
@@ -277,6 +286,12 @@ pub struct Settings {
     pub optimizer: String,
     /// Gradient clipping norm (0: none).
     pub clip: f64,
+    /// Recurrent weight initialisation (`unfold::layers::RecurrentInit::parse`).
+    #[serde(default = "default_init")]
+    pub init: String,
+    /// Probe every this many steps (0: never).
+    #[serde(default)]
+    pub probe_every: u64,
     /// Task length setting (0: default).
     pub length: usize,
     /// Training sequences.
@@ -405,6 +420,8 @@ impl RawSettings {
             schedule,
             optimizer,
             clip,
+            init,
+            probe_every,
             length,
             train_size,
             valid_size,
@@ -627,6 +644,8 @@ impl RawSettings {
             schedule: self.schedule.unwrap_or_else(|| "cosine".into()),
             optimizer: self.optimizer.unwrap_or_else(|| "adam".into()),
             clip: self.clip.unwrap_or(1.0),
+            init: self.init.unwrap_or_else(default_init),
+            probe_every: self.probe_every.unwrap_or(0),
             length: self.length.unwrap_or(0),
             train_size: self.train_size.unwrap_or(train_size),
             valid_size: self.valid_size.unwrap_or(500),
@@ -762,6 +781,9 @@ impl Settings {
         }
         if !self.forget_bias.is_finite() {
             return bad("--forget-bias must be a finite number".into());
+        }
+        if let Err(e) = unfold::layers::RecurrentInit::parse(&self.init) {
+            return bad(format!("--init: {e}"));
         }
         if !(self.clip >= 0.0 && self.clip.is_finite()) {
             return bad(format!("--clip must be >= 0 (got {})", self.clip));
@@ -1006,6 +1028,10 @@ pub fn check_out(dir: &Path) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+fn default_init() -> String {
+    "default".into()
 }
 
 fn default_delays() -> Vec<usize> {

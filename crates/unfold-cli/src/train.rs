@@ -220,6 +220,7 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
         checkpoint_every: s.eval_every,
         out_dir: Some(dir.clone()),
         metadata,
+        probe: (s.probe_every > 0).then(|| unfold::probes::ProbeConfig::every(s.probe_every)),
         ..TrainConfig::new(s.steps)
     };
     let ck = dir.join(CHECKPOINT);

@@ -1544,3 +1544,55 @@ fn the_quick_lab_runs_every_model_and_writes_its_report() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&again);
 }
+
+#[test]
+fn train_takes_an_initialisation_and_records_probes_on_request() {
+    let dir = temp("init-probe");
+    train_tiny(
+        "adding",
+        &dir,
+        &[
+            "--model",
+            "rnn-relu",
+            "--init",
+            "identity",
+            "--probe-every",
+            "10",
+            "--length",
+            "12",
+        ],
+    );
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let probes: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["split"] == "probe")
+        .collect();
+    let steps: Vec<u64> = probes.iter().map(|p| p["step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, vec![1, 10, 20]);
+    // At step 1 the IRNN's W_hh is still the identity: every eigenvalue is 1.
+    let ev = probes[0]["weight_eigenvalues"].as_array().unwrap();
+    assert_eq!(ev.len(), 8);
+    for e in ev {
+        assert!((e[0].as_f64().unwrap() - 1.0).abs() < 1e-4 && e[1].as_f64().unwrap().abs() < 1e-4);
+    }
+    assert_eq!(probes[0]["grad_by_lag"].as_array().unwrap().len(), 12);
+    assert!(log.contains("\"grad_norm_clipped\""));
+    // The setting is kept with the run.
+    let toml = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    assert!(toml.contains("init = \"identity\""), "{toml}");
+    let _ = std::fs::remove_dir_all(&dir);
+    bad(&["train", "--task", "adding", "--init", "glorot"], "--init");
+    bad(
+        &[
+            "train",
+            "--task",
+            "arith",
+            "--init",
+            "orthogonal",
+            "--steps",
+            "1",
+        ],
+        "not to trees",
+    );
+}

@@ -109,11 +109,12 @@ impl CellKind {
         }
     }
 
-    /// Parses [`CellKind::name`] (also accepts `rnn` for `rnn_tanh`).
+    /// Parses [`CellKind::name`] (also accepts `rnn` for `rnn_tanh`, and hyphens for the
+    /// underscores).
     pub fn parse(s: &str) -> Result<Self> {
         match s {
-            "rnn" | "rnn_tanh" | "tanh" => Ok(CellKind::RnnTanh),
-            "rnn_relu" | "relu" => Ok(CellKind::RnnRelu),
+            "rnn" | "rnn_tanh" | "rnn-tanh" | "tanh" => Ok(CellKind::RnnTanh),
+            "rnn_relu" | "rnn-relu" | "relu" => Ok(CellKind::RnnRelu),
             "lstm" => Ok(CellKind::Lstm),
             "gru" => Ok(CellKind::Gru),
             "leaky" => Ok(CellKind::Leaky(LeakSpec::default())),

@@ -24,6 +24,7 @@ use crate::layers::output::OutputKind;
 use crate::layers::params::{ParamSpec, Parameters};
 use crate::layers::tree::{Children, TreeCell};
 use crate::layers::CellKind;
+use crate::layers::RecurrentInit;
 use crate::models::{
     Attention, Conditioning, GridConfig, GridKind, GridModel, InputSpec, ModelConfig, ModelKind,
     Readout, Seq2Seq, Seq2SeqConfig, SequenceClassifier, SequenceLabeller, Shape, TreeConfig,
@@ -354,6 +355,26 @@ impl ModelSpec {
 }
 
 impl<T: Float> AnyModel<T> {
+    /// Applies a recurrent initialisation ([`RecurrentInit`]) to every recurrent layer over
+    /// time (the encoder's and the decoder's of an encoder-decoder), drawing from `seed`.
+    /// Trees and grids take only the default.
+    pub fn initialise(&mut self, init: RecurrentInit, seed: u64) -> Result<()> {
+        match self {
+            AnyModel::Labeller(m) => m.rnn.initialise(init, seed),
+            AnyModel::Classifier(m) => m.rnn.initialise(init, seed),
+            AnyModel::Seq2Seq(m) => {
+                m.encoder.initialise(init, seed)?;
+                m.decoder.initialise(init, seed.wrapping_add(1))
+            }
+            AnyModel::Tree(_) | AnyModel::Grid(_) if init == RecurrentInit::Default => Ok(()),
+            AnyModel::Tree(_) | AnyModel::Grid(_) => Err(Error::InvalidConfig(format!(
+                "the {} initialisation applies to recurrent layers over time, not to trees or \
+                 grids",
+                init.name()
+            ))),
+        }
+    }
+
     /// Sets an LSTM's initial forget-gate bias (every recurrent layer of the model); see
     /// [`crate::layers::Recurrent::set_forget_bias`].
     pub fn set_forget_bias(&mut self, value: T) -> Result<()> {
