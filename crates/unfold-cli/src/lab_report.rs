@@ -135,9 +135,9 @@ pub fn text_table(r: &Report) -> String {
         let mut walls = Vec::new();
         for &l in &lens {
             let c = summarise(&r.cell(m, l));
-            walls.push(c.mean_wall);
+            walls.push(if c.runs == 0 { f64::NAN } else { c.mean_wall });
             let text = if c.runs == 0 {
-                "-".to_string()
+                "not run".to_string()
             } else {
                 format!(
                     "{}/{} {:>6} {:.3}{}",
@@ -150,8 +150,13 @@ pub fn text_table(r: &Report) -> String {
             };
             let _ = write!(out, " {text:>24}");
         }
-        let w = walls.iter().sum::<f64>() / walls.len().max(1) as f64;
-        let _ = write!(out, " {:>8.1}s", w);
+        if walls.iter().all(|w| w.is_nan()) {
+            let _ = write!(out, " {:>9}", "-");
+        } else {
+            let w = walls.iter().filter(|w| !w.is_nan()).sum::<f64>()
+                / walls.iter().filter(|w| !w.is_nan()).count().max(1) as f64;
+            let _ = write!(out, " {:>8.1}s", w);
+        }
     }
     out
 }
@@ -229,7 +234,12 @@ pub fn plots(r: &Report) -> Vec<(String, String)> {
             for &m in &trained {
                 if let Some(run) = r.first(m, focus) {
                     let pts = get(run).iter().map(|&(s, v)| (s as f64, v)).collect();
-                    c.series.push(Series::line(m.name(), pts, r.colour(m)));
+                    let name = if run.diverged {
+                        format!("{} (diverged)", m.name())
+                    } else {
+                        m.name().to_string()
+                    };
+                    c.series.push(Series::line(&name, pts, r.colour(m)));
                 }
             }
             c.render()
@@ -268,16 +278,21 @@ pub fn plots(r: &Report) -> Vec<(String, String)> {
         "solved share",
     );
     c.y_range = Some((-0.05, 1.05));
-    for &m in r.models {
+    // Equal shares would hide each other: each model is nudged by a hair.
+    let n = r.models.len() as f64;
+    for (i, &m) in r.models.iter().enumerate() {
+        let nudge = (i as f64 - (n - 1.0) / 2.0) * 0.006;
         let pts: Vec<(f64, f64)> = r
             .run_lengths()
             .iter()
             .filter_map(|&l| {
                 let cell = summarise(&r.cell(m, l));
-                (cell.runs > 0).then(|| (l as f64, cell.solved as f64 / cell.runs as f64))
+                (cell.runs > 0).then(|| (l as f64, cell.solved as f64 / cell.runs as f64 + nudge))
             })
             .collect();
-        c.series.push(Series::line(m.name(), pts, r.colour(m)));
+        let mut line = Series::line(m.name(), pts, r.colour(m));
+        line.marked = true;
+        c.series.push(line);
     }
     out.push(("success".into(), c.render()));
     out
@@ -385,7 +400,7 @@ pub fn html(r: &Report, plots: &[(String, String)]) -> String {
         for &l in &lens {
             let c = summarise(&r.cell(m, l));
             if c.runs == 0 {
-                h.push_str("<td>-</td>");
+                h.push_str("<td>not run</td>");
                 continue;
             }
             walls.push(c.mean_wall);
@@ -414,10 +429,20 @@ pub fn html(r: &Report, plots: &[(String, String)]) -> String {
                 }
             );
         }
-        let w = walls.iter().sum::<f64>() / walls.len().max(1) as f64;
-        let _ = write!(h, "<td>{w:.1} s</td></tr>");
+        if walls.is_empty() {
+            h.push_str("<td>-</td></tr>");
+        } else {
+            let w = walls.iter().sum::<f64>() / walls.len() as f64;
+            let _ = write!(h, "<td>{w:.1} s</td></tr>");
+        }
     }
     h.push_str("</table>");
+    if r.task == LabTask::Reber && r.models.contains(&LabModel::Esn) {
+        h.push_str(
+            "<p>The ESN is not run on the Reber task: its readout is not a generative model, \
+             and the task samples strings.</p>",
+        );
+    }
     let errors: Vec<String> = r
         .runs
         .iter()

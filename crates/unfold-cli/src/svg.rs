@@ -23,6 +23,8 @@ pub struct Series {
     pub dots: bool,
     /// Dashed line.
     pub dashed: bool,
+    /// Mark the points of a line too.
+    pub marked: bool,
 }
 
 impl Series {
@@ -34,6 +36,7 @@ impl Series {
             colour: colour.into(),
             dots: false,
             dashed: false,
+            marked: false,
         }
     }
 
@@ -250,12 +253,14 @@ impl Chart {
                         ""
                     }
                 );
-                if p.len() == 1 {
-                    let _ = write!(
-                        out,
-                        "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2.5\" fill=\"{}\"/>",
-                        p[0].0, p[0].1, s.colour
-                    );
+                if p.len() == 1 || s.marked {
+                    for (x, y) in &p {
+                        let _ = write!(
+                            out,
+                            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.8\" fill=\"{}\"/>",
+                            s.colour
+                        );
+                    }
                 }
             }
             out.push_str("</g>");

@@ -44,6 +44,12 @@ struct TreeDocDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/grids.md")]
 struct GridDocDoctests;
+
+/// The library example of `docs/lab.md`, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/lab.md")]
+struct LabDocDoctests;
+
 pub use float::Float;
 pub use kernels::gemm::{num_threads, set_num_threads};
 pub use layers::{CellKind, Parameters, Recurrent, RecurrentConfig, RecurrentState};

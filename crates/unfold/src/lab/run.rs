@@ -163,7 +163,7 @@ pub struct RunResult {
     pub curve: Vec<(u64, f64)>,
     /// Share of steps clipped, per chunk (by the chunk's last step).
     pub clip_rate: Vec<(u64, f64)>,
-    /// Mean gradient norm before clipping, per chunk.
+    /// Mean gradient norm before clipping, in windows of a tenth of a chunk.
     pub grad_norm: Vec<(u64, f64)>,
     /// Spectral radius of `W_hh` (or of the linearised step for gated cells) by step.
     pub radius: Vec<(u64, f64)>,
@@ -323,21 +323,35 @@ fn train_run<M: SequenceModel<f32>>(
     while end < s.steps {
         end = (end + s.eval_every.max(1)).min(s.steps);
         tr.set_steps(end);
-        let (mut clipped, mut n, mut norm_sum) = (0usize, 0usize, 0.0);
+        let (mut clipped, mut n) = (0usize, 0usize);
+        // The gradient norm in windows of a tenth of a chunk (a divergence shows its rise).
+        let window = (s.eval_every / 10).max(1);
+        let (mut wsum, mut wn) = (0.0, 0u64);
+        let mut norms: Vec<(u64, f64)> = Vec::new();
         let mut probes: Vec<ProbeRecord> = Vec::new();
         let res = tr.run(&mut batches, Some(&data.valid), &mut |e| match e {
             Event::Step {
+                step,
                 grad_norm,
                 grad_norm_clipped,
                 ..
             } => {
                 n += 1;
-                norm_sum += grad_norm;
                 clipped += usize::from(grad_norm_clipped < grad_norm);
+                wsum += grad_norm;
+                wn += 1;
+                if step % window == 0 || !grad_norm.is_finite() {
+                    norms.push((*step, wsum / wn as f64));
+                    (wsum, wn) = (0.0, 0);
+                }
             }
             Event::Probe(p) => probes.push((**p).clone()),
             _ => {}
         });
+        if wn > 0 {
+            norms.push((tr.step(), wsum / wn as f64));
+        }
+        out.grad_norm.extend(norms);
         for p in probes {
             let r = p.weight_radius().unwrap_or_else(|| p.step_radius());
             out.radius.push((p.step, r));
@@ -348,7 +362,6 @@ fn train_run<M: SequenceModel<f32>>(
         }
         if n > 0 {
             out.clip_rate.push((tr.step(), clipped as f64 / n as f64));
-            out.grad_norm.push((tr.step(), norm_sum / n as f64));
         }
         out.steps = tr.step();
         match res {

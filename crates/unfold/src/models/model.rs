@@ -57,8 +57,9 @@ pub trait Model<T: Float>: Parameters<T> + Clone {
 
     /// What the long-term dependency probes ([`crate::probes`]) read after the last
     /// [`Model::loss_and_grad`] on `ws`: the top recurrent layer, its cache and the loss's
-    /// gradients on its outputs and final state. `None` (the default) for a model without a
-    /// recurrent layer over time.
+    /// gradients on its outputs and final state. The sequence classifier and labeller give
+    /// their recurrent stack, the encoder-decoder its decoder; `None` (the default) for a model
+    /// without a recurrent layer over time (output feedback only, trees, grids).
     fn probe_view<'a>(&'a self, _ws: &'a Self::Workspace) -> Option<ProbeView<'a, T>> {
         None
     }

@@ -31,6 +31,7 @@ use crate::models::{
     compose_parameters, project_init, project_init_backward, scored_rows, target_view,
     InitProjection, Model, TrainContext,
 };
+use crate::probes::ProbeView;
 
 /// Attention over the encoder states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -608,6 +609,16 @@ impl<T: Float> Model<T> for Seq2Seq<T> {
             Some(&batch.mask),
             None,
         )
+    }
+
+    /// The decoder: its outputs carry the loss at every target step.
+    fn probe_view<'a>(&'a self, ws: &'a Self::Workspace) -> Option<ProbeView<'a, T>> {
+        Some(ProbeView {
+            rnn: &self.decoder,
+            cache: &ws.dec,
+            dout: Some(&ws.dh[..]),
+            dfinal: None,
+        })
     }
 
     fn describe(&self) -> Vec<(String, String)> {
