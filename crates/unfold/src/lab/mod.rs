@@ -7,12 +7,16 @@
 //!
 //! - [`tasks`]: adding, copy, Reber, parity, temporal order, pixel-by-pixel digits;
 //! - [`models`]: the contestants and how each is built;
-//! - [`run`]: one run, the parallel runner, the plan.
+//! - [`run`]: one run (trained in chunks with the probes; the ESN is fitted);
+//! - [`runner`]: the plan and the parallel runner.
 
+mod esn;
 pub mod models;
 pub mod run;
+pub mod runner;
 pub mod tasks;
 
 pub use models::{LabModel, Recipe, LAB_MODELS};
-pub use run::{plan, run_all, run_one, LabSettings, RunResult, RunSpec};
+pub use run::{run_one, LabSettings, RunResult, RunSpec};
+pub use runner::{plan, run_all};
 pub use tasks::{lab_data, Digits, LabData, LabTask, LAB_TASKS};

@@ -1,27 +1,19 @@
-//! One lab run (a model on a task at a length with a seed) and a plan of runs executed on
-//! parallel workers. A trained run is the ordinary trainer with the probes on: it trains in
+//! One lab run: a model on a task at a length with a seed. A trained run is the ordinary trainer with the probes on: it trains in
 //! chunks of `eval_every` steps, scores the task's metric after each, and stops when the run
 //! meets the task's criterion (or its budget ends, or it diverges). An ESN run harvests its
 //! reservoir and fits the readout.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::Instant;
 
 use super::models::{LabModel, Recipe};
 use super::tasks::{LabData, LabTask};
 use crate::builtin;
-use crate::data::{Dataset, Values};
 use crate::error::{Error, Result};
-use crate::kernels::gemm::serial_scope;
-use crate::layers::output::OutputKind;
 use crate::models::{
     EvalSet, ModelConfig, ModelKind, Readout, SequenceClassifier, SequenceLabeller, SequenceModel,
 };
-use crate::probes::{spectral_radius_of, ProbeConfig, ProbeRecord};
-use crate::reservoir::spectral::dense_eigenvalues;
-use crate::reservoir::{Esn, EsnConfig, Example, Pooling, ReadoutKind, ReservoirConfig};
+use crate::probes::{ProbeConfig, ProbeRecord};
 use crate::train::{Batches, Clip, Event, OptimizerConfig, TrainConfig, Trainer};
 
 /// The budget and settings every run of a lab shares.
@@ -222,7 +214,7 @@ pub fn run_one(
     dir: Option<&Path>,
 ) -> Result<RunResult> {
     if spec.model == LabModel::Esn {
-        return esn_run(spec, data, settings);
+        return super::esn::esn_run(spec, data, settings);
     }
     let mut recipe = spec.model.recipe(settings.radius, settings.clip)?;
     if recipe.forget_bias.is_some() {
@@ -392,288 +384,4 @@ fn train_run<M: SequenceModel<f32>>(
     }
     out.wall_s = t0.elapsed().as_secs_f64();
     Ok(out)
-}
-
-/// A sequence's inputs as reals (symbols one-hot over `vocab`).
-fn real_inputs(v: &Values<f32>, vocab: usize) -> Vec<f64> {
-    match v {
-        Values::Reals { data, .. } => data.iter().map(|&x| f64::from(x)).collect(),
-        Values::Symbols(ids) => ids
-            .iter()
-            .flat_map(|&i| (0..vocab).map(move |j| f64::from(u8::from(i == j))))
-            .collect(),
-    }
-}
-
-/// The ESN: a reservoir harvested over each sequence, a ridge readout of its last state (a
-/// per-step readout for the copy task).
-fn esn_run(spec: RunSpec, data: &LabData, s: &LabSettings) -> Result<RunResult> {
-    let t0 = Instant::now();
-    let (width, vocab) = match data.shape.input {
-        crate::models::InputSpec::Reals { width, .. } => (width, 0),
-        crate::models::InputSpec::Symbols { vocab, .. } => (vocab, vocab),
-    };
-    let per_step = data.shape.kind == ModelKind::Labeller;
-    if spec.task == LabTask::Reber {
-        return Err(Error::InvalidConfig(
-            "an ESN readout is not a generative model: the Reber task samples strings".into(),
-        ));
-    }
-    let (outputs, classes) = match data.shape.output {
-        OutputKind::Categorical { classes, .. } => (classes, Some(classes)),
-        OutputKind::Gaussian { dim, .. } => (dim, None),
-        other => {
-            return Err(Error::InvalidConfig(format!(
-                "the lab's ESN reads classes or reals, not {other:?}"
-            )))
-        }
-    };
-    let targets = |d: &Dataset<f32>| -> Vec<Vec<f64>> {
-        d.sequences()
-            .iter()
-            .map(|q| match (&q.target, classes) {
-                (Values::Symbols(ids), Some(k)) => ids
-                    .iter()
-                    .flat_map(|&c| (0..k).map(move |j| f64::from(u8::from(c == j))))
-                    .collect(),
-                (t, _) => real_inputs(t, 0),
-            })
-            .collect()
-    };
-    let xs: Vec<Vec<f64>> = data
-        .train
-        .sequences()
-        .iter()
-        .map(|q| real_inputs(&q.input, vocab))
-        .collect();
-    let ys = targets(&data.train);
-    let cfg = EsnConfig {
-        reservoir: ReservoirConfig {
-            units: s.esn_units,
-            spectral_radius: 0.95,
-            ..Default::default()
-        },
-        washout: 0,
-        seed: spec.seed,
-        ..Default::default()
-    };
-    let kind = if per_step {
-        ReadoutKind::PerStep
-    } else {
-        ReadoutKind::Pooled(Pooling::Last)
-    };
-    let mut esn = Esn::new(cfg, width, outputs, kind)?;
-    let ex: Vec<Example> = xs
-        .iter()
-        .zip(&ys)
-        .map(|(x, y)| Example {
-            input: x,
-            target: y,
-        })
-        .collect();
-    esn.fit(&ex)?;
-    let vx: Vec<Vec<f64>> = data
-        .valid
-        .sequences()
-        .iter()
-        .map(|q| real_inputs(&q.input, vocab))
-        .collect();
-    let vy = targets(&data.valid);
-    let refs: Vec<&[f64]> = vx.iter().map(|v| v.as_slice()).collect();
-    let pred = if per_step {
-        esn.predict(&refs)?
-    } else {
-        esn.classify(&refs)?
-    };
-    let argmax = |v: &[f64]| (0..v.len()).max_by(|&a, &b| v[a].total_cmp(&v[b]));
-    let metric = match (spec.task, classes) {
-        (LabTask::Copy, Some(k)) => {
-            let (mut right, mut all) = (0usize, 0usize);
-            for (p, y) in pred.iter().zip(&vy) {
-                let steps = y.len() / k;
-                for t in steps.saturating_sub(10)..steps {
-                    right += usize::from(
-                        argmax(&p[t * k..(t + 1) * k]) == argmax(&y[t * k..(t + 1) * k]),
-                    );
-                    all += 1;
-                }
-            }
-            right as f64 / all.max(1) as f64
-        }
-        (_, Some(_)) => {
-            let right = pred
-                .iter()
-                .zip(&vy)
-                .filter(|(p, y)| argmax(p) == argmax(y))
-                .count();
-            right as f64 / pred.len().max(1) as f64
-        }
-        (_, None) => {
-            let right = pred
-                .iter()
-                .zip(&vy)
-                .filter(|(p, y)| (p[0] - y[0]).abs() < 0.04)
-                .count();
-            right as f64 / pred.len().max(1) as f64
-        }
-    };
-    let w = &esn.layers[0].w;
-    let ev = dense_eigenvalues(w.rows(), &w.to_dense())?;
-    let rec = ProbeRecord {
-        step: 0,
-        weight_eigenvalues: Some(ev.clone()),
-        ..Default::default()
-    };
-    let solved = metric >= spec.task.criterion().1;
-    Ok(RunResult {
-        spec: Some(spec),
-        solved,
-        metric,
-        steps_to_solve: solved.then_some(0),
-        steps: 0,
-        wall_s: t0.elapsed().as_secs_f64(),
-        final_loss: f64::NAN,
-        diverged: false,
-        curve: vec![(0, metric)],
-        radius: vec![(0, spectral_radius_of(&ev))],
-        first_probe: Some(rec.clone()),
-        last_probe: Some(rec),
-        ..Default::default()
-    })
-}
-
-/// Runs every spec of `plan` on `jobs` worker threads (each with single-threaded products),
-/// making each run's data with `data_for`, and calls `done` on this thread as each finishes
-/// (in the order they finish). A run's directory is `out/runs/NAME` when `out` is given.
-/// Returns the results in the plan's order; a run that fails is returned as its error text.
-pub fn run_all(
-    plan: &[RunSpec],
-    settings: &LabSettings,
-    data_for: &(dyn Fn(&RunSpec) -> Result<LabData> + Sync),
-    jobs: usize,
-    out: Option<&Path>,
-    done: &mut dyn FnMut(usize, &std::result::Result<RunResult, String>),
-) -> Vec<std::result::Result<RunResult, String>> {
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel();
-    let mut results: Vec<Option<std::result::Result<RunResult, String>>> = vec![None; plan.len()];
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1).min(plan.len().max(1)) {
-            let tx = tx.clone();
-            let next = &next;
-            scope.spawn(move || {
-                let _serial = serial_scope();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(spec) = plan.get(i) else {
-                        break;
-                    };
-                    let dir: Option<PathBuf> = out.map(|o| o.join("runs").join(spec.name()));
-                    let r = (|| {
-                        if let Some(d) = &dir {
-                            std::fs::create_dir_all(d).map_err(|e| Error::Io {
-                                path: d.display().to_string(),
-                                source: e,
-                            })?;
-                        }
-                        let data = data_for(spec)?;
-                        run_one(*spec, &data, settings, dir.as_deref())
-                    })()
-                    .map_err(|e| e.to_string());
-                    if tx.send((i, r)).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(tx);
-        for (i, r) in rx {
-            done(i, &r);
-            results[i] = Some(r);
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not run".into())))
-        .collect()
-}
-
-/// Every (task, model, length, seed) of the lists, leaving out the combinations that cannot
-/// run (the ESN on Reber) and repeating a fixed-length task (Reber) at one length only.
-pub fn plan(
-    tasks: &[LabTask],
-    models: &[LabModel],
-    lengths: &[usize],
-    seeds: &[u64],
-) -> Vec<RunSpec> {
-    let mut v = Vec::new();
-    for &task in tasks {
-        let lens: Vec<usize> = if task.length_meaning().1 {
-            lengths.to_vec()
-        } else {
-            vec![0]
-        };
-        for &length in &lens {
-            for &model in models {
-                if model == LabModel::Esn && task == LabTask::Reber {
-                    continue;
-                }
-                for &seed in seeds {
-                    v.push(RunSpec {
-                        task,
-                        model,
-                        length,
-                        seed,
-                    });
-                }
-            }
-        }
-    }
-    v
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::lab::tasks::lab_data;
-
-    #[test]
-    fn a_quick_lab_runs_every_model_and_records_probes() {
-        let s = LabSettings::quick();
-        let plan = plan(&[LabTask::Adding], &crate::lab::LAB_MODELS, &[12], &[1]);
-        assert_eq!(plan.len(), 10);
-        let data =
-            |r: &RunSpec| lab_data(r.task, r.length, (s.train_size, s.valid_size), r.seed, None);
-        let mut seen = 0;
-        let res = run_all(&plan, &s, &data, 2, None, &mut |_, _| seen += 1);
-        assert_eq!(seen, 10);
-        for (spec, r) in plan.iter().zip(&res) {
-            let r = r
-                .as_ref()
-                .unwrap_or_else(|e| panic!("{}: {e}", spec.name()));
-            assert_eq!(r.spec, Some(*spec));
-            assert!(r.metric.is_finite() && (0.0..=1.0).contains(&r.metric));
-            let first = r.first_probe.as_ref().unwrap();
-            if spec.model.trained() {
-                assert!(r.steps > 0 && r.steps <= s.steps);
-                assert_eq!(first.step, 1);
-                assert_eq!(first.lag.norms.len(), 12, "{}", spec.name());
-                assert!(!r.radius.is_empty() && !r.curve.is_empty());
-                if spec.model != LabModel::RnnClip {
-                    assert!(
-                        r.clip_rate.iter().all(|c| c.1 == 0.0),
-                        "only rnn-clip clips"
-                    );
-                }
-            } else {
-                assert!(
-                    (r.radius[0].1 - 0.95).abs() < 1e-6,
-                    "the reservoir's radius"
-                );
-            }
-        }
-        let rnn = res[0].as_ref().unwrap();
-        let again = run_one(plan[0], &data(&plan[0]).unwrap(), &s, None).unwrap();
-        assert_eq!(again.curve, rnn.curve, "a seed fixes a run");
-    }
 }
