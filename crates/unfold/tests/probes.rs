@@ -62,6 +62,26 @@ fn check<M: SequenceModel<f32>>(what: &str, model: M, data: &Dataset<f32>, len: 
     assert_eq!(losses, plain, "{what}: probing must not change training");
 }
 
+/// A one-output Gaussian model over the adding problem's two input channels.
+fn adding_config(cell: CellKind, hidden: usize, layers: usize) -> ModelConfig {
+    ModelConfig {
+        input: InputSpec::Reals {
+            width: 2,
+            project: None,
+        },
+        cell,
+        hidden,
+        layers,
+        bidirectional: false,
+        output: OutputKind::Gaussian {
+            dim: 1,
+            learn_variance: false,
+        },
+        deep_output: 0,
+        residual: false,
+    }
+}
+
 #[test]
 fn every_model_with_a_recurrent_layer_is_probed_by_the_trainer() {
     let adding = Dataset::new(tasks::adding::<f32>(16, 20, 1)).unwrap();
@@ -70,23 +90,7 @@ fn every_model_with_a_recurrent_layer_is_probed_by_the_trainer() {
         (CellKind::Lstm, Readout::Mean),
         (CellKind::Gru, Readout::Last),
     ] {
-        let cfg = ModelConfig {
-            input: InputSpec::Reals {
-                width: 2,
-                project: None,
-            },
-            cell,
-            hidden: 6,
-            layers: 2,
-            bidirectional: false,
-            output: OutputKind::Gaussian {
-                dim: 1,
-                learn_variance: false,
-            },
-            deep_output: 0,
-            residual: false,
-        };
-        let m = SequenceClassifier::<f32>::new(cfg, readout, 2).unwrap();
+        let m = SequenceClassifier::<f32>::new(adding_config(cell, 6, 2), readout, 2).unwrap();
         check(&format!("classifier {cell:?} {readout:?}"), m, &adding, 20);
     }
     let copy = Dataset::new(tasks::copy_memory(16, 5, 2)).unwrap();
@@ -148,22 +152,7 @@ fn probe_lines_land_in_the_metrics_log() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let data = Dataset::new(tasks::adding::<f32>(16, 15, 1)).unwrap();
-    let cfg = ModelConfig {
-        input: InputSpec::Reals {
-            width: 2,
-            project: None,
-        },
-        cell: CellKind::RnnTanh,
-        hidden: 5,
-        layers: 1,
-        bidirectional: false,
-        output: OutputKind::Gaussian {
-            dim: 1,
-            learn_variance: false,
-        },
-        deep_output: 0,
-        residual: false,
-    };
+    let cfg = adding_config(CellKind::RnnTanh, 5, 1);
     let m = SequenceClassifier::<f32>::new(cfg, Readout::Last, 1).unwrap();
     let (probes, _) = probed(m.clone(), &data, true, Some(&dir));
     let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
