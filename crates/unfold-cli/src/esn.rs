@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 use unfold::checkpoint::write_atomic;
@@ -16,7 +16,8 @@ use unfold::reservoir::{
     ReservoirConfig, WeightDist,
 };
 
-use crate::settings::{check_out, fresh_dir};
+use crate::rundir::{claim, Claim, RunLock};
+use crate::settings::fresh_dir;
 use crate::{plot, BadInput, Global};
 
 /// Reservoir and readout settings shared by `unfold esn` and `unfold forecast`.
@@ -144,15 +145,20 @@ pub(crate) fn write_summary(dir: &Path, summary: &serde_json::Value) -> Result<(
     Ok(())
 }
 
-/// The run directory: `--out`, else a fresh `runs/<name>`; checked and created.
-pub(crate) fn out_dir(global: &Global, name: &str) -> Result<PathBuf> {
+/// The run directory: `--out`, else a fresh `runs/<name>`; created and claimed for this run
+/// (`rundir.rs`): keep the lock until the run ends.
+pub(crate) fn out_dir(global: &Global, name: &str) -> Result<(PathBuf, RunLock)> {
     let dir = match &global.out {
         Some(d) => d.clone(),
         None => fresh_dir(&Path::new("runs").join(name)),
     };
-    check_out(&dir)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+    let lock = claim(
+        &dir,
+        Claim::Fresh {
+            overwrite: global.overwrite,
+        },
+    )?;
+    Ok((dir, lock))
 }
 
 /// Saves the eigenvalue plot and the echo-state diagnostic of the first reservoir.
@@ -232,7 +238,7 @@ pub fn esn(args: EsnArgs, global: &Global) -> Result<()> {
     if args.ts.is_none() && args.test.is_some() {
         return Err(BadInput("--test needs --ts".into()).into());
     }
-    let dir = out_dir(global, "esn")?;
+    let (dir, _lock) = out_dir(global, "esn")?;
     let washout = cfg.washout;
     let warm = 500;
     let total = washout + args.steps + 1 + args.trials.max(1) * (warm + args.horizon);
@@ -376,7 +382,7 @@ fn classify(
         .map(|l| label(l, train).map(|c| (0..k).map(|j| f64::from(u8::from(j == c))).collect()))
         .collect::<Result<_, _>>()?;
     let pooling = Pooling::parse(&args.pooling).map_err(|e| BadInput(format!("--pooling: {e}")))?;
-    let dir = out_dir(global, "esn-classify")?;
+    let (dir, _lock) = out_dir(global, "esn-classify")?;
     let t0 = Instant::now();
     let mut esn = Esn::new(cfg, ch, k, ReadoutKind::Pooled(pooling))?;
     let data: Vec<Example> = xs

@@ -289,7 +289,7 @@ pub fn forecast(args: ForecastArgs, global: &Global) -> Result<()> {
     }
     let hist: Vec<f64> = hist_raw.iter().map(|v| (v - mean) / std).collect();
     let seed = global.seed.unwrap_or(1);
-    let dir = out_dir(global, "forecast")?;
+    let (dir, _lock) = out_dir(global, "forecast")?;
     let (fc, info) = match args.model.as_str() {
         "esn" => esn_forecast(&args, loaded, &hist, seed, &dir, (mean, std))?,
         _ => rnn_forecast(&args, &hist, seed, &dir, global.quiet, (mean, std))?,

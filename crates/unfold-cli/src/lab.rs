@@ -326,7 +326,7 @@ pub fn lab(a: LabArgs, global: &Global) -> Result<()> {
             task.name()
         )));
     }
-    let dir = out_dir(global, &format!("lab-{}", task.name()))?;
+    let (dir, _lock) = out_dir(global, &format!("lab-{}", task.name()))?;
     let say = |m: &str| {
         if !global.quiet {
             println!("{m}");

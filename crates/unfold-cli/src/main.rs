@@ -19,6 +19,7 @@ mod lab_report;
 mod model;
 mod plot;
 mod progress;
+mod rundir;
 mod sample;
 mod settings;
 mod svg;
@@ -52,6 +53,10 @@ struct Cli {
     /// Run directory for `unfold train` (default: runs/<task>, numbered if it exists).
     #[arg(long, global = true)]
     out: Option<PathBuf>,
+    /// Replace the run already in `--out` (its files are removed first); without it a
+    /// directory that holds a run is refused.
+    #[arg(long, global = true)]
+    overwrite: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -64,6 +69,8 @@ pub struct Global {
     pub quiet: bool,
     /// `--out`.
     pub out: Option<PathBuf>,
+    /// `--overwrite`.
+    pub overwrite: bool,
 }
 
 #[derive(Subcommand)]
@@ -200,6 +207,7 @@ fn run(cli: Cli) -> Result<()> {
         seed: cli.seed,
         quiet: cli.quiet,
         out: cli.out,
+        overwrite: cli.overwrite,
     };
     match cli.command {
         Command::Train(args) => train::train(*args, &global),

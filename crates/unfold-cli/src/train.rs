@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use unfold::checkpoint::write_atomic;
 use unfold::layers::LossStats;
 use unfold::models::SequenceLabeller;
@@ -19,6 +19,7 @@ use crate::data::{prepare, score, Prepared, Score, TrainData as Source, Valid};
 use crate::model::{Model, META_LABELS, META_SETTINGS};
 use crate::plot::{plot, read_metric, smooth, Series};
 use crate::progress::Progress;
+use crate::rundir::{claim, Claim};
 use crate::settings::{check_out, fresh_dir, RawSettings, Settings};
 use crate::{BadInput, Global};
 use unfold::models::SavedModel;
@@ -169,7 +170,15 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
         s.children = Settings::children_setting(c);
     }
     let model = crate::model::build(&s, &setup.shape)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    // The directory is this run's from here to the end (released when `_lock` drops).
+    let how = if resuming {
+        Claim::Resume
+    } else {
+        Claim::Fresh {
+            overwrite: global.overwrite,
+        }
+    };
+    let _lock = claim(&dir, how)?;
     let toml = s.to_toml();
     write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
     let say = |line: &str| {

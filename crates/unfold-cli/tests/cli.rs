@@ -1596,3 +1596,64 @@ fn train_takes_an_initialisation_and_records_probes_on_request() {
         "not to trees",
     );
 }
+
+#[test]
+fn a_run_directory_belongs_to_one_run() {
+    let dir = temp("one-run");
+    let d = dir.to_str().unwrap();
+    train_tiny("parity", &dir, &[]);
+    // A second run into the same directory is refused; nothing of the first is touched.
+    let before = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    bad(
+        &["train", "--task", "parity", "--steps", "5", "--out", d],
+        "already holds a run",
+    );
+    bad(&["esn", "--out", d], "--overwrite");
+    assert_eq!(
+        std::fs::read(dir.join("checkpoint.safetensors")).unwrap(),
+        before
+    );
+    // --overwrite replaces it: the log holds one run only.
+    train_tiny("parity", &dir, &["--overwrite", "--seed", "7"]);
+    let log = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let firsts = log
+        .lines()
+        .filter(|l| l.starts_with("{\"step\":1,\"split\":\"train\""))
+        .count();
+    assert_eq!(firsts, 1, "{log}");
+    assert!(!dir.join(".unfold.lock").exists(), "released at the end");
+    // While a run holds the directory, another is refused with the holder named.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unfold"))
+        .args(["train", "--resume", d, "--steps", "100000000", "--quiet"])
+        .env("UNFOLD_THREADS", "1")
+        .spawn()
+        .unwrap();
+    let lock = dir.join(".unfold.lock");
+    for _ in 0..500 {
+        if lock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(lock.exists(), "the running resume holds the lock");
+    bad(
+        &["train", "--resume", d, "--steps", "30"],
+        &format!("process {}", child.id()),
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The killed run's lock is stale: the next run takes it over.
+    assert!(lock.exists());
+    ok(&[
+        "train",
+        "--task",
+        "parity",
+        "--out",
+        d,
+        "--overwrite",
+        "--steps",
+        "5",
+        "--quiet",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
