@@ -14,6 +14,7 @@ mod forecast;
 mod grid_data;
 mod grid_plot;
 mod inspect;
+mod interrupt;
 mod lab;
 mod lab_report;
 mod model;

@@ -3,6 +3,7 @@
 //! the lock of a process that no longer exists is taken over), and a directory that already
 //! holds something is refused unless the run resumes it (`--resume`) or replaces it
 //! (`--overwrite`, which removes the previous run's files first, so no log mixes two runs).
+//! Resuming removes the half-written temporary files a killed run can leave.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -152,6 +153,18 @@ pub fn claim(dir: &Path, how: Claim) -> Result<RunLock> {
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let guard = lock(dir)?;
+    if how == Claim::Resume {
+        // Half-written files of a run killed while writing (`.NAME.PID.tmp`) are not part of it.
+        for e in std::fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .filter_map(|e| e.ok())
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.ends_with(".tmp") && e.path().is_file() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
     if let Claim::Fresh { overwrite } = how {
         let mut held: Vec<String> = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?

@@ -178,7 +178,9 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
             overwrite: global.overwrite,
         }
     };
-    let _lock = claim(&dir, how)?;
+    let lock = claim(&dir, how)?;
+    // Ctrl-C or SIGTERM from here on: finish the step, write a checkpoint, say how to resume.
+    let signals = crate::interrupt::listen();
     let toml = s.to_toml();
     write_atomic(&dir.join("config.toml"), toml.as_bytes())?;
     let say = |line: &str| {
@@ -230,6 +232,7 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
         out_dir: Some(dir.clone()),
         metadata,
         probe: (s.probe_every > 0).then(|| unfold::probes::ProbeConfig::every(s.probe_every)),
+        stop: Some(signals.flag()),
         ..TrainConfig::new(s.steps)
     };
     let ck = dir.join(CHECKPOINT);
@@ -286,6 +289,19 @@ pub fn train(args: TrainArgs, global: &Global) -> Result<()> {
         }
     };
     progress.finish();
+    if summary.interrupted {
+        let status = signals.exit_status();
+        drop(signals);
+        drop(lock);
+        eprintln!(
+            "interrupted at step {} of {}: checkpoint written; continue with `unfold train \
+             --resume {}`",
+            summary.steps,
+            s.steps,
+            dir.display()
+        );
+        std::process::exit(status);
+    }
     let secs = t0.elapsed().as_secs_f64();
     say(&format!(
         "trained {} steps in {secs:.1} s{}",

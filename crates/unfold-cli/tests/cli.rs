@@ -1657,3 +1657,65 @@ fn a_run_directory_belongs_to_one_run() {
     ]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_interrupt_checkpoints_says_how_to_resume_and_a_resume_cleans_up() {
+    let dir = temp("interrupt");
+    let d = dir.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_unfold"))
+        .args([
+            "train",
+            "--task",
+            "parity",
+            "--steps",
+            "100000000",
+            "--eval-every",
+            "1000000",
+            "--out",
+            d,
+            "--quiet",
+        ])
+        .env("UNFOLD_THREADS", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = dir.join("metrics.jsonl");
+    for _ in 0..1000 {
+        if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("interrupted at step") && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!dir.join(".unfold.lock").exists(), "the lock is released");
+    // The checkpoint holds the step the message names.
+    let step: u64 = err
+        .split("interrupted at step ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let ck = unfold::checkpoint::TensorFile::read(dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.metadata["train.step"], step.to_string());
+    // A half-written file of a killed writer is removed on resume, and the run continues.
+    std::fs::write(dir.join(".checkpoint.safetensors.99999.tmp"), b"partial").unwrap();
+    let more = (step + 3).to_string();
+    ok(&["train", "--resume", d, "--steps", &more, "--quiet"]);
+    assert!(!dir.join(".checkpoint.safetensors.99999.tmp").exists());
+    let ck = unfold::checkpoint::TensorFile::read(dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.metadata["train.step"], more);
+    let _ = std::fs::remove_dir_all(&dir);
+}

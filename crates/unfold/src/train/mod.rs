@@ -14,4 +14,4 @@ pub use optim::{Optimizer, OptimizerConfig};
 pub use schedule::{Decay, FeedSchedule, LrSchedule};
 pub use source::{evaluate, Batches, GridBatches, SetBatches, ShuffledSet, TrainData, TreeBatches};
 pub use tbptt::{evaluate_stream, Stream};
-pub use trainer::{Event, Summary, TrainConfig, Trainer};
+pub use trainer::{Event, StopFlag, Summary, TrainConfig, Trainer};

@@ -70,6 +70,44 @@ pub struct TrainConfig {
     /// `"split":"probe"`) and reported as [`Event::Probe`] (default none). Models without a
     /// probe view ([`Model::probe_view`]) are not probed.
     pub probe: Option<ProbeConfig>,
+    /// A flag that ends the run cleanly when set (e.g. by a signal handler): the step under
+    /// way finishes, a checkpoint is written (with `out_dir`), and [`Trainer::run`] returns
+    /// with [`Summary::interrupted`] (default none).
+    pub stop: Option<StopFlag>,
+}
+
+/// A shared flag that asks a training run to stop after its current step; see
+/// [`TrainConfig::stop`]. Clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl StopFlag {
+    /// A flag not yet set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks the run to stop (safe to call from a signal handler: one atomic store).
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The flag itself, for a signal handler that must not allocate.
+    pub fn as_atomic(&self) -> &std::sync::atomic::AtomicBool {
+        &self.0
+    }
+}
+
+/// Two settings are equal when they share the same flag (or both have none).
+impl PartialEq for StopFlag {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl TrainConfig {
@@ -91,6 +129,7 @@ impl TrainConfig {
             skip_nonfinite: false,
             metadata: Vec::new(),
             probe: None,
+            stop: None,
         }
     }
 
@@ -161,6 +200,8 @@ pub struct Summary {
     pub last_eval: Option<LossStats>,
     /// Batches skipped for non-finite values.
     pub skipped: u64,
+    /// True when [`TrainConfig::stop`] ended the run before its last step.
+    pub interrupted: bool,
 }
 
 /// Trains any [`Model`], on batches of its own kind.
@@ -400,6 +441,7 @@ impl<T: Float, M: Model<T>> Trainer<T, M> {
         let start = Instant::now();
         let mut tokens_total = 0usize;
         let mut stopped_early = false;
+        let mut interrupted = false;
         while self.step < self.cfg.steps {
             let lr = self.cfg.lr.at(self.step);
             let feed_prob = self.cfg.feed.prob(self.step);
@@ -533,6 +575,18 @@ impl<T: Float, M: Model<T>> Trainer<T, M> {
                 progress(&Event::EarlyStop { step: self.step });
                 break;
             }
+            if self.step < self.cfg.steps && self.cfg.stop.as_ref().is_some_and(StopFlag::is_set) {
+                if let Some((w, p)) = log.as_mut() {
+                    w.flush().map_err(|e| io_err(p, e))?;
+                }
+                if let Some(dir) = self.cfg.out_dir.clone() {
+                    let path = dir.join(CHECKPOINT);
+                    self.save_checkpoint(&path, data)?;
+                    progress(&Event::Checkpoint { path });
+                }
+                interrupted = true;
+                break;
+            }
         }
         if let Some((w, p)) = log.as_mut() {
             w.flush().map_err(|e| io_err(p, e))?;
@@ -543,6 +597,7 @@ impl<T: Float, M: Model<T>> Trainer<T, M> {
             best: self.best,
             last_eval: self.last_eval,
             skipped: self.skipped,
+            interrupted,
         })
     }
 
