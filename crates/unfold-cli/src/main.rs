@@ -2,7 +2,8 @@
 //!
 //! Raw arguments become validated settings here; the library does the work and returns typed
 //! errors, which are reported on one line. Exit status: 0 on success, 2 for bad input (flags,
-//! files, settings, checkpoints of the wrong kind), 1 for anything else.
+//! files, settings, checkpoints of the wrong kind), 1 for anything else, 128 + the signal for a
+//! training run stopped cleanly by SIGINT or SIGTERM (`interrupt.rs`).
 
 // Doc comments here are also clap's --help text, where <end> or <task> read as they should.
 #![allow(rustdoc::invalid_html_tags)]
