@@ -288,7 +288,7 @@ pub fn lab(a: LabArgs, global: &Global) -> Result<()> {
     }
     let base = global.seed.unwrap_or(1);
     let seeds: Vec<u64> = (0..n_seeds as u64).map(|i| base.wrapping_add(i)).collect();
-    let s = settings(&a)?;
+    let mut s = settings(&a)?;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
     let jobs = a.jobs.unwrap_or(cores);
     if jobs == 0 || jobs > cores {
@@ -326,7 +326,7 @@ pub fn lab(a: LabArgs, global: &Global) -> Result<()> {
             task.name()
         )));
     }
-    let (dir, _lock) = out_dir(global, &format!("lab-{}", task.name()))?;
+    let (dir, lock) = out_dir(global, &format!("lab-{}", task.name()))?;
     let say = |m: &str| {
         if !global.quiet {
             println!("{m}");
@@ -361,6 +361,10 @@ pub fn lab(a: LabArgs, global: &Global) -> Result<()> {
         b.enable_steady_tick(Duration::from_millis(200));
         b
     });
+    // Ctrl-C or SIGTERM: the runs under way stop after their step, no new one starts, and the
+    // report is written with what finished.
+    let signals = crate::interrupt::listen();
+    s.stop = Some(signals.flag());
     let t0 = Instant::now();
     let data_for = |r: &unfold::lab::RunSpec| {
         lab_data(
@@ -431,6 +435,21 @@ pub fn lab(a: LabArgs, global: &Global) -> Result<()> {
         },
         dir.display()
     ));
+    if signals.signal().is_some() {
+        let status = signals.exit_status();
+        let done = results
+            .iter()
+            .filter(|r| r.as_ref().is_ok_and(|x| !x.interrupted))
+            .count();
+        drop(signals);
+        drop(lock);
+        eprintln!(
+            "interrupted: {done} of {} runs finished; the report holds every run, the \
+             interrupted ones as far as they went",
+            runs.len()
+        );
+        std::process::exit(status);
+    }
     Ok(())
 }
 
@@ -438,6 +457,10 @@ pub fn lab(a: LabArgs, global: &Global) -> Result<()> {
 fn describe(name: &str, r: &std::result::Result<RunResult, String>) -> String {
     match r {
         Ok(r) if r.diverged => format!("{name}: diverged at step {}", r.steps),
+        Ok(r) if r.interrupted => format!(
+            "{name}: interrupted at step {} (metric {:.3})",
+            r.steps, r.metric
+        ),
         Ok(r) => match r.steps_to_solve {
             Some(s) => format!(
                 "{name}: solved at step {s} (metric {:.3}, {:.1} s)",

@@ -1719,3 +1719,53 @@ fn an_interrupt_checkpoints_says_how_to_resume_and_a_resume_cleans_up() {
     assert_eq!(ck.metadata["train.step"], more);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_interrupted_lab_still_writes_its_report() {
+    let dir = temp("lab-interrupt");
+    let d = dir.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_unfold"))
+        .args([
+            "lab",
+            "--quick",
+            "--models",
+            "rnn,lstm",
+            "--steps",
+            "100000000",
+            "--full-budget",
+            "--out",
+            d,
+            "--jobs",
+            "1",
+            "--quiet",
+        ])
+        .env("UNFOLD_THREADS", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = dir.join("runs/adding-rnn-T12-s1/metrics.jsonl");
+    for _ in 0..1000 {
+        if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("interrupted: 0 of 4 runs finished"), "{err}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).unwrap()).unwrap();
+    let runs = json["runs"].as_array().unwrap();
+    assert_eq!(runs[0]["interrupted"], true, "{}", runs[0]);
+    assert!(runs[1]["error"].as_str().unwrap().contains("interrupted"));
+    assert!(dir.join("report.html").exists() && !dir.join(".unfold.lock").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}

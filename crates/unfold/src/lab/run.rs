@@ -14,7 +14,7 @@ use crate::models::{
     EvalSet, ModelConfig, ModelKind, Readout, SequenceClassifier, SequenceLabeller, SequenceModel,
 };
 use crate::probes::{ProbeConfig, ProbeRecord};
-use crate::train::{Batches, Clip, Event, OptimizerConfig, TrainConfig, Trainer};
+use crate::train::{Batches, Clip, Event, OptimizerConfig, StopFlag, TrainConfig, Trainer};
 
 /// The budget and settings every run of a lab shares.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +47,8 @@ pub struct LabSettings {
     pub stop_when_solved: bool,
     /// What the probes follow (their `every` is set to `eval_every`).
     pub probe: ProbeConfig,
+    /// When set, runs stop after their current step and no new run starts (an interrupt).
+    pub stop: Option<StopFlag>,
 }
 
 impl LabSettings {
@@ -67,6 +69,7 @@ impl LabSettings {
             esn_units: 50,
             stop_when_solved: true,
             probe: ProbeConfig::every(20),
+            stop: None,
         }
     }
 
@@ -88,6 +91,7 @@ impl LabSettings {
             esn_units: 400,
             stop_when_solved: true,
             probe: ProbeConfig::every(100),
+            stop: None,
         }
     }
 
@@ -151,6 +155,8 @@ pub struct RunResult {
     pub final_loss: f64,
     /// Whether training stopped on a non-finite loss or gradient.
     pub diverged: bool,
+    /// Whether an interrupt stopped the run before its budget ended.
+    pub interrupted: bool,
     /// The metric by step.
     pub curve: Vec<(u64, f64)>,
     /// Share of steps clipped, per chunk (by the chunk's last step).
@@ -191,6 +197,7 @@ impl RunResult {
             "wall_s": self.wall_s,
             "final_loss": finite(self.final_loss),
             "diverged": self.diverged,
+            "interrupted": self.interrupted,
             "curve": pts(&self.curve),
             "clip_rate": pts(&self.clip_rate),
             "grad_norm": pts(&self.grad_norm),
@@ -298,6 +305,7 @@ fn train_run<M: SequenceModel<f32>>(
     cfg.eval_every = 0;
     cfg.eval_batch = 256;
     cfg.out_dir = dir.map(Path::to_path_buf);
+    cfg.stop = s.stop.clone();
     cfg.probe = Some(ProbeConfig {
         every: s.eval_every.max(1),
         ..s.probe.clone()
@@ -364,6 +372,7 @@ fn train_run<M: SequenceModel<f32>>(
             Err(e) => return Err(e),
             Ok(sum) => {
                 out.final_loss = sum.last_eval.map_or(f64::NAN, |st| st.mean_nll());
+                out.interrupted = sum.interrupted;
             }
         }
         let m = score(&tr.model)?;
@@ -378,7 +387,7 @@ fn train_run<M: SequenceModel<f32>>(
             out.steps_to_solve = Some(tr.step());
         }
         out.solved = ok;
-        if ok && s.stop_when_solved {
+        if (ok && s.stop_when_solved) || out.interrupted {
             break;
         }
     }

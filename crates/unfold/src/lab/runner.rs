@@ -32,6 +32,9 @@ pub fn run_all(
             scope.spawn(move || {
                 let _serial = serial_scope();
                 loop {
+                    if settings.stop.as_ref().is_some_and(|f| f.is_set()) {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = plan.get(i) else {
                         break;
@@ -62,7 +65,7 @@ pub fn run_all(
     });
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not run".into())))
+        .map(|r| r.unwrap_or_else(|| Err("not run (interrupted)".into())))
         .collect()
 }
 
