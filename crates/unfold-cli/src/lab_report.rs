@@ -491,7 +491,6 @@ pub fn html(r: &Report, plots: &[(String, String)]) -> String {
         get("metric"),
         get("success"),
     );
-    let _ = (metric, threshold);
     h
 }
 

@@ -1658,42 +1658,48 @@ fn a_run_directory_belongs_to_one_run() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn an_interrupt_checkpoints_says_how_to_resume_and_a_resume_cleans_up() {
-    let dir = temp("interrupt");
-    let d = dir.to_str().unwrap();
+/// Starts `unfold ARGS`, waits until `file` has content (the run is training), sends `signal`
+/// (`-INT`, `-TERM`) and returns how the process ended.
+fn interrupt_after(args: &[&str], file: &Path, signal: &str) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_unfold"))
-        .args([
-            "train",
-            "--task",
-            "parity",
-            "--steps",
-            "100000000",
-            "--eval-every",
-            "1000000",
-            "--out",
-            d,
-            "--quiet",
-        ])
+        .args(args)
         .env("UNFOLD_THREADS", "1")
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let log = dir.join("metrics.jsonl");
     for _ in 0..1000 {
-        if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
+        if std::fs::metadata(file).is_ok_and(|m| m.len() > 0) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let pid = child.id().to_string();
     assert!(Command::new("kill")
-        .args(["-INT", &pid])
+        .args([signal, &pid])
         .status()
         .unwrap()
         .success());
-    let out = child.wait_with_output().unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_interrupt_checkpoints_says_how_to_resume_and_a_resume_cleans_up() {
+    let dir = temp("interrupt");
+    let d = dir.to_str().unwrap();
+    let args = [
+        "train",
+        "--task",
+        "parity",
+        "--steps",
+        "100000000",
+        "--eval-every",
+        "1000000",
+        "--out",
+        d,
+        "--quiet",
+    ];
+    let out = interrupt_after(&args, &dir.join("metrics.jsonl"), "-INT");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(
@@ -1724,40 +1730,22 @@ fn an_interrupt_checkpoints_says_how_to_resume_and_a_resume_cleans_up() {
 fn an_interrupted_lab_still_writes_its_report() {
     let dir = temp("lab-interrupt");
     let d = dir.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_unfold"))
-        .args([
-            "lab",
-            "--quick",
-            "--models",
-            "rnn,lstm",
-            "--steps",
-            "100000000",
-            "--full-budget",
-            "--out",
-            d,
-            "--jobs",
-            "1",
-            "--quiet",
-        ])
-        .env("UNFOLD_THREADS", "1")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = [
+        "lab",
+        "--quick",
+        "--models",
+        "rnn,lstm",
+        "--steps",
+        "100000000",
+        "--full-budget",
+        "--out",
+        d,
+        "--jobs",
+        "1",
+        "--quiet",
+    ];
     let log = dir.join("runs/adding-rnn-T12-s1/metrics.jsonl");
-    for _ in 0..1000 {
-        if std::fs::metadata(&log).is_ok_and(|m| m.len() > 0) {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(100));
-    let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let out = child.wait_with_output().unwrap();
+    let out = interrupt_after(&args, &log, "-TERM");
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(143), "{err}");
     assert!(err.contains("interrupted: 0 of 4 runs finished"), "{err}");

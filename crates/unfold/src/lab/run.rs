@@ -310,7 +310,8 @@ fn train_run<M: SequenceModel<f32>>(
         every: s.eval_every.max(1),
         ..s.probe.clone()
     });
-    let (threshold, higher) = (spec.task.criterion().1, true);
+    // Every lab metric is higher-is-better.
+    let threshold = spec.task.criterion().1;
     let mut tr = Trainer::new(model, cfg)?;
     let mut batches = Batches::new(&data.train, s.batch, 4, spec.seed)?;
     let mut out = RunResult {
@@ -378,11 +379,7 @@ fn train_run<M: SequenceModel<f32>>(
         let m = score(&tr.model)?;
         out.metric = m;
         out.curve.push((tr.step(), m));
-        let ok = if higher {
-            m >= threshold
-        } else {
-            m <= threshold
-        };
+        let ok = m >= threshold;
         if ok && out.steps_to_solve.is_none() {
             out.steps_to_solve = Some(tr.step());
         }
